@@ -1,0 +1,3 @@
+from faasemu.cli import main
+
+main()

@@ -1,0 +1,158 @@
+"""The neutral shapes that cross the process boundary, and the interface every runtime implements.
+
+The supervisor speaks only these: a `HttpRequest` in, a `HttpResponse` out, a `Delivery` of one
+event attempt. Each runtime module turns them into what its platform gives a handler and back.
+Standard library only (workers import this).
+
+A runtime module exposes:
+
+- `Adapter(spec)`: built inside the worker. `bind(module)` picks the entry point from the user's
+  imported module (raising `EntryPointError` naming what was found); `invoke_http(request, inv)`
+  returns an `HttpResponse`; `deliver(delivery, inv)` returns None or raises `DeliveryFailed`;
+  `error_response(exc, inv)` is the platform's answer when the handler raised `exc`.
+- `environment(spec) -> dict[str, str]`: the variables the platform sets (pure).
+- `failure_response(kind, message, request_id) -> HttpResponse`: the platform's answer when the
+  supervisor had to stop the invocation: `kind` is one of FAILURE_KINDS (pure).
+- `http_routes(spec) -> tuple[HttpTrigger, ...]`: the routes the function is served on (pure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FailureKind = Literal["timeout", "crash", "oom", "unavailable"]
+FAILURE_KINDS: tuple[str, ...] = ("timeout", "crash", "oom", "unavailable")
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """An HTTP request as the gateway received it.
+
+    `headers` keeps order and repeats, names lower-cased. `query` is the raw query string
+    without '?'. `route` is the matched trigger path (`/orders/{id}`) and `path_params` its values.
+    """
+
+    method: str
+    path: str
+    query: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    route: str = ""
+    path_params: dict[str, str] = field(default_factory=dict)
+    source_ip: str = "127.0.0.1"
+    scheme: str = "http"
+    host: str = "127.0.0.1"
+    time_ms: int = 0
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return default
+
+    def to_wire(self) -> dict[str, Any]:
+        """Everything but the body, which travels as raw bytes beside the JSON header."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "route": self.route,
+            "path_params": self.path_params,
+            "source_ip": self.source_ip,
+            "scheme": self.scheme,
+            "host": self.host,
+            "time_ms": self.time_ms,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any], body: bytes) -> HttpRequest:
+        return cls(
+            method=data["method"],
+            path=data["path"],
+            query=data.get("query", ""),
+            headers=[(k, v) for k, v in data.get("headers", ())],
+            body=body,
+            route=data.get("route", ""),
+            path_params=data.get("path_params") or {},
+            source_ip=data.get("source_ip", "127.0.0.1"),
+            scheme=data.get("scheme", "http"),
+            host=data.get("host", "127.0.0.1"),
+            time_ms=data.get("time_ms", 0),
+        )
+
+
+@dataclass(slots=True)
+class HttpResponse:
+    """What goes back to the HTTP client. Header names keep their case; repeats are allowed."""
+
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return default
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"status": self.status, "headers": self.headers}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any], body: bytes) -> HttpResponse:
+        return cls(status=data["status"], headers=[(k, v) for k, v in data.get("headers", ())], body=body)
+
+
+@dataclass(slots=True)
+class Invocation:
+    """Per-call facts a context object is built from.
+
+    `request_id` is per attempt: random for HTTP calls, and for event deliveries a pure function
+    of (seed, function, event id, attempt) so campaigns reproduce. `deadline` is the epoch time in
+    seconds at which the supervisor kills the call (what `get_remaining_time_in_millis` counts to).
+    """
+
+    request_id: str
+    deadline: float
+    attempt: int = 1
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "deadline": self.deadline, "attempt": self.attempt}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Invocation:
+        return cls(request_id=data["request_id"], deadline=data["deadline"], attempt=data.get("attempt", 1))
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One attempt at delivering one event to one function.
+
+    `event` is the CloudEvent as a dict of its attributes (specversion, id, source, type, time,
+    datacontenttype, optional subject and extensions) plus `data` (a JSON value) or `data_base64`.
+    `attempt` counts from 1 and `attempt_id` is the seeded per-attempt value (SQS receiptHandle,
+    Kubeless event-id ...), never derived from the schedule position.
+    """
+
+    event: dict[str, Any]
+    attempt: int = 1
+    attempt_id: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"event": self.event, "attempt": self.attempt, "attempt_id": self.attempt_id}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Delivery:
+        return cls(event=data["event"], attempt=data.get("attempt", 1), attempt_id=data.get("attempt_id", ""))
+
+
+class EntryPointError(Exception):
+    """The handler's module lacks the entry point. The message names the file and what was found."""
+
+
+class DeliveryFailed(Exception):
+    """An event delivery did not succeed by the platform's rules (a non-2xx answer, say)."""

@@ -1,0 +1,91 @@
+"""The validated configuration model: what `manifest.py` produces and workers receive.
+
+Standard library only, because worker processes import it. Every path here is absolute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+StateKind = Literal["sqlite", "dir", "hooks"]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTrigger:
+    """One `http:` entry. `methods` is empty when every method is accepted."""
+
+    path: str
+    methods: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """One function of the manifest, with every default filled in.
+
+    `handler` is as written. Exactly one of `handler_file` / `handler_module` is set:
+    `sample_functions/orders.py:create_order` gives handler_file=<root>/sample_functions/orders.py
+    and handler_attr="create_order"; `pkg.orders:create_order` gives handler_module="pkg.orders".
+    `handler_attr` is None where the platform finds the entry point itself (vercel, knative).
+    `env` is already merged: the manifest's `env`, then the function's own (which wins).
+    `options` holds the runtime-specific keys (payload, event_source, signature, template).
+    """
+
+    name: str
+    handler: str
+    runtime: str
+    handler_file: str | None = None
+    handler_module: str | None = None
+    handler_attr: str | None = None
+    http: tuple[HttpTrigger, ...] = ()
+    events: tuple[str, ...] = ()
+    timeout: float = 3.0
+    memory: int = 128
+    concurrency: int = 1
+    retries: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        """A JSON-able dict, for the worker's `load` message."""
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> FunctionSpec:
+        data = dict(data)
+        data["http"] = tuple(HttpTrigger(t["path"], tuple(t["methods"])) for t in data.get("http", ()))
+        data["events"] = tuple(data.get("events", ()))
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class StateSpec:
+    """The `state:` section. `path` is the sqlite file or the folder; hooks are `module:fn` strings."""
+
+    kind: StateKind = "sqlite"
+    path: str | None = None
+    schema: str | None = None
+    ignore: tuple[str, ...] = ()
+    reset_hook: str | None = None
+    snapshot_hook: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The whole validated manifest. `root` is the manifest's folder: cwd and sys.path[0] of handlers."""
+
+    path: str
+    root: str
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    env: dict[str, str] = field(default_factory=dict)
+    state: StateSpec = field(default_factory=StateSpec)
+    functions: tuple[FunctionSpec, ...] = ()
+
+    def function(self, name: str) -> FunctionSpec | None:
+        for spec in self.functions:
+            if spec.name == name:
+                return spec
+        return None

@@ -1,0 +1,72 @@
+"""Length-prefixed frames between the supervisor and its workers.
+
+A frame is `>II` (header length, body length), a compact JSON header, then raw body bytes, so a
+6 MB request body crosses the boundary without base64 or JSON escaping. Standard library only:
+both sides of the process boundary use it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any
+
+PREFIX = struct.Struct(">II")
+Frame = tuple[dict[str, Any], bytes]
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.loads
+
+
+def encode(header: dict[str, Any], body: bytes = b"") -> bytes:
+    head = _dumps(header).encode()
+    return PREFIX.pack(len(head), len(body)) + head + body
+
+
+class FrameReader:
+    """Incremental parser for a byte stream of frames (the supervisor's asyncio side)."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Frame]:
+        buffer = self._buffer
+        buffer += data
+        frames: list[Frame] = []
+        while len(buffer) >= PREFIX.size:
+            head_len, body_len = PREFIX.unpack_from(buffer)
+            end = PREFIX.size + head_len + body_len
+            if len(buffer) < end:
+                break
+            header = _loads(bytes(buffer[PREFIX.size : PREFIX.size + head_len]))
+            body = bytes(buffer[PREFIX.size + head_len : end])
+            del buffer[:end]
+            frames.append((header, body))
+        return frames
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray(size)
+    view = memoryview(chunks)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if n == 0:
+            raise EOFError("peer closed the connection")
+        got += n
+    return bytes(chunks)
+
+
+def read_frame(sock: socket.socket) -> Frame:
+    """Blocking read of one frame (the worker's side). Raises EOFError when the peer is gone."""
+    head_len, body_len = PREFIX.unpack(_recv_exactly(sock, PREFIX.size))
+    header = _loads(_recv_exactly(sock, head_len)) if head_len else {}
+    body = _recv_exactly(sock, body_len) if body_len else b""
+    return header, body
+
+
+def write_frame(sock: socket.socket, header: dict[str, Any], body: bytes = b"") -> None:
+    sock.sendall(encode(header, body))

@@ -1,0 +1,156 @@
+"""A worker process: loads one function, then answers invocations over a socket, one at a time.
+
+Started as `python -m faasemu.workers.entry FD` with the supervisor's end of a socketpair at FD.
+It imports only the standard library (a bare interpreter starts in ~20 ms; the supervisor's web
+stack would add 0.3 s to every cold start and reload). User code is imported only after the
+`load` message has set the function's environment, so a pre-started worker holds no user module.
+
+Messages (see `faasemu/wire.py` for framing):
+  in:  load {function, root, env}          out: ready {ms, modules} | load_error {error}
+  in:  http {id, req, inv} + body          out: done {id, ok, res, error?, ms, modules?} + body
+  in:  event {id, delivery, inv}           out: done {id, ok, error?, ms, modules?}
+  in:  raw {id, inv} + payload             out: done {id, ok, error?, ms, modules?} + result
+A handler that calls sys.exit, or crashes the interpreter, ends this process: the supervisor
+sees the socket close and answers for it, as a platform reports a runtime exit.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+from faasemu import wire
+from faasemu.runtimes import load_adapter
+from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
+from faasemu.spec import FunctionSpec
+from faasemu.workers import importer
+
+
+def describe_error(exc: BaseException, root: str) -> dict[str, Any]:
+    """The error as the console shows it: type, message, frames, and the project line at fault."""
+    frames = [
+        [frame.filename, frame.lineno or 0, frame.name, frame.line or ""]
+        for frame in traceback.extract_tb(exc.__traceback__)
+    ]
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{os.path.relpath(exc.filename, root)}:{exc.lineno or 0}"
+    else:
+        for filename, lineno, _name, _line in reversed(frames):
+            if os.path.realpath(filename).startswith(root + os.sep):
+                where = f"{os.path.relpath(filename, root)}:{lineno}"
+                break
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "frames": frames,
+        "where": where,
+        "text": "".join(traceback.format_exception(exc)),
+    }
+
+
+class Worker:
+    """The loaded function and the loop that serves it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.root = os.getcwd()
+        self.adapter: Any = None
+        self.known_modules = 0
+
+    def load(self, message: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        self.root = os.path.realpath(message["root"])
+        os.chdir(self.root)
+        os.environ.update(message.get("env", {}))
+        if "TZ" in message.get("env", {}):
+            time.tzset()
+        if self.root not in sys.path:
+            sys.path.insert(0, self.root)
+        importer.install_source_only_imports(self.root)
+        spec = FunctionSpec.from_wire(message["function"])
+        try:
+            adapter = load_adapter(spec.runtime).Adapter(spec)
+            module = importer.import_handler_module(self.root, spec.handler_file, spec.handler_module)
+            adapter.bind(module)
+        except Exception as exc:  # the user's syntax or import error: reported, then this worker ends
+            wire.write_frame(self.sock, {"op": "load_error", "error": describe_error(exc, self.root)})
+            raise SystemExit(3) from None
+        self.adapter = adapter
+        wire.write_frame(
+            self.sock, {"op": "ready", "ms": (time.perf_counter() - started) * 1000, "modules": self.modules()}
+        )
+
+    def modules(self) -> list[str]:
+        self.known_modules = len(sys.modules)
+        return importer.project_module_files(self.root)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                message, body = wire.read_frame(self.sock)
+            except EOFError:
+                return
+            reply, reply_body = self.handle(message, body)
+            if len(sys.modules) != self.known_modules:
+                reply["modules"] = self.modules()
+            wire.write_frame(self.sock, reply, reply_body)
+
+    def handle(self, message: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+        op = message["op"]
+        inv = Invocation.from_wire(message["inv"])
+        reply: dict[str, Any] = {"op": "done", "id": message.get("id"), "ok": True}
+        started = time.perf_counter()
+        out = b""
+        try:
+            if op == "http":
+                response = self.adapter.invoke_http(HttpRequest.from_wire(message["req"], body), inv)
+                reply["res"] = response.to_wire()
+                out = response.body
+            elif op == "event":
+                self.adapter.deliver(Delivery.from_wire(message["delivery"]), inv)
+            elif op == "raw":
+                out = self.adapter.invoke_raw(body, inv)
+            else:
+                raise ValueError(f"unknown operation {op!r}")
+        except Exception as exc:  # the handler raised: answer as the platform does, and report it
+            reply["ok"] = False
+            reply["error"] = describe_error(exc, self.root)
+            if op == "http":
+                response = self._error_response(exc, inv)
+                reply["res"] = response.to_wire()
+                out = response.body
+            elif op == "raw" and hasattr(self.adapter, "error_payload"):
+                reply["payload"] = self.adapter.error_payload(exc, inv)
+        reply["ms"] = (time.perf_counter() - started) * 1000
+        return reply, out
+
+    def _error_response(self, exc: Exception, inv: Invocation) -> HttpResponse:
+        try:
+            return self.adapter.error_response(exc, inv)
+        except Exception:
+            return HttpResponse(500, [("content-type", "text/plain")], b"Internal Server Error")
+
+
+def main(argv: list[str]) -> None:
+    sys.dont_write_bytecode = True
+    try:
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    sock = socket.socket(fileno=int(argv[1]))
+    worker = Worker(sock)
+    try:
+        message, _ = wire.read_frame(sock)
+    except EOFError:
+        return
+    worker.load(message)
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

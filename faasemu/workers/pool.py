@@ -1,0 +1,380 @@
+"""A function's workers: started on first use, at most `concurrency`, requests queued FIFO.
+
+Isolation lives here. A request whose handler runs past its timeout, grows past its memory or
+ends its interpreter costs that worker, never the supervisor: the pool answers with what
+happened (`Outcome.kind`) and starts a fresh worker for whoever comes next. A reload bumps the
+generation: in-flight requests finish on the old workers, which are then retired, and new
+requests wait for new-generation workers, so no request fails because of a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from faasemu.runtimes import load_adapter
+from faasemu.spec import FunctionSpec
+from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
+
+OutcomeKind = Literal["ok", "error", "timeout", "crash", "oom", "unavailable"]
+LOAD_TIMEOUT = 10.0  # Lambda's init phase limit; a handler's own timeout applies once it runs
+
+
+class PoolObserver(Protocol):
+    """What the pool tells the outside world (the console)."""
+
+    def worker_output(self, function: str, line: str) -> None: ...
+
+    def load_failed(self, function: str, error: dict[str, Any]) -> None: ...
+
+    def load_recovered(self, function: str, ms: float) -> None: ...
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one invocation ended. `reply`/`body` are the worker's answer when it gave one."""
+
+    kind: OutcomeKind
+    reply: dict[str, Any] = field(default_factory=dict)
+    body: bytes = b""
+    ms: float = 0.0
+    cold_ms: float | None = None
+    error: dict[str, Any] | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+
+class Unavailable(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.error = error
+        super().__init__(error.get("message", ""))
+
+
+class QueueTimeout(Exception):
+    pass
+
+
+class MemoryWatch:
+    """Samples each busy worker's resident memory every `interval` and kills it past its limit."""
+
+    def __init__(self, interval: float = 0.025) -> None:
+        self.interval = interval
+        self.limits: dict[WorkerProcess, int] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def track(self, worker: WorkerProcess, limit_mb: int) -> None:
+        self.limits[worker] = limit_mb * 1024 * 1024
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def untrack(self, worker: WorkerProcess) -> None:
+        self.limits.pop(worker, None)
+
+    def check(self) -> None:
+        for worker, limit in list(self.limits.items()):
+            if worker.rss_bytes() > limit:
+                worker.kill("oom")
+
+    async def _run(self) -> None:
+        while self.limits:
+            self.check()
+            await asyncio.sleep(self.interval)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+class FunctionPool:
+    """The workers of one function."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        root: str,
+        extra_env: dict[str, str],
+        observer: PoolObserver,
+        memory_watch: MemoryWatch,
+        *,
+        warm: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.root = root
+        self.extra_env = extra_env
+        self.observer = observer
+        self.memory_watch = memory_watch
+        self.warm = warm
+        self.adapter_module = load_adapter(spec.runtime)
+        self.generation = 0
+        self.idle: list[WorkerProcess] = []
+        self.busy: set[WorkerProcess] = set()
+        self.starting = 0
+        self.waiters: deque[asyncio.Future[WorkerProcess]] = deque()
+        self.broken: dict[str, Any] | None = None
+        self.closing = False
+        self.modules: set[str] = set()
+        self.ever_started = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._generation_of: dict[WorkerProcess, int] = {}
+        self._cold: dict[WorkerProcess, float] = {}
+        self._announce = -1  # the generation whose first successful load is worth a notice
+
+    # -- environment -----------------------------------------------------------------------------
+
+    def environment(self) -> dict[str, str]:
+        """Platform variables, then the manifest's, then faasemu's own (FAASEMU_STATE ...)."""
+        env = dict(self.adapter_module.environment(self.spec, self.root))
+        env.update(self.spec.env)
+        env.update(self.extra_env)
+        return env
+
+    # -- invoking --------------------------------------------------------------------------------
+
+    async def call(self, header: dict[str, Any], body: bytes = b"", timeout: float | None = None) -> Outcome:
+        """Run one operation on a worker of this function; never raises for what the handler did."""
+        timeout = self.spec.timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        try:
+            worker = await self._acquire(loop.time() + timeout)
+        except Unavailable as exc:
+            return Outcome("unavailable", error=exc.error, message=_load_error_text(exc.error))
+        except QueueTimeout:
+            return Outcome("timeout", message=f"Task timed out after {timeout:.2f} seconds waiting for a worker")
+        cold_ms = self._cold.pop(worker, None)
+        if "inv" in header:
+            header["inv"]["deadline"] = time.time() + timeout
+        self.memory_watch.track(worker, self.spec.memory)
+        started = time.perf_counter()
+        try:
+            reply, out = await worker.request(header, body, timeout)
+        except WorkerTimeout:
+            return Outcome("timeout", ms=_ms(started), cold_ms=cold_ms,
+                           message=f"Task timed out after {timeout:.2f} seconds")
+        except WorkerDied as exc:
+            if worker.kill_reason == "oom":
+                return Outcome("oom", ms=_ms(started), cold_ms=cold_ms,
+                               message=f"Runtime exited: memory limit of {self.spec.memory} MB exceeded")
+            return Outcome("crash", ms=_ms(started), cold_ms=cold_ms, message=f"Runtime exited: {exc}")
+        except asyncio.CancelledError:
+            worker.kill("cancelled")  # its answer can no longer be delivered; never reuse it mid-request
+            raise
+        finally:
+            self.memory_watch.untrack(worker)
+            self._release(worker)
+        if "modules" in reply:
+            self.modules.update(reply["modules"])
+        kind: OutcomeKind = "ok" if reply.get("ok") else "error"
+        return Outcome(kind, reply, out, _ms(started), cold_ms, reply.get("error"))
+
+    async def _acquire(self, deadline: float) -> WorkerProcess:
+        if self.broken is not None:
+            raise Unavailable(self.broken)
+        if self.closing:
+            raise Unavailable({"type": "Shutdown", "message": "faasemu is stopping", "where": ""})
+        while self.idle and not self.waiters:
+            worker = self.idle.pop()
+            if worker.alive:
+                self.busy.add(worker)
+                return worker
+            self._forget(worker)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[WorkerProcess] = loop.create_future()
+        self.waiters.append(future)
+        self._grow()
+        self._hand_out()
+        expiry = loop.call_at(deadline, self._expire_waiter, future)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._release(future.result())
+            raise
+        finally:
+            expiry.cancel()
+
+    def _expire_waiter(self, future: asyncio.Future[WorkerProcess]) -> None:
+        if not future.done():
+            future.set_exception(QueueTimeout())
+            try:
+                self.waiters.remove(future)
+            except ValueError:
+                pass
+
+    def _current(self, worker: WorkerProcess) -> bool:
+        return self._generation_of.get(worker) == self.generation
+
+    def _count(self) -> int:
+        return len(self.idle) + self.starting + sum(1 for w in self.busy if self._current(w))
+
+    def _grow(self) -> None:
+        while (
+            not self.closing
+            and self.broken is None
+            and self.starting < len(self.waiters)
+            and self._count() < self.spec.concurrency
+        ):
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        self.starting += 1
+        task = asyncio.get_running_loop().create_task(self._spawn(self.generation))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _spawn(self, generation: int) -> None:
+        started = time.perf_counter()
+        worker: WorkerProcess | None = None
+        failure: dict[str, Any] | None = None
+        try:
+            worker = await WorkerProcess.spawn(self.root, self._output)
+            await worker.load(self.spec.to_wire(), self.root, self.environment(), max(LOAD_TIMEOUT, self.spec.timeout))
+        except LoadFailed as exc:
+            failure = exc.error
+        except WorkerTimeout:
+            failure = {"type": "InitTimeout", "message": "loading the handler took too long", "where": ""}
+        except (WorkerDied, OSError) as exc:
+            failure = {"type": "Runtime.ExitError", "message": f"while loading the handler: {exc}", "where": ""}
+        finally:
+            self.starting -= 1
+        if failure is not None or worker is None:
+            if worker is not None:
+                worker.kill("load failed")
+            if generation == self.generation:
+                self._mark_broken(failure or {"type": "Error", "message": "worker did not start", "where": ""})
+            return
+        if generation != self.generation or self.closing:
+            worker.close()
+            self._grow()
+            return
+        self.ever_started = True
+        self._generation_of[worker] = generation
+        self._cold[worker] = _ms(started)
+        self.modules.update(worker.ready_modules)
+        if self._announce == generation:
+            self._announce = -1
+            self.observer.load_recovered(self.spec.name, self._cold[worker])
+        self.idle.append(worker)
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        while self.waiters and self.idle:
+            future = self.waiters.popleft()
+            if future.done():
+                continue
+            worker = self.idle.pop()
+            if not worker.alive:
+                self._forget(worker)
+                self.waiters.appendleft(future)
+                continue
+            self.busy.add(worker)
+            future.set_result(worker)
+        self._grow()
+
+    def _release(self, worker: WorkerProcess) -> None:
+        self.busy.discard(worker)
+        if not worker.alive or not self._current(worker) or self.closing:
+            self._forget(worker)
+            if self.warm and not self.closing and self.broken is None:
+                self._top_up()
+            self._grow()
+            return
+        self.idle.append(worker)
+        self._hand_out()
+
+    def _forget(self, worker: WorkerProcess) -> None:
+        worker.close()
+        self._generation_of.pop(worker, None)
+        self._cold.pop(worker, None)
+
+    def _mark_broken(self, error: dict[str, Any]) -> None:
+        self.broken = error
+        self.observer.load_failed(self.spec.name, error)
+        while self.waiters:
+            future = self.waiters.popleft()
+            if not future.done():
+                future.set_exception(Unavailable(error))
+
+    def _output(self, line: str) -> None:
+        self.observer.worker_output(self.spec.name, line)
+
+    def _top_up(self) -> None:
+        while self._count() < self.spec.concurrency:
+            self._start_worker()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start_warm(self) -> None:
+        """`--warm`: start every worker now instead of on first use."""
+        self.warm = True
+        self._top_up()
+
+    def reload(self, spec: FunctionSpec | None = None) -> None:
+        """New code or configuration: retire the current workers and start over.
+
+        Busy workers finish their request first. One new worker starts at once when the function
+        was in use (or broken, or warm), so the next request finds it ready and an import error is
+        reported now rather than on the next request.
+        """
+        was_in_use = self.ever_started or self.broken is not None or self.warm
+        if spec is not None:
+            self.spec = spec
+            self.adapter_module = load_adapter(spec.runtime)
+        self.generation += 1
+        self._announce = self.generation
+        self.broken = None
+        self.modules = set()
+        for worker in self.idle:
+            self._forget(worker)
+        self.idle.clear()
+        if self.warm:
+            self._top_up()
+        elif was_in_use and self.starting == 0:
+            self._start_worker()
+        self._grow()
+
+    def retire(self) -> None:
+        """The function left the manifest: refuse new work, let in-flight requests finish."""
+        self.closing = True
+        while self.waiters:
+            future = self.waiters.popleft()
+            if not future.done():
+                future.set_exception(Unavailable({"type": "Removed", "message": "the function was removed"}))
+        for worker in self.idle:
+            self._forget(worker)
+        self.idle.clear()
+
+    async def close(self) -> None:
+        self.closing = True
+        while self.waiters:
+            future = self.waiters.popleft()
+            if not future.done():
+                future.set_exception(Unavailable({"type": "Shutdown", "message": "faasemu is stopping"}))
+        for worker in [*self.idle, *self.busy]:
+            worker.kill("shutdown")
+        self.idle.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "workers": {"idle": len(self.idle), "busy": len(self.busy), "starting": self.starting},
+            "queued": sum(1 for f in self.waiters if not f.done()),
+            "generation": self.generation,
+            "error": self.broken,
+        }
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _load_error_text(error: dict[str, Any]) -> str:
+    where = f" ({error['where']})" if error.get("where") else ""
+    return f"{error.get('type', 'Error')}: {error.get('message', '')}{where}"
+

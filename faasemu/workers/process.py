@@ -1,0 +1,201 @@
+"""The supervisor's handle on one worker process: spawn, one request at a time, kill, measure.
+
+Driven by the event loop: the worker's socket is an asyncio protocol parsing frames, its stdout
+and stderr a subprocess protocol relaying lines. No threads, no multiprocessing queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from faasemu import wire
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+OutputSink = Callable[[str], None]
+
+
+class WorkerDied(Exception):
+    """The worker ended while a request was in flight (crash, sys.exit, kill)."""
+
+
+class WorkerTimeout(Exception):
+    """The request ran past its deadline."""
+
+
+class LoadFailed(Exception):
+    """The function could not be loaded; `error` is the worker's description (type, message, where)."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.error = error
+        super().__init__(error.get("message", "load failed"))
+
+
+class _Channel(asyncio.Protocol):
+    """Frames from the worker; resolves the one pending request."""
+
+    def __init__(self) -> None:
+        self.reader = wire.FrameReader()
+        self.pending: asyncio.Future[wire.Frame] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        for frame in self.reader.feed(data):
+            pending, self.pending = self.pending, None
+            if pending is not None and not pending.done():
+                pending.set_result(frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        pending, self.pending = self.pending, None
+        if pending is not None and not pending.done():
+            pending.set_exception(WorkerDied("worker exited"))
+
+
+class _Output(asyncio.SubprocessProtocol):
+    """The worker's stdout and stderr, relayed line by line to the console."""
+
+    def __init__(self, sink: OutputSink) -> None:
+        self.sink = sink
+        self.partial = b""
+        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        data = self.partial + data
+        *lines, self.partial = data.split(b"\n")
+        for line in lines:
+            self.sink(line.decode(errors="replace"))
+
+    def process_exited(self) -> None:
+        if self.partial:
+            self.sink(self.partial.decode(errors="replace"))
+            self.partial = b""
+        if not self.exited.done():
+            self.exited.set_result(0)
+
+
+class WorkerProcess:
+    """One worker interpreter. Not reused across functions; killed rather than cleaned up."""
+
+    def __init__(self, transport: asyncio.SubprocessTransport, output: _Output, channel: _Channel) -> None:
+        self.transport = transport
+        self.output = output
+        self.channel = channel
+        self.pid: int = transport.get_pid()
+        self.kill_reason: str | None = None
+        self.started = time.monotonic()
+        self.ready_modules: list[str] = []
+
+    @classmethod
+    async def spawn(cls, root: str, output: OutputSink, env: dict[str, str] | None = None) -> WorkerProcess:
+        loop = asyncio.get_running_loop()
+        parent, child = socket.socketpair()
+        try:
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _Output(output),
+                sys.executable,
+                "-m",
+                "faasemu.workers.entry",
+                str(child.fileno()),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(child.fileno(),),
+                cwd=root,
+                env=env if env is not None else dict(os.environ),
+                start_new_session=True,  # a Ctrl+C in the terminal is the supervisor's to handle
+            )
+        finally:
+            child.close()
+        _, channel = await loop.create_unix_connection(_Channel, sock=parent)
+        return cls(transport, protocol, channel)
+
+    @property
+    def alive(self) -> bool:
+        return self.transport.get_returncode() is None and not self.channel.closed
+
+    @property
+    def exit_description(self) -> str:
+        code = self.transport.get_returncode()
+        if code is None:
+            return "worker exited"
+        if code < 0:
+            try:
+                return f"worker killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"worker killed by signal {-code}"
+        return f"worker exited with status {code}"
+
+    async def load(self, function: dict[str, Any], root: str, env: dict[str, str], timeout: float) -> dict[str, Any]:
+        """Send `load` and wait for `ready`. Raises LoadFailed with the user's error, or WorkerDied/Timeout."""
+        reply, _ = await self.request({"op": "load", "function": function, "root": root, "env": env}, b"", timeout)
+        if reply.get("op") == "load_error":
+            raise LoadFailed(reply["error"])
+        self.ready_modules = reply.get("modules", [])
+        return reply
+
+    async def request(self, header: dict[str, Any], body: bytes, timeout: float) -> wire.Frame:
+        """One round trip. On timeout the worker is killed: a handler cannot be interrupted safely."""
+        if not self.alive:
+            raise WorkerDied(self.exit_description)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[wire.Frame] = loop.create_future()
+        self.channel.pending = future
+        assert self.channel.transport is not None
+        self.channel.transport.write(wire.encode(header, body))
+        timer = loop.call_later(timeout, self._expire, future)
+        try:
+            return await future
+        except WorkerDied:
+            await self.wait_exited()
+            raise WorkerDied(self.exit_description) from None
+        finally:
+            timer.cancel()
+
+    def _expire(self, future: asyncio.Future[wire.Frame]) -> None:
+        if not future.done():
+            self.kill("timeout")
+            future.set_exception(WorkerTimeout())
+
+    def kill(self, reason: str = "stopped") -> None:
+        if self.kill_reason is None:
+            self.kill_reason = reason
+        if self.transport.get_returncode() is None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                try:
+                    self.transport.kill()
+                except ProcessLookupError:
+                    pass
+
+    async def wait_exited(self, timeout: float = 2.0) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self.output.exited), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def close(self) -> None:
+        """Ask the worker to finish by closing its socket (it exits at EOF), and kill it if it lingers."""
+        if self.channel.transport is not None:
+            self.channel.transport.close()
+        asyncio.get_running_loop().call_later(1.0, self.kill)
+
+    def rss_bytes(self) -> int:
+        """Resident memory, from /proc (0 when unavailable, e.g. the process is gone)."""
+        try:
+            with open(f"/proc/{self.pid}/statm", "rb") as statm:
+                return int(statm.read().split()[1]) * PAGE_SIZE
+        except (OSError, IndexError, ValueError):
+            return 0

@@ -1,0 +1,6 @@
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY,
+    sku TEXT NOT NULL,
+    quantity INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL DEFAULT 'created'
+);
