@@ -46,6 +46,43 @@ def main() -> None:
     """Run serverless functions locally, and find the handlers that are not idempotent or not order-tolerant."""
 
 
+def chaos_options(defaults: tuple[float, str, float, float]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The chaos model's flags (SPEC §6), with each command's defaults."""
+    duplicates, shuffle, lost_ack, fail = defaults
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        options = [
+            click.option("--duplicates", type=click.FloatRange(0, 1), default=duplicates, show_default=True,
+                         help="Probability that a delivery is delivered again, later, with the same event id."),
+            click.option("--shuffle", default=shuffle, show_default=True, metavar="W|all",
+                         help="How many positions a delivery may move ('all': any order)."),
+            click.option("--lost-ack", type=click.FloatRange(0, 1), default=lost_ack, show_default=True,
+                         help="Probability that a handler runs but its success is lost, so it is redelivered."),
+            click.option("--fail", type=click.FloatRange(0, 1), default=fail, show_default=True,
+                         help="Probability that a delivery fails before the handler runs, then is redelivered."),
+            click.option("--seed", type=int, help="Seed of every random choice (printed; random when omitted)."),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def build_chaos(duplicates: float, shuffle: str, lost_ack: float, fail: float) -> Any:
+    from faasemu.chaos import ChaosOptions, parse_shuffle
+    from faasemu.errors import UsageError
+
+    try:
+        return ChaosOptions(duplicates, parse_shuffle(str(shuffle)), lost_ack, fail)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+RETRY_DELAY = click.option("--retry-delay", type=click.FloatRange(0, 60), default=0.5, show_default=True,
+                           help="Seconds before the first retry of a failed delivery; doubles with each retry.")
+
+
 @main.command()
 @manifest_option
 @click.option("--host", help="Address to bind (default: the manifest's host, else 127.0.0.1).")
@@ -55,13 +92,48 @@ def main() -> None:
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Per-invocation lines as text or as JSON objects.")
 @click.option("--quiet", is_flag=True, help="No per-invocation lines.")
+@chaos_options((0.0, "0", 0.0, 0.0))
+@RETRY_DELAY
 @reports_errors
 def up(manifest: str, host: str | None, port: int | None, warm: bool, no_reload: bool, log_format: str,
-       quiet: bool) -> None:
-    """Serve every function of the manifest over HTTP, with hot reload."""
+       quiet: bool, duplicates: float, shuffle: str, lost_ack: float, fail: float, seed: int | None,
+       retry_delay: float) -> None:
+    """Serve every function: HTTP routes, the event bus, hot reload, optional live chaos."""
     from faasemu.up import UpOptions, run_up
 
-    run_up(UpOptions(manifest, host, port, warm, not no_reload, log_format, quiet))  # type: ignore[arg-type]
+    chaos = build_chaos(duplicates, shuffle, lost_ack, fail)
+    run_up(UpOptions(manifest, host, port, warm, not no_reload, log_format, quiet,  # type: ignore[arg-type]
+                     chaos, seed, retry_delay))
+
+
+@main.command()
+@click.argument("events_file", metavar="EVENTS.jsonl", type=click.Path(dir_okay=False))
+@manifest_option
+@click.option("--target", metavar="URL", help="Post the events to a running `faasemu up` at URL instead.")
+@chaos_options((0.0, "0", 0.0, 0.0))
+@RETRY_DELAY
+@reports_errors
+def replay(events_file: str, manifest: str, target: str | None, duplicates: float, shuffle: str, lost_ack: float,
+           fail: float, seed: int | None, retry_delay: float) -> None:
+    """Deliver a file of events to the subscribed functions, optionally perturbed."""
+    from faasemu.replay import ReplayOptions, run_replay
+
+    chaos = build_chaos(duplicates, shuffle, lost_ack, fail)
+    raise SystemExit(run_replay(ReplayOptions(manifest, events_file, target, chaos, seed, retry_delay)))
+
+
+@main.command()
+@manifest_option
+@click.option("--dead", is_flag=True, help="Only dead letters.")
+@click.option("--redrive", metavar="ID|all", help="Deliver the dead letters of event ID (or all of them) again.")
+@click.option("--limit", type=click.IntRange(1), default=30, show_default=True, help="How many recent events.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@reports_errors
+def events(manifest: str, dead: bool, redrive: str | None, limit: int, as_json: bool) -> None:
+    """List recent events and their deliveries, dead letters; redrive them."""
+    from faasemu.events_command import run_events
+
+    run_events(manifest, dead=dead, redrive=redrive, limit=limit, as_json=as_json)
 
 
 @main.command()

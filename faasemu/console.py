@@ -21,6 +21,14 @@ from rich.traceback import Frame, Stack, Trace, Traceback
 LogFormat = Literal["text", "json"]
 
 
+def rich_console(file: TextIO | None = None) -> RichConsole:
+    """A rich console; when not writing to a terminal (a log file, CI, a pipe) it does not wrap at
+    80 columns, which would break every table row in two."""
+    file = file or sys.stdout
+    width = None if file.isatty() or os.environ.get("COLUMNS") else 200
+    return RichConsole(file=file, highlight=False, soft_wrap=False, width=width)
+
+
 def clock(now: float) -> str:
     """`12:00:01.231` in local time."""
     return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
@@ -33,7 +41,7 @@ class Console:
         self.log_format = log_format
         self.quiet = quiet
         self.file = file or sys.stdout
-        self.rich = RichConsole(file=self.file, highlight=False, soft_wrap=False)
+        self.rich = rich_console(self.file)
         self._lines: list[str] = []
         self._flush_pending = False
 

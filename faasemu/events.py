@@ -211,7 +211,8 @@ def _load_json(body: bytes, what: str = "body") -> Any:
     except UnicodeDecodeError as exc:
         raise IngressError(400, f"{what} is not UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise IngressError(400, f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise IngressError(400, f"{what} is not valid JSON ({exc.msg} at {where})") from None
     except _NonFinite as exc:
         raise IngressError(400, f"{what} is not valid JSON ({exc})") from None
 

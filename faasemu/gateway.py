@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 from starlette.applications import Starlette
@@ -17,8 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from faasemu import __version__
+from faasemu.bus import Bus, ingress_answer
+from faasemu.effects import EffectLog
+from faasemu.events import IngressError, parse_ingress
 from faasemu.routing import MethodNotAllowed
-from faasemu.runtimes.base import HttpRequest, HttpResponse
+from faasemu.runtimes.base import HttpRequest, HttpResponse, Invocation
 from faasemu.supervisor import Supervisor
 
 MAX_BODY = 6 * 1024 * 1024  # the Lambda payload limit; SPEC §4
@@ -64,14 +68,22 @@ def json_response(status: int, payload: Any, headers: list[tuple[str, str]] | No
 class Gateway:
     """The ASGI application of `faasemu up`."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervisor, bus: Bus) -> None:
         self.supervisor = supervisor
+        self.bus = bus
+        self.effects = EffectLog()
         self.admin = Starlette(routes=self.admin_routes())
 
     def admin_routes(self) -> list[Route]:
         return [
             Route("/_faasemu/health", self.health, methods=["GET"]),
             Route("/_faasemu/functions", self.functions, methods=["GET"]),
+            Route("/_faasemu/events", self.ingress, methods=["POST"]),
+            Route("/_faasemu/events", self.list_events, methods=["GET"]),
+            Route("/_faasemu/bus/wake", self.wake, methods=["POST"]),
+            Route("/_faasemu/sink", self.list_sink, methods=["GET"]),
+            Route("/_faasemu/sink/{name:path}", self.sink, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/2015-03-31/functions/{name}/invocations", self.lambda_invoke, methods=["POST"]),
         ]
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -91,8 +103,12 @@ class Gateway:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.supervisor.start()
+                reopened = self.bus.start()
+                if reopened:
+                    self.supervisor.console.notice(f"bus  {reopened} deliveries left open by an earlier run are queued again")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.bus.close()
                 await self.supervisor.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -147,3 +163,121 @@ class Gateway:
 
     async def functions(self, request: Request) -> Response:
         return JSONResponse({"functions": self.supervisor.status()})
+
+    async def _body(self, request: Request) -> bytes | None:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+            return None
+        try:
+            return await read_body(request.receive)
+        except BodyTooLarge:
+            return None
+
+    async def ingress(self, request: Request) -> Response:
+        """POST /_faasemu/events: structured, batch, binary or plain JSON; 202 once durably stored."""
+        body = await self._body(request)
+        if body is None:
+            return JSONResponse({"message": "body larger than 6 MB; nothing was stored"}, status_code=413)
+        try:
+            events = parse_ingress(request.headers.get("content-type"), dict(request.headers), body)
+        except IngressError as exc:
+            return JSONResponse({"message": exc.message + "; nothing was stored"}, status_code=exc.status)
+        accepted = await self.bus.publish(events, "ingress")
+        return JSONResponse(ingress_answer(accepted), status_code=202)
+
+    async def list_events(self, request: Request) -> Response:
+        dead = request.query_params.get("dead") in ("1", "true")
+        limit = int(request.query_params.get("limit", "50"))
+        return JSONResponse({"events": events_json(self.bus.log.recent(limit, dead))})
+
+    async def wake(self, request: Request) -> Response:
+        """Called by `faasemu events --redrive`: pick up deliveries made pending outside this process."""
+        queued = self.bus.requeue_open()
+        return JSONResponse({"queued": queued})
+
+    async def sink(self, request: Request) -> Response:
+        """The effect sink: stands in for an email, payment or webhook API; answers 200 and records."""
+        body = await self._body(request) or b""
+        call = self.effects.record_sink(request.path_params["name"], request.method, body)
+        self.supervisor.console.invocation("sink", f"{call.method} {call.name}", 200, 0.0, note=_short(call.body))
+        return JSONResponse({"ok": True, "recorded": len(self.effects.sink)})
+
+    async def list_sink(self, request: Request) -> Response:
+        return JSONResponse({"calls": [call.to_json() for call in self.effects.sink]})
+
+    async def lambda_invoke(self, request: Request) -> Response:
+        """The AWS Lambda Invoke API, so boto3 and the AWS CLI work with `endpoint_url`."""
+        name = lambda_function_name(request.path_params["name"])
+        pool = self.supervisor.pools.get(name)
+        if pool is None:
+            return JSONResponse(
+                {"Type": "User", "message": f"Function not found: arn:aws:lambda:us-east-1:000000000000:function:{name}"},
+                status_code=404, headers={"x-amzn-ErrorType": "ResourceNotFoundException"})
+        body = await self._body(request)
+        if body is None:
+            return JSONResponse({"Type": "User", "message": "Request must be smaller than 6291456 bytes"},
+                                status_code=413, headers={"x-amzn-ErrorType": "RequestTooLargeException"})
+        kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
+        if kind == "DryRun":
+            return Response(status_code=204)
+        if kind == "Event":
+            event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "aws.lambda.invoke",
+                     "type": "aws.lambda.invoke", "time": _now(), "datacontenttype": "application/json",
+                     "data": _json_or_text(body)}
+            await self.bus.publish([event], "invoke-api", target=name, op="raw")
+            return Response(status_code=202, headers={"x-amzn-RequestId": event["id"]})
+        if kind != "RequestResponse":
+            return JSONResponse({"Type": "User", "message": f"Invalid invocation type {kind}"}, status_code=400,
+                                headers={"x-amzn-ErrorType": "InvalidParameterValueException"})
+        inv = Invocation(str(uuid.uuid4()), 0.0)
+        outcome = await pool.call({"op": "raw", "inv": inv.to_wire()}, body or b"{}")
+        headers = {"x-amz-executed-version": "$LATEST", "x-amzn-RequestId": inv.request_id}
+        self.supervisor.report(name, "invoke api", "ok" if outcome.ok else outcome.kind, outcome)
+        if outcome.ok:
+            return Response(outcome.body, headers={**headers, "content-type": "application/json"})
+        payload = outcome.reply.get("payload")
+        if payload is None and hasattr(pool.adapter_module, "failure_payload"):
+            payload = pool.adapter_module.failure_payload(outcome.kind, outcome.message, inv.request_id)
+        headers["x-amz-function-error"] = "Unhandled"
+        return JSONResponse(payload or {"errorMessage": outcome.message}, headers=headers)
+
+
+def lambda_function_name(given: str) -> str:
+    """`name`, `name:qualifier` or `arn:aws:lambda:region:account:function:name[:qualifier]` -> name."""
+    if given.startswith("arn:"):
+        parts = given.split(":")
+        return parts[6] if len(parts) > 6 else given
+    return given.split(":", 1)[0]
+
+
+def events_json(found: list) -> list[dict[str, Any]]:
+    return [
+        {
+            "seq": stored.seq, "id": stored.event["id"], "type": stored.event["type"],
+            "source": stored.event.get("source"), "origin": stored.origin, "received_at": stored.received_at,
+            "deliveries": [
+                {"function": r.function, "copy": r.copy, "status": r.status, "attempts": r.attempts,
+                 "last_error": r.last_error, "tags": r.tags}
+                for r in rows
+            ],
+        }
+        for stored, rows in found
+    ]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_or_text(body: bytes) -> Any:
+    if not body:
+        return {}
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from faasemu.console import Console, relative
@@ -30,6 +31,7 @@ class Supervisor:
         self.memory_watch = MemoryWatch()
         self.pools: dict[str, FunctionPool] = {}
         self.router = Router()
+        self.on_functions_changed: list[Callable[[], None]] = []
         for spec in manifest.functions:
             self.pools[spec.name] = self._new_pool(spec)
         self._build_router()
@@ -130,6 +132,8 @@ class Supervisor:
         self.manifest = new
         self.pools = {spec.name: self.pools[spec.name] for spec in new.functions}
         self._build_router()
+        for listener in self.on_functions_changed:
+            listener()
         self.console.notice(f"reload  {relative(new.path, new.root)} applied: {' '.join(changes) or 'no function changed'}")
         return True
 

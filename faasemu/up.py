@@ -9,6 +9,7 @@ import socket
 from dataclasses import dataclass
 
 from faasemu import __version__
+from faasemu.chaos import ChaosOptions, LiveChaos, new_seed
 from faasemu.console import Console, LogFormat, relative
 from faasemu.errors import FaasemuError, UsageError
 from faasemu.manifest import load_manifest
@@ -25,6 +26,9 @@ class UpOptions:
     reload: bool = True
     log_format: LogFormat = "text"
     quiet: bool = False
+    chaos: ChaosOptions = ChaosOptions()
+    seed: int | None = None
+    retry_delay: float = 0.5
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -64,6 +68,12 @@ def project_env(manifest: Manifest, base_url: str) -> dict[str, str]:
     }
 
 
+def events_db_path(manifest: Manifest) -> str:
+    folder = os.path.join(manifest.root, ".faasemu")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, "events.db")
+
+
 def startup_rows(supervisor, base_url: str) -> list[tuple[str, str, str, str]]:
     rows = []
     for pool in supervisor.pools.values():
@@ -84,19 +94,28 @@ def run_up(options: UpOptions) -> None:
     sock = bind(host, port)
     base_url = f"http://{url_host(host)}:{sock.getsockname()[1]}"
     console = Console(options.log_format, options.quiet)
+    from faasemu.bus import Bus
+    from faasemu.eventlog import EventLog
     from faasemu.gateway import Gateway
     from faasemu.supervisor import Supervisor
 
     env = project_env(manifest, base_url)
     supervisor = Supervisor(manifest, console, env, warm=options.warm)
-    gateway = Gateway(supervisor)
+    seed = options.seed if options.seed is not None else (new_seed() if options.chaos.active else 0)
+    chaos = LiveChaos(options.chaos, seed) if options.chaos.active else None
+    log_path = events_db_path(manifest)
+    bus = Bus(EventLog(log_path), supervisor, seed=seed, chaos=chaos, retry_delay=options.retry_delay)
+    supervisor.on_functions_changed.append(bus.sync_functions)
+    gateway = Gateway(supervisor, bus)
     state = relative(env["FAASEMU_STATE"], manifest.root)
     console.startup(
-        f"faasemu {__version__} · {manifest.name} · {base_url} · state {state}",
+        f"faasemu {__version__} · {manifest.name} · {base_url} · state {state} · events {relative(log_path, manifest.root)}",
         startup_rows(supervisor, base_url),
         ("watching the project for changes · " if options.reload else "")
         + f"post events to {base_url}/_faasemu/events · Ctrl+C to stop",
     )
+    if chaos is not None:
+        console.warning(f"live chaos: {' '.join(options.chaos.flags())} --seed {seed} (every injected perturbation is logged)")
     if not is_loopback(host):
         console.warning(
             f"listening on {host}: the event ingress, the Lambda Invoke API and every function are open to the "

@@ -4,9 +4,11 @@ Nothing here imports faasemu: the database path comes from $FAASEMU_STATE, as it
 from an environment variable naming a real database in production.
 """
 
+import base64
 import json
 import os
 import sqlite3
+import urllib.request
 import uuid
 
 
@@ -20,11 +22,17 @@ def _json(status, payload):
     return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(payload)}
 
 
+def _body(event):
+    body = event.get("body") or "{}"
+    # API Gateway base64-encodes bodies that are not text (curl -d sends a form content type).
+    return base64.b64decode(body) if event.get("isBase64Encoded") else body
+
+
 def create_order(event, context):
     """POST /orders {"sku": "a1", "quantity": 2}. Also invocable directly with the order as the event."""
     if "requestContext" in event:
         try:
-            order = json.loads(event.get("body") or "{}")
+            order = json.loads(_body(event))
         except ValueError:
             return _json(400, {"message": "body must be JSON"})
     else:
@@ -37,7 +45,18 @@ def create_order(event, context):
             "INSERT INTO orders (id, sku, quantity) VALUES (?, ?, ?)",
             (order_id, order["sku"], int(order.get("quantity", 1))),
         )
-    return _json(201, {"id": order_id, "sku": order["sku"], "quantity": int(order.get("quantity", 1))})
+    created = {"id": order_id, "sku": order["sku"], "quantity": int(order.get("quantity", 1))}
+    _emit("order.created", created)
+    return _json(201, created)
+
+
+def _emit(event_type, data):
+    """Publish an event to the bus (EventBridge PutEvents in production; faasemu's ingress here)."""
+    url = os.environ.get("FAASEMU_EVENTS_URL")
+    if url:
+        body = json.dumps({"type": event_type, "source": "shop.orders", "data": data}).encode()
+        request = urllib.request.Request(url, body, {"content-type": "application/json"}, method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
 
 
 def get_order(event, context):

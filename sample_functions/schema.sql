@@ -4,3 +4,11 @@ CREATE TABLE IF NOT EXISTS orders (
     quantity INTEGER NOT NULL DEFAULT 1,
     status TEXT NOT NULL DEFAULT 'created'
 );
+CREATE TABLE IF NOT EXISTS confirmations (
+    event_id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sales (
+    sku TEXT PRIMARY KEY,
+    sold INTEGER NOT NULL
+);

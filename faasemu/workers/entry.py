@@ -30,14 +30,30 @@ from faasemu.spec import FunctionSpec
 from faasemu.workers import importer
 
 
+_OWN_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_IMPORT_MACHINERY = (os.path.dirname(os.__file__) + os.sep + "importlib", "<frozen importlib")
+
+
+def _is_machinery(filename: str) -> bool:
+    """faasemu's own frames and the import system's: noise above the user's first frame."""
+    return filename.startswith(_OWN_PACKAGE + os.sep) or filename.startswith(_IMPORT_MACHINERY)
+
+
 def describe_error(exc: BaseException, root: str) -> dict[str, Any]:
-    """The error as the console shows it: type, message, frames, and the project line at fault."""
+    """The error as the console shows it: type, message, the user's frames, and the project line at fault.
+
+    Frames above the user's first one (this worker, the runtime adapter, importlib) are dropped, as
+    the Lambda runtime drops its own from `stackTrace`.
+    """
     frames = [
         [frame.filename, frame.lineno or 0, frame.name, frame.line or ""]
         for frame in traceback.extract_tb(exc.__traceback__)
     ]
+    while frames and _is_machinery(frames[0][0]):
+        frames.pop(0)
     where = ""
     if isinstance(exc, SyntaxError) and exc.filename:
+        frames = [[exc.filename, exc.lineno or 0, "<module>", (exc.text or "").strip()]]
         where = f"{os.path.relpath(exc.filename, root)}:{exc.lineno or 0}"
     else:
         for filename, lineno, _name, _line in reversed(frames):

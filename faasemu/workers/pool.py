@@ -123,6 +123,7 @@ class FunctionPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._generation_of: dict[WorkerProcess, int] = {}
         self._cold: dict[WorkerProcess, float] = {}
+        self._retired: set[WorkerProcess] = set()  # closing; reaped by close() if still alive
         self._announce = -1  # the generation whose first successful load is worth a notice
 
     # -- environment -----------------------------------------------------------------------------
@@ -289,6 +290,8 @@ class FunctionPool:
 
     def _forget(self, worker: WorkerProcess) -> None:
         worker.close()
+        self._retired.add(worker)
+        worker.output.exited.add_done_callback(lambda _: self._retired.discard(worker))
         self._generation_of.pop(worker, None)
         self._cold.pop(worker, None)
 
@@ -355,11 +358,11 @@ class FunctionPool:
             future = self.waiters.popleft()
             if not future.done():
                 future.set_exception(Unavailable({"type": "Shutdown", "message": "faasemu is stopping"}))
-        for worker in [*self.idle, *self.busy]:
-            worker.kill("shutdown")
-        self.idle.clear()
         for task in list(self._tasks):
             task.cancel()
+        workers = [*self.idle, *self.busy, *self._retired]
+        self.idle.clear()
+        await asyncio.gather(*(worker.terminate() for worker in workers), return_exceptions=True)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -186,6 +186,14 @@ class WorkerProcess:
         except asyncio.TimeoutError:
             pass
 
+    async def terminate(self) -> None:
+        """Kill the worker now and reap it, so nothing outlives the event loop."""
+        self.kill("shutdown")
+        await self.wait_exited()
+        if self.channel.transport is not None:
+            self.channel.transport.close()
+        self.transport.close()
+
     def close(self) -> None:
         """Ask the worker to finish by closing its socket (it exits at EOF), and kill it if it lingers."""
         if self.channel.transport is not None:

@@ -1,0 +1,328 @@
+"""At-least-once delivery for `faasemu up`: routing, retries with backoff, dead letters, live chaos.
+
+Accepting an event and delivering it are separate: `publish` returns once the event and its
+delivery rows are committed to the event log (many requests share one commit), and each
+function's runners then deliver what is due, at most `concurrency` at a time. A delivery is
+acknowledged in the log only after its handler returned; a failure is retried after
+`retry_delay * 2**(n-1)` seconds up to the function's `retries`, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from faasemu.chaos import LiveChaos
+from faasemu.eventlog import DeliveryRow, EventLog
+from faasemu.events import data_bytes, subscribers
+from faasemu.runtimes.base import Delivery, Invocation
+from faasemu.supervisor import Supervisor
+
+SHUFFLE_HOLD = 1.0  # live --shuffle holds deliveries at most this long (SPEC §4)
+MAX_BACKOFF = 60.0
+
+
+def attempt_id(seed: int, function: str, event_id: str, attempt: int) -> str:
+    """The per-attempt value (request id, receipt handle, Kubeless event-id ...): a pure function of
+    (seed, function, event id, attempt), so it never depends on timing or schedule (RUNTIMES.md)."""
+    return hashlib.sha256(f"{seed}\0{function}\0{event_id}\0{attempt}".encode()).hexdigest()[:16]
+
+
+def backoff(retry_delay: float, failures: int) -> float:
+    return min(MAX_BACKOFF, retry_delay * 2 ** max(0, failures - 1))
+
+
+@dataclass(slots=True)
+class Pending:
+    row: DeliveryRow
+    event: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Accepted:
+    """What the ingress answers for one event."""
+
+    id: str
+    seq: int
+    functions: list[str]
+
+
+class DueQueue:
+    """One function's deliveries, earliest `next_at` first (then acceptance order)."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, int, int, Pending]] = []
+        self.changed = asyncio.Event()
+        self._tiebreak = itertools.count()
+
+    def push(self, item: Pending) -> None:
+        row = item.row
+        heapq.heappush(self.heap, (row.next_at, row.event_seq, row.copy, next(self._tiebreak), item))
+        self.changed.set()
+
+    def __len__(self) -> int:
+        return len(self.heap)
+
+    async def pop_due(self) -> Pending:
+        while True:
+            wait: float | None = None
+            if self.heap:
+                wait = self.heap[0][0] - time.time()
+                if wait <= 0:
+                    return heapq.heappop(self.heap)[-1]
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), wait)
+            except TimeoutError:
+                pass
+
+
+class Bus:
+    """The event bus of one `faasemu up`."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        supervisor: Supervisor,
+        *,
+        seed: int = 0,
+        chaos: LiveChaos | None = None,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self.log = log
+        self.supervisor = supervisor
+        self.console = supervisor.console
+        self.seed = seed
+        self.chaos = chaos
+        self.retry_delay = retry_delay
+        self.queues: dict[str, DueQueue] = {}
+        self.runners: dict[str, list[asyncio.Task[None]]] = {}
+        self.attempts: dict[tuple[int, str], int] = {}
+        self.inflight: set[tuple[int, str, int]] = set()
+        self._incoming: list[tuple[list[tuple[dict[str, Any], str, list[DeliveryRow]]], asyncio.Future[list[int]]]] = []
+        self._dirty: list[DeliveryRow] = []
+        self._flush_scheduled = False
+        self._shuffle = chaos.shuffle_buffer() if chaos and chaos.window > 0 else None
+        self._shuffle_timer: asyncio.TimerHandle | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> int:
+        """Start a runner per worker slot and queue every delivery left open by an earlier run."""
+        self.sync_functions()
+        reopened = 0
+        for row, event in self.log.open_deliveries():
+            if row.function in self.queues:
+                key = (row.event_seq, row.function)
+                if key not in self.attempts:
+                    self.attempts[key] = self.log.attempts_so_far(*key)
+                self.queues[row.function].push(Pending(row, event))
+                reopened += 1
+        return reopened
+
+    def requeue_open(self) -> int:
+        """Queue pending deliveries this process does not hold yet (redriven from another process)."""
+        held = {item[-1].row.key for queue in self.queues.values() for item in queue.heap} | self.inflight
+        if self._shuffle is not None:
+            held |= {entry[2].row.key for entry in self._shuffle._pending}
+        queued = 0
+        for row, event in self.log.open_deliveries():
+            if row.key not in held and row.function in self.queues:
+                self.queues[row.function].push(Pending(row, event))
+                queued += 1
+        return queued
+
+    def sync_functions(self) -> None:
+        """Match runners to the current manifest (after a live edit)."""
+        for name, pool in self.supervisor.pools.items():
+            queue = self.queues.setdefault(name, DueQueue())
+            tasks = [t for t in self.runners.get(name, []) if not t.done()]
+            while len(tasks) < pool.spec.concurrency:
+                tasks.append(asyncio.get_running_loop().create_task(self._run(name, queue)))
+            self.runners[name] = tasks
+        for name in [n for n in self.runners if n not in self.supervisor.pools]:
+            for task in self.runners.pop(name):
+                task.cancel()
+
+    async def close(self) -> None:
+        for tasks in self.runners.values():
+            for task in tasks:
+                task.cancel()
+        self._flush()
+        self.log.close()
+
+    # -- accepting -------------------------------------------------------------------------------
+
+    async def publish(
+        self, events: list[dict[str, Any]], origin: str, *, target: str | None = None, op: str = "event"
+    ) -> list[Accepted]:
+        """Store events durably and queue their deliveries; returns once committed."""
+        now = time.time()
+        functions = [pool.spec for pool in self.supervisor.pools.values()]
+        batch = []
+        for event in events:
+            names = [target] if target else subscribers(event["type"], functions)
+            rows = []
+            for name in names:
+                decision = self.chaos.decide(event["id"], name) if self.chaos else None
+                inject = decision.inject if decision else None
+                rows.append(DeliveryRow(0, name, 0, op, next_at=now, inject=inject, tags=inject or ""))
+                if decision and decision.duplicate:
+                    delay = 0.05 + int(attempt_id(self.seed, name, event["id"], 0), 16) % 950 / 1000
+                    rows.append(DeliveryRow(0, name, 1, op, next_at=now + delay, tags="duplicate"))
+            batch.append((event, origin, rows))
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._incoming.append((batch, future))
+        self._schedule_flush()
+        seqs = await future
+        accepted = []
+        for (event, _origin, rows), seq in zip(batch, seqs):
+            accepted.append(Accepted(event["id"], seq, sorted({r.function for r in rows})))
+            if not rows:
+                self.console.invocation("-", f"event {event['type']}", "-", 0.0, note=f"evt {event['id']}  matched no function")
+        return accepted
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """One transaction for everything accepted and acknowledged since the last tick."""
+        self._flush_scheduled = False
+        incoming, self._incoming = self._incoming, []
+        if incoming:
+            everything = [item for batch, _ in incoming for item in batch]
+            try:
+                seqs = self.log.append(everything)
+            except Exception as exc:
+                for _, future in incoming:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                position = 0
+                for batch, future in incoming:
+                    if not future.done():
+                        future.set_result(seqs[position : position + len(batch)])
+                    position += len(batch)
+                for event, _, rows in everything:
+                    for row in rows:
+                        self.attempts.setdefault((row.event_seq, row.function), 0)
+                        self._enqueue(Pending(row, event))
+        dirty, self._dirty = self._dirty, []
+        self.log.update(dirty)
+
+    def _enqueue(self, item: Pending) -> None:
+        if self._shuffle is None or item.row.copy > 0:
+            self._queue(item)
+            return
+        for released in self._shuffle.push(item):
+            self._queue(released)
+        if len(self._shuffle) and self._shuffle_timer is None:
+            self._shuffle_timer = asyncio.get_running_loop().call_later(SHUFFLE_HOLD, self._release_shuffled)
+
+    def _release_shuffled(self) -> None:
+        self._shuffle_timer = None
+        if self._shuffle is not None:
+            for item in self._shuffle.flush():
+                self._queue(item)
+
+    def _queue(self, item: Pending) -> None:
+        queue = self.queues.get(item.row.function)
+        if queue is not None:
+            queue.push(item)
+
+    # -- delivering ------------------------------------------------------------------------------
+
+    async def _run(self, name: str, queue: DueQueue) -> None:
+        while True:
+            item = await queue.pop_due()
+            self.inflight.add(item.row.key)
+            try:
+                await self._deliver(name, item)
+            except Exception as exc:  # a bug of ours must not stop delivery: keep the row pending
+                self.console.warning(f"delivery of {item.event.get('id')} to {name} failed inside faasemu: {exc!r}")
+                item.row.next_at = time.time() + backoff(self.retry_delay, 1)
+                queue.push(item)
+            finally:
+                self.inflight.discard(item.row.key)
+
+    async def _deliver(self, name: str, item: Pending) -> None:
+        pool = self.supervisor.pools.get(name)
+        if pool is None:  # removed from the manifest: stays pending in the log for a later `up`
+            return
+        row, event = item.row, item.event
+        key = (row.event_seq, name)
+        attempt = self.attempts.get(key, 0) + 1
+        self.attempts[key] = attempt
+        request_id = attempt_id(self.seed, name, event["id"], attempt)
+        inject, row.inject = row.inject, None
+        started = time.perf_counter()
+        if inject == "fail":
+            outcome = None
+        elif row.op == "raw":
+            inv = Invocation(request_id, 0.0, attempt)
+            outcome = await pool.call({"op": "raw", "inv": inv.to_wire()}, data_bytes(event) or b"{}")
+        else:
+            delivery = Delivery(event, attempt, request_id)
+            inv = Invocation(request_id, 0.0, attempt)
+            outcome = await pool.call({"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()})
+        row.attempts += 1
+        ok = outcome is not None and outcome.ok
+        tags = [t for t in (row.tags, inject) if t]
+        if inject is not None:
+            # An injected failure is always redelivered once and does not count against `retries`.
+            row.budget_from += 1
+            row.status = "pending"
+            row.next_at = time.time() + self.retry_delay
+            row.last_error = "injected: failed before the handler ran" if inject == "fail" else "injected: ack lost"
+            status = "fail*" if inject == "fail" else "lost*"
+        elif ok:
+            row.status = "done"
+            row.last_error = None
+            status = "ok"
+        else:
+            assert outcome is not None
+            failures = row.attempts - row.budget_from
+            row.last_error = outcome.message or (outcome.error or {}).get("message") or outcome.kind
+            if outcome.error:
+                row.last_error = f"{outcome.error.get('type')}: {outcome.error.get('message')}"
+            if failures > pool.spec.retries:
+                row.status = "dead"
+                status = "dead"
+            else:
+                row.status = "pending"
+                row.next_at = time.time() + backoff(self.retry_delay, failures)
+                status = "retry"
+        self._dirty.append(row)
+        self._schedule_flush()
+        if row.status == "pending":
+            self._queue(item)
+        note = f"evt {event['id']}  attempt {attempt}" + (f"  [{', '.join(tags)}]" if tags else "")
+        if status == "retry":
+            note += f" -> retry in {row.next_at - time.time():.1f} s"
+        elif status == "dead":
+            note += "  -> dead letter (faasemu events --dead)"
+        ms = (time.perf_counter() - started) * 1000
+        if outcome is None:
+            self.console.invocation(name, f"event {event['type']}", status, ms, note=note)
+        else:
+            self.supervisor.report(name, f"event {event['type']}", status, outcome, note)
+
+    def status(self) -> dict[str, Any]:
+        return {"queued": {name: len(q) for name, q in self.queues.items()}, **self.log.counts()}
+
+
+def ingress_answer(accepted: list[Accepted]) -> dict[str, Any]:
+    return {
+        "ids": [a.id for a in accepted],
+        "deliveries": {a.id: a.functions for a in accepted},
+        "unrouted": [a.id for a in accepted if not a.functions],
+    }
+
+

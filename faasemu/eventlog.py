@@ -1,0 +1,197 @@
+"""The durable event log: events and their deliveries in SQLite (`.faasemu/events.db`).
+
+WAL with `synchronous=NORMAL`: a commit is a write to the WAL file, which survives `kill -9` of
+every faasemu process (not power loss), at a fraction of an fsync's cost. Callers batch: one
+transaction carries every event accepted in the same event-loop tick, and every acknowledgement.
+
+A delivery row is one (event, function, copy): copy 0 is the delivery routing made, copy 1 a
+duplicate injected by live chaos. A row stays `pending` until its handler returned, so whatever
+was in flight when faasemu died is delivered again by the next `up`: at least once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+DeliveryStatus = Literal["pending", "done", "dead"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_seq INTEGER NOT NULL REFERENCES events(seq),
+    function TEXT NOT NULL,
+    copy INTEGER NOT NULL DEFAULT 0,
+    op TEXT NOT NULL DEFAULT 'event',
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    budget_from INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    inject TEXT,
+    tags TEXT NOT NULL DEFAULT '',
+    last_error TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (event_seq, function, copy)
+);
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(status) WHERE status != 'done';
+"""
+
+
+@dataclass(slots=True)
+class DeliveryRow:
+    """One delivery's state, as stored. `budget_from` is `attempts` at the last redrive or injected
+    failure: the function's `retries` count only the failures after it."""
+
+    event_seq: int
+    function: str
+    copy: int = 0
+    op: str = "event"
+    status: DeliveryStatus = "pending"
+    attempts: int = 0
+    budget_from: int = 0
+    next_at: float = 0.0
+    inject: str | None = None
+    tags: str = ""
+    last_error: str | None = None
+
+    @property
+    def key(self) -> tuple[int, str, int]:
+        return (self.event_seq, self.function, self.copy)
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    seq: int
+    event: dict[str, Any]
+    origin: str
+    received_at: float
+
+
+class EventLog:
+    """SQLite access for the bus. Used from one thread (the event loop's)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def append(self, batch: list[tuple[dict[str, Any], str, list[DeliveryRow]]]) -> list[int]:
+        """Store events with their deliveries in one transaction; returns each event's seq."""
+        now = time.time()
+        seqs = []
+        cursor = self.db.cursor()
+        cursor.execute("BEGIN")
+        try:
+            for event, origin, rows in batch:
+                cursor.execute(
+                    "INSERT INTO events (id, source, type, body, origin, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (event["id"], event.get("source", ""), event["type"], json.dumps(event), origin, now),
+                )
+                seq = cursor.lastrowid
+                assert seq is not None
+                seqs.append(seq)
+                for row in rows:
+                    row.event_seq = seq
+                cursor.executemany(
+                    "INSERT INTO deliveries (event_seq, function, copy, op, status, attempts, budget_from, next_at,"
+                    " inject, tags, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?, ?)",
+                    [(seq, r.function, r.copy, r.op, r.next_at, r.inject, r.tags, now) for r in rows],
+                )
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        return seqs
+
+    def update(self, rows: list[DeliveryRow]) -> None:
+        """Record the outcome of attempts (acknowledgements, retries, dead letters) in one transaction."""
+        if not rows:
+            return
+        now = time.time()
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany(
+                "UPDATE deliveries SET status = ?, attempts = ?, budget_from = ?, next_at = ?, inject = ?,"
+                " last_error = ?, updated_at = ? WHERE event_seq = ? AND function = ? AND copy = ?",
+                [(r.status, r.attempts, r.budget_from, r.next_at, r.inject, r.last_error, now, *r.key) for r in rows],
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def open_deliveries(self) -> list[tuple[DeliveryRow, dict[str, Any]]]:
+        """Every pending delivery with its event, in acceptance order: what a restart must deliver."""
+        found = self.db.execute(
+            "SELECT d.event_seq, d.function, d.copy, d.op, d.status, d.attempts, d.budget_from, d.next_at, d.inject,"
+            " d.tags, d.last_error, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+            " WHERE d.status = 'pending' ORDER BY d.event_seq, d.copy"
+        ).fetchall()
+        return [(DeliveryRow(*row[:11]), json.loads(row[11])) for row in found]
+
+    def attempts_so_far(self, event_seq: int, function: str) -> int:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(attempts), 0) FROM deliveries WHERE event_seq = ? AND function = ?",
+            (event_seq, function),
+        ).fetchone()
+        return int(row[0])
+
+    def recent(self, limit: int = 50, dead_only: bool = False) -> list[tuple[StoredEvent, list[DeliveryRow]]]:
+        """The latest events (oldest first) with their deliveries, for `faasemu events`."""
+        if dead_only:
+            seqs = [r[0] for r in self.db.execute(
+                "SELECT DISTINCT event_seq FROM deliveries WHERE status = 'dead' ORDER BY event_seq DESC LIMIT ?",
+                (limit,))]
+        else:
+            seqs = [r[0] for r in self.db.execute("SELECT seq FROM events ORDER BY seq DESC LIMIT ?", (limit,))]
+        result = []
+        for seq in sorted(seqs):
+            body, origin, received = self.db.execute(
+                "SELECT body, origin, received_at FROM events WHERE seq = ?", (seq,)).fetchone()
+            rows = [
+                DeliveryRow(*r)
+                for r in self.db.execute(
+                    "SELECT event_seq, function, copy, op, status, attempts, budget_from, next_at, inject, tags,"
+                    " last_error FROM deliveries WHERE event_seq = ? ORDER BY function, copy", (seq,))
+            ]
+            if dead_only:
+                rows = [r for r in rows if r.status == "dead"]
+            result.append((StoredEvent(seq, json.loads(body), origin, received), rows))
+        return result
+
+    def redrive(self, event_id: str | None) -> int:
+        """Make dead letters pending again (all of them, or those of one event id); returns how many.
+
+        Each gets its full `retries` again: the budget counts from its current attempts.
+        """
+        now = time.time()
+        query = ("UPDATE deliveries SET status = 'pending', budget_from = attempts, next_at = ?, inject = NULL,"
+                 " updated_at = ? WHERE status = 'dead'")
+        params: tuple[Any, ...] = (now, now)
+        if event_id is not None:
+            query += " AND event_seq IN (SELECT seq FROM events WHERE id = ?)"
+            params += (event_id,)
+        self.db.execute("BEGIN")
+        cursor = self.db.execute(query, params)
+        self.db.execute("COMMIT")
+        return cursor.rowcount
+
+    def counts(self) -> dict[str, int]:
+        return {status: n for status, n in self.db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status")}

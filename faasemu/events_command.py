@@ -1,0 +1,74 @@
+"""`faasemu events`: what the event log of `faasemu up` holds, and redriving dead letters."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+
+from rich.console import Console
+from rich.table import Table
+
+from faasemu.console import rich_console
+from faasemu.errors import UsageError
+from faasemu.eventlog import EventLog
+from faasemu.manifest import load_manifest
+
+
+def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: int, as_json: bool) -> None:
+    manifest = load_manifest(manifest_path)
+    path = os.path.join(manifest.root, ".faasemu", "events.db")
+    if not os.path.exists(path):
+        raise UsageError(f"no event log at {os.path.relpath(path)} yet: `faasemu up` creates it when it starts")
+    log = EventLog(path)
+    console = rich_console()
+    try:
+        if redrive is not None:
+            count = log.redrive(None if redrive == "all" else redrive)
+            if count == 0:
+                what = "no dead letters" if redrive == "all" else f"no dead letter of event '{redrive}'"
+                raise UsageError(f"{what} in {os.path.relpath(path)}; `faasemu events --dead` lists them")
+            woke = _wake(manifest.host, manifest.port)
+            where = "by the running faasemu up" if woke else "when faasemu up next starts"
+            console.print(f"{count} dead-lettered deliveries are pending again; they are delivered {where}")
+            return
+        found = log.recent(limit, dead_only=dead)
+    finally:
+        log.close()
+    if as_json:
+        from faasemu.gateway import events_json
+
+        print(json.dumps(events_json(found), indent=2))
+        return
+    table = Table(title="dead letters" if dead else f"the last {limit} events", box=None, header_style="bold")
+    for column in ("received", "event id", "type", "origin", "function", "status", "attempts", "last error"):
+        table.add_column(column, overflow="fold")
+    for stored, rows in found:
+        received = time.strftime("%H:%M:%S", time.localtime(stored.received_at))
+        first = True
+        for row in rows or [None]:
+            cells = [received, stored.event["id"], stored.event["type"], stored.origin] if first else ["", "", "", ""]
+            if row is None:
+                cells += ["(no subscriber)", "", "", ""]
+            else:
+                status = {"done": "[green]done[/]", "dead": "[red]dead[/]"}.get(row.status, "[yellow]pending[/]")
+                name = row.function + (" (duplicate)" if row.copy else "")
+                cells += [name, status, str(row.attempts), row.last_error or ""]
+            table.add_row(*cells)
+            first = False
+    console.print(table)
+    if dead and found:
+        console.print("redrive with: faasemu events --redrive ID  (or --redrive all)")
+
+
+def _wake(host: str, port: int) -> bool:
+    """Tell a running `faasemu up` to pick the redriven deliveries up; False when none answers."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        request = urllib.request.Request(f"http://{host}:{port}/_faasemu/bus/wake", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False

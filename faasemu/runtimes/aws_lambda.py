@@ -1,0 +1,555 @@
+"""AWS Lambda: `fn(event, context)`, API Gateway / Function URL payloads, and the runtime's error JSON.
+
+Runs inside workers, so standard library only. Every conversion is a pure function of its inputs
+(time comes in as a clock callable or a timestamp), mirroring two real components: the Python
+runtime interface client (awslambdaric: context, marshalling, error JSON) and API Gateway
+(request events, interpreting the function's answer).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+import traceback
+import urllib.parse
+from collections.abc import Callable
+from datetime import datetime, timezone
+from types import ModuleType
+from typing import Any
+
+# hashlib and decimal are imported where used: together they would add 3.5 ms to every worker start.
+
+from faasemu.runtimes.base import Delivery, EntryPointError, HttpRequest, HttpResponse, Invocation
+from faasemu.spec import FunctionSpec, HttpTrigger
+
+Clock = Callable[[], float]
+JSON_HEADERS = [("content-type", "application/json")]
+ACCOUNT = "000000000000"  # a fixed fake account id, as in AWS's documentation examples
+DEFAULT_REGION = "us-east-1"
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_THIS_FILE = os.path.abspath(__file__)
+# Bodies of these types travel as text; anything else is base64 (see `encode_body`).
+_TEXT_TYPES = ("application/json", "application/javascript", "application/xml", "application/yaml",
+               "application/graphql", "application/x-yaml")
+_LOAD_ERROR_TYPES = {
+    "SyntaxError": "Runtime.UserCodeSyntaxError", "IndentationError": "Runtime.UserCodeSyntaxError",
+    "TabError": "Runtime.UserCodeSyntaxError", "ImportError": "Runtime.ImportModuleError",
+    "ModuleNotFoundError": "Runtime.ImportModuleError", "EntryPointError": "Runtime.HandlerNotFound",
+}
+
+
+class LambdaFault(Exception):
+    """An error the runtime itself reports (awslambdaric's FaultException): its type is not a class name."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+# -- context and environment ---------------------------------------------------------------------
+
+
+class CognitoIdentity:
+    """`context.identity`: awslambdaric always builds one, with None fields outside mobile SDK calls."""
+
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self) -> None:
+        self.cognito_identity_id: str | None = None
+        self.cognito_identity_pool_id: str | None = None
+
+
+class LambdaContext:
+    """The `context` argument. `memory_limit_in_mb` is a str, as the runtime reads it from the environment."""
+
+    def __init__(self, spec: FunctionSpec, inv: Invocation, clock: Clock = time.time,
+                 log_stream: str | None = None) -> None:
+        self.aws_request_id = inv.request_id
+        self.function_name = spec.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function_arn(spec)
+        self.memory_limit_in_mb = str(spec.memory)
+        self.log_group_name = f"/aws/lambda/{spec.name}"
+        self.log_stream_name = log_stream or log_stream_name(spec, clock())
+        self.identity = CognitoIdentity()
+        self.client_context = None
+        self._deadline_ms = int(inv.deadline * 1000)
+        self._clock = clock
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(self._deadline_ms - int(self._clock() * 1000), 0)
+
+    def log(self, msg: object) -> None:
+        """The real context has it too; handlers written for Lambda call it."""
+        sys.stdout.write(str(msg))
+
+    def __repr__(self) -> str:
+        return f"LambdaContext([aws_request_id={self.aws_request_id},function_name={self.function_name}])"
+
+
+def region(spec: FunctionSpec) -> str:
+    return spec.env.get("AWS_REGION") or DEFAULT_REGION
+
+
+def function_arn(spec: FunctionSpec) -> str:
+    return f"arn:aws:lambda:{region(spec)}:{ACCOUNT}:function:{spec.name}"
+
+
+def log_stream_name(spec: FunctionSpec, now: float) -> str:
+    """`2024/05/01/[$LATEST]<32 hex>`, Lambda's form; the hex is stable per function here."""
+    import hashlib
+
+    day = time.strftime("%Y/%m/%d", time.gmtime(now))
+    return f"{day}/[$LATEST]{hashlib.sha256(spec.name.encode()).hexdigest()[:32]}"
+
+
+def handler_setting(spec: FunctionSpec, root: str) -> str:
+    """`_HANDLER` as Lambda writes it.
+
+    `sample_functions/orders.py:create_order` -> `sample_functions/orders.create_order`.
+    """
+    if spec.handler_file:
+        module = os.path.splitext(os.path.relpath(spec.handler_file, root))[0].replace(os.sep, "/")
+    else:
+        module = spec.handler_module or spec.handler.partition(":")[0]
+    return f"{module}.{spec.handler_attr}" if spec.handler_attr else module
+
+
+def environment(spec: FunctionSpec, root: str, clock: Clock = time.time) -> dict[str, str]:
+    """The variables the Lambda sandbox sets (the manifest's `env` is applied on top by the pool)."""
+    aws_region = region(spec)
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+        "AWS_REGION": aws_region,
+        "AWS_DEFAULT_REGION": spec.env.get("AWS_DEFAULT_REGION") or aws_region,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
+        "LAMBDA_TASK_ROOT": root,
+        "LAMBDA_RUNTIME_DIR": os.path.dirname(_THIS_FILE),
+        "_HANDLER": handler_setting(spec, root),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name(spec, clock()),
+        "TZ": ":UTC",
+    }
+
+
+def http_routes(spec: FunctionSpec) -> tuple[HttpTrigger, ...]:
+    return spec.http
+
+
+# -- marshalling and errors (awslambdaric) --------------------------------------------------------
+
+
+def escapes_unicode(execution_env: str | None) -> bool:
+    """awslambdaric writes Unicode unescaped only when AWS_EXECUTION_ENV is `AWS_Lambda_python3.12`."""
+    return execution_env not in {"AWS_Lambda_python3.12"}
+
+
+def marshal(result: Any, ascii_only: bool = True) -> bytes:
+    """The result as the runtime sends it: bytes untouched, else JSON (None -> `null`).
+
+    Like awslambdaric's simplejson encoder, a Decimal (what boto3 reads from DynamoDB) is written
+    as its exact digits and a NaN Decimal as NaN. Anything else unserialisable is
+    `Runtime.MarshalError`, the runtime's own error type, with its message.
+    """
+    if isinstance(result, bytes):
+        return result
+    decimals: list[str] = []
+    token = f"\x00decimal{id(decimals)}:"
+
+    def default(obj: Any) -> Any:
+        import decimal
+
+        if isinstance(obj, decimal.Decimal):
+            if obj.is_nan():
+                return math.nan
+            decimals.append(str(obj))
+            return f"{token}{len(decimals) - 1}\x00"
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+    try:
+        text = json.dumps(result, default=default, ensure_ascii=ascii_only)
+    except Exception as exc:
+        raise LambdaFault("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
+    for index, digits in enumerate(decimals):
+        text = text.replace(f'"\\u0000decimal{id(decimals)}:{index}\\u0000"', digits, 1)
+    return text.encode()
+
+
+def unmarshal(payload: bytes) -> Any:
+    """The Invoke API's payload as the event; an empty payload is `{}`."""
+    if not payload.strip():
+        return {}
+    try:
+        return json.loads(payload)
+    except ValueError as exc:
+        raise LambdaFault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
+
+
+def stack_trace(exc: BaseException) -> list[str]:
+    """`traceback.format_list` of the handler's frames: those below this module's last frame, as
+    awslambdaric drops its own bootstrap.py frames."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [i for i, frame in enumerate(frames) if os.path.abspath(frame.filename) == _THIS_FILE]
+    return traceback.format_list(frames[ours[-1] + 1 :] if ours else frames)
+
+
+def error_payload(exc: BaseException, inv: Invocation) -> dict[str, Any]:
+    """The runtime's error document: same keys and order as awslambdaric's `make_error`."""
+    if isinstance(exc, LambdaFault):
+        return {"errorMessage": str(exc), "errorType": exc.error_type, "requestId": inv.request_id,
+                "stackTrace": []}
+    return {"errorMessage": str(exc), "errorType": type(exc).__name__, "requestId": inv.request_id,
+            "stackTrace": stack_trace(exc)}
+
+
+def failure_payload(kind: str, message: str, request_id: str) -> dict[str, Any]:
+    """What Lambda reports when the sandbox, not the handler, failed: timeout, exit, OOM, init error."""
+    if kind == "unavailable":
+        # The message is the loader's "Type: text (file:line)"; Lambda names init errors by kind.
+        name, sep, text = message.partition(": ")
+        if not sep or not name.replace(".", "").isidentifier():
+            name, text = "Runtime.Unknown", message
+        return {"errorMessage": text, "errorType": _LOAD_ERROR_TYPES.get(name, name)}
+    error_type = {"timeout": "Sandbox.Timedout", "crash": "Runtime.ExitError", "oom": "Runtime.OutOfMemory"}
+    return {"errorMessage": f"RequestId: {request_id} Error: {message}", "errorType": error_type.get(kind, kind)}
+
+
+def failure_response(kind: str, message: str, request_id: str) -> HttpResponse:
+    status = {"timeout": 504, "unavailable": 503}.get(kind, 502)
+    return HttpResponse(status, list(JSON_HEADERS), json.dumps(failure_payload(kind, message, request_id)).encode())
+
+
+def error_response(exc: BaseException, inv: Invocation) -> HttpResponse:
+    return HttpResponse(502, list(JSON_HEADERS), json.dumps(error_payload(exc, inv)).encode())
+
+
+# -- HTTP requests (API Gateway) -------------------------------------------------------------------
+
+
+def encode_body(request: HttpRequest) -> tuple[str | None, bool]:
+    """The body as API Gateway passes it: (text or base64, isBase64Encoded); None when empty.
+
+    Our rule, after HTTP API and Function URLs: text/*, JSON, XML, JavaScript, YAML and GraphQL
+    (and `+json`/`+xml`) bodies pass as text; every other type is base64, including form posts
+    (a quirk that breaks `parse_qs(event["body"])` there, so it does here). Without a
+    content-type, valid UTF-8 passes as text. Undecodable bytes are always base64.
+    """
+    if not request.body:
+        return None, False
+    mime = (request.header("content-type") or "").split(";")[0].strip().lower()
+    textual = not mime or mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
+    if textual:
+        try:
+            return request.body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(request.body).decode("ascii"), True
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    return urllib.parse.parse_qsl(query, keep_blank_values=True)
+
+
+def _clf_time(ms: int) -> str:
+    """`12/Mar/2020:19:03:58 +0000`, with English month names whatever the locale."""
+    t = time.gmtime(ms / 1000)
+    return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
+
+
+def _domain(request: HttpRequest) -> str:
+    host = request.header("host") or request.host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # without the port, as API Gateway
+
+
+def route_key(spec: FunctionSpec, request: HttpRequest) -> str:
+    """`GET /orders/{id}`; `ANY /path` when the trigger takes every method; `$default` without a route."""
+    if not request.route:
+        return "$default"
+    trigger = next((t for t in spec.http if t.path == request.route), None)
+    method = "ANY" if trigger is not None and not trigger.methods else request.method
+    return f"{method} {request.route}"
+
+
+def build_v2_event(request: HttpRequest, request_id: str, key: str) -> dict[str, Any]:
+    """Payload format 2.0 (HTTP API, Function URLs). Repeated headers and query values are
+    comma-joined; `cookie` headers move to `cookies`; empty parts are omitted, not null."""
+    headers: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in request.headers:
+        if name == "cookie":
+            cookies.extend(part for part in value.split("; ") if part)
+        else:
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+    domain = _domain(request)
+    event: dict[str, Any] = {"version": "2.0", "routeKey": key, "rawPath": request.path,
+                             "rawQueryString": request.query}
+    if cookies:
+        event["cookies"] = cookies
+    event["headers"] = headers
+    query: dict[str, str] = {}
+    for name, value in _query_pairs(request.query):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    if query:
+        event["queryStringParameters"] = query
+    event["requestContext"] = {
+        "accountId": ACCOUNT, "apiId": "faasemu", "domainName": domain, "domainPrefix": domain.split(".")[0],
+        "http": {"method": request.method, "path": request.path, "protocol": "HTTP/1.1",
+                 "sourceIp": request.source_ip, "userAgent": headers.get("user-agent", "")},
+        "requestId": request_id, "routeKey": key, "stage": "$default",
+        "time": _clf_time(request.time_ms), "timeEpoch": request.time_ms,
+    }
+    body, is_base64 = encode_body(request)
+    if body is not None:
+        event["body"] = body
+    if request.path_params:
+        event["pathParameters"] = dict(request.path_params)
+    event["isBase64Encoded"] = is_base64
+    return event
+
+
+def build_v1_event(request: HttpRequest, request_id: str) -> dict[str, Any]:
+    """Payload format 1.0 (REST API proxy integration): single- and multi-value maps, null when empty."""
+    headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in request.headers:
+        headers[name] = value  # the last value wins, as API Gateway documents
+        multi_headers.setdefault(name, []).append(value)
+    query: dict[str, str] = {}
+    multi_query: dict[str, list[str]] = {}
+    for name, value in _query_pairs(request.query):
+        query[name] = value
+        multi_query.setdefault(name, []).append(value)
+    resource = request.route or request.path
+    body, is_base64 = encode_body(request)
+    return {
+        "resource": resource, "path": request.path, "httpMethod": request.method,
+        "headers": headers or None, "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": query or None, "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": dict(request.path_params) or None, "stageVariables": None,
+        "requestContext": {
+            "accountId": ACCOUNT, "apiId": "faasemu", "domainName": _domain(request),
+            "domainPrefix": _domain(request).split(".")[0], "extendedRequestId": request_id,
+            "httpMethod": request.method, "path": request.path, "protocol": "HTTP/1.1",
+            "requestId": request_id, "requestTime": _clf_time(request.time_ms),
+            "requestTimeEpoch": request.time_ms, "resourceId": None, "resourcePath": resource, "stage": "$default",
+            "identity": {"accessKey": None, "accountId": None, "caller": None, "cognitoIdentityId": None,
+                         "cognitoIdentityPoolId": None, "sourceIp": request.source_ip, "user": None,
+                         "userAgent": headers.get("user-agent"), "userArn": None},
+        },
+        "body": body, "isBase64Encoded": is_base64,
+    }
+
+
+# -- HTTP responses (API Gateway reading the marshalled result) ----------------------------------
+
+
+def _gateway_error(status: int, message: str) -> HttpResponse:
+    return HttpResponse(status, list(JSON_HEADERS), json.dumps({"message": message}).encode())
+
+
+def _structured(result: dict[str, Any], multi: bool) -> HttpResponse | None:
+    """A `statusCode` response, or None when API Gateway would call it malformed."""
+    status, body = result.get("statusCode"), result.get("body")
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        return None
+    if body is not None and not isinstance(body, str):
+        return None  # "Lambda body contains the wrong type for field body"
+    headers = [(str(k), _header_value(v)) for k, v in (result.get("headers") or {}).items()]
+    if multi:  # v1 only: format 2.0 has no multiValueHeaders in its response either
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers.extend((str(name), _header_value(v)) for v in values
+                           if (str(name), _header_value(v)) not in headers)
+    else:
+        headers.extend(("set-cookie", str(cookie)) for cookie in result.get("cookies") or ())
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        # Neither API sends an empty content-type; both default to JSON, as sam local does too.
+        headers.append(("content-type", "application/json"))
+    raw = (body or "").encode()
+    if result.get("isBase64Encoded") and body:
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except ValueError:
+            return None
+    return HttpResponse(status, headers, raw)
+
+
+def _header_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def response_v2(payload: bytes) -> HttpResponse:
+    """HTTP API format 2.0: a dict with `statusCode` is the response; any other JSON value is a
+    200 `application/json` whose body is that JSON text (so a returned str keeps its quotes)."""
+    try:
+        result = json.loads(payload)
+    except ValueError:
+        return _gateway_error(500, "Internal Server Error")
+    if isinstance(result, dict) and "statusCode" in result:
+        return _structured(result, multi=False) or _gateway_error(500, "Internal Server Error")
+    return HttpResponse(200, list(JSON_HEADERS), payload)
+
+
+def response_v1(payload: bytes) -> HttpResponse:
+    """REST API: only a dict with `statusCode` is valid; anything else is API Gateway's own 502."""
+    try:
+        result = json.loads(payload)
+    except ValueError:
+        result = None
+    if isinstance(result, dict) and "statusCode" in result:
+        response = _structured(result, multi=True)
+        if response is not None:
+            return response
+    return _gateway_error(502, "Internal server error")
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def event_payload(event: dict[str, Any]) -> tuple[Any, str]:
+    """(data as a JSON value, its text as a sender would have written it) for a CloudEvent.
+
+    `data_base64` is decoded: its text is the message; its value is that text parsed as JSON when
+    it parses, else the text. A str `data` that is not declared JSON is sent as is, not quoted.
+    """
+    if "data_base64" in event:
+        text = base64.b64decode(event["data_base64"]).decode("utf-8", errors="replace")
+        try:
+            return json.loads(text), text
+        except ValueError:
+            return text, text
+    data = event.get("data")
+    mime = str(event.get("datacontenttype") or "application/json")
+    if isinstance(data, str) and "json" not in mime:
+        return data, data
+    return data, json.dumps(data)
+
+
+def _event_time(event: dict[str, Any]) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    except (KeyError, ValueError):
+        return datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def build_event(source: str, delivery: Delivery, spec: FunctionSpec) -> Any:
+    """The Lambda event for one delivery attempt, as EventBridge, SQS or SNS would send it."""
+    import hashlib
+
+    ce = delivery.event
+    data, text = event_payload(ce)
+    aws_region = region(spec)
+    when = _event_time(ce)
+    if source == "raw":
+        return data
+    if source == "sqs":
+        per_attempt = delivery.attempt_id or f"{ce['id']}/{delivery.attempt}"
+        digest = hashlib.sha256(f"{per_attempt}\0{ce['id']}".encode()).digest()
+        sent = str(int(when.timestamp() * 1000))
+        return {"Records": [{
+            "messageId": ce["id"],
+            "receiptHandle": "AQEB" + base64.b64encode(digest * 3).decode(),  # new on every receive
+            "body": text,
+            "attributes": {"ApproximateReceiveCount": str(delivery.attempt), "SentTimestamp": sent,
+                           "SenderId": "AIDAFAASEMUSENDER0000", "ApproximateFirstReceiveTimestamp": sent},
+            "messageAttributes": {},
+            "md5OfBody": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:{aws_region}:{ACCOUNT}:{spec.name}",
+            "awsRegion": aws_region,
+        }]}
+    if source == "sns":
+        topic = f"arn:aws:sns:{aws_region}:{ACCOUNT}:{spec.name}"
+        return {"Records": [{
+            "EventSource": "aws:sns", "EventVersion": "1.0",
+            "EventSubscriptionArn": f"{topic}:{hashlib.sha256(spec.name.encode()).hexdigest()[:32]}",
+            "Sns": {
+                "Type": "Notification", "MessageId": ce["id"], "TopicArn": topic, "Subject": ce.get("subject"),
+                "Message": text, "Timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
+                "SignatureVersion": "1", "Signature": "FAASEMU", "MessageAttributes": {},
+                "SigningCertUrl": f"https://sns.{aws_region}.amazonaws.com/SimpleNotificationService.pem",
+                "UnsubscribeUrl": f"https://sns.{aws_region}.amazonaws.com/?Action=Unsubscribe",
+            },
+        }]}
+    return {  # EventBridge: whole seconds, as its `time` field carries
+        "version": "0", "id": ce["id"], "detail-type": ce.get("type"), "source": ce.get("source"),
+        "account": ACCOUNT, "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": aws_region,
+        "resources": [], "detail": data,
+    }
+
+
+# -- the adapter --------------------------------------------------------------------------------
+
+
+def _describe_module(module: ModuleType) -> str:
+    path = getattr(module, "__file__", None)
+    if not path:
+        return module.__name__
+    relative = os.path.relpath(path, os.getcwd())
+    return path if relative.startswith("..") else relative
+
+
+class Adapter:
+    """Lambda's runtime loop for one function: build the event, call `fn(event, context)`, answer."""
+
+    def __init__(self, spec: FunctionSpec, clock: Clock = time.time) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.handler: Callable[[Any, LambdaContext], Any] | None = None
+        self.payload = spec.options.get("payload", "v2")
+        self.event_source = spec.options.get("event_source", "eventbridge")
+        self.log_stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.ascii_only = escapes_unicode(os.environ.get("AWS_EXECUTION_ENV"))
+
+    def bind(self, module: ModuleType) -> None:
+        name = self.spec.handler_attr
+        where = _describe_module(module)
+        if not name:
+            raise EntryPointError(f"handler {self.spec.handler!r} names no function: write it as file.py:function")
+        handler = getattr(module, name, None)
+        if callable(handler):
+            self.handler = handler
+            return
+        found = sorted(attr for attr, value in vars(module).items()
+                       if not attr.startswith("_") and callable(value)
+                       and getattr(value, "__module__", None) == module.__name__)
+        listing = ", ".join(found) if found else "no functions"
+        if handler is None:
+            raise EntryPointError(f"{where} has no function {name!r}. Found: {listing}.")
+        raise EntryPointError(f"{where}: {name!r} is a {type(handler).__name__}, not a function. Found: {listing}.")
+
+    def context(self, inv: Invocation) -> LambdaContext:
+        return LambdaContext(self.spec, inv, self.clock, self.log_stream)
+
+    def _call(self, event: Any, inv: Invocation) -> Any:
+        if self.handler is None:
+            raise RuntimeError("Adapter.bind() was not called")
+        return self.handler(event, self.context(inv))
+
+    def invoke_http(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
+        if not request.time_ms:
+            request = dataclasses.replace(request, time_ms=int(self.clock() * 1000))
+        if self.payload == "v1":
+            result = self._call(build_v1_event(request, inv.request_id), inv)
+            return response_v1(marshal(result, self.ascii_only))
+        result = self._call(build_v2_event(request, inv.request_id, route_key(self.spec, request)), inv)
+        return response_v2(marshal(result, self.ascii_only))
+
+    def invoke_raw(self, payload: bytes, inv: Invocation) -> bytes:
+        return marshal(self._call(unmarshal(payload), inv), self.ascii_only)
+
+    def deliver(self, delivery: Delivery, inv: Invocation) -> None:
+        self._call(build_event(self.event_source, delivery, self.spec), inv)
+
+    def error_response(self, exc: BaseException, inv: Invocation) -> HttpResponse:
+        return error_response(exc, inv)
+
+    def error_payload(self, exc: BaseException, inv: Invocation) -> dict[str, Any]:
+        return error_payload(exc, inv)
