@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 
 import uvicorn
 from starlette.applications import Starlette
@@ -22,6 +23,7 @@ HANDLER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "project
 
 
 def load_handler(path: str = HANDLER_FILE):
+    sys.dont_write_bytecode = True  # leave no __pycache__ in bench/project
     spec = importlib.util.spec_from_file_location("bench_handler", path)
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None

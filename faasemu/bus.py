@@ -106,6 +106,7 @@ class Bus:
         self.inflight: set[tuple[int, str, int]] = set()
         self._incoming: list[tuple[list[tuple[dict[str, Any], str, list[DeliveryRow]]], asyncio.Future[list[int]]]] = []
         self._dirty: list[DeliveryRow] = []
+        self._flushed: list[asyncio.Future[None]] = []
         self._flush_scheduled = False
         self._shuffle = chaos.shuffle_buffer() if chaos and chaos.window > 0 else None
         self._shuffle_timer: asyncio.TimerHandle | None = None
@@ -182,7 +183,7 @@ class Bus:
         seqs = await future
         accepted = []
         for (event, _origin, rows), seq in zip(batch, seqs):
-            accepted.append(Accepted(event["id"], seq, sorted({r.function for r in rows})))
+            accepted.append(Accepted(event["id"], seq, list(dict.fromkeys(r.function for r in rows))))
             if not rows:
                 self.console.invocation("-", f"event {event['type']}", "-", 0.0, note=f"evt {event['id']}  matched no function")
         return accepted
@@ -216,21 +217,40 @@ class Bus:
                         self._enqueue(Pending(row, event))
         dirty, self._dirty = self._dirty, []
         self.log.update(dirty)
+        waiters, self._flushed = self._flushed, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _persist(self, row: DeliveryRow) -> None:
+        """Commit a row's state (with the next tick's batch) and wait until it is durable."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._dirty.append(row)
+        self._flushed.append(waiter)
+        self._schedule_flush()
+        await waiter
 
     def _enqueue(self, item: Pending) -> None:
         if self._shuffle is None or item.row.copy > 0:
             self._queue(item)
             return
-        for released in self._shuffle.push(item):
-            self._queue(released)
+        self._release(self._shuffle.push(item))
         if len(self._shuffle) and self._shuffle_timer is None:
             self._shuffle_timer = asyncio.get_running_loop().call_later(SHUFFLE_HOLD, self._release_shuffled)
 
     def _release_shuffled(self) -> None:
         self._shuffle_timer = None
         if self._shuffle is not None:
-            for item in self._shuffle.flush():
-                self._queue(item)
+            self._release(self._shuffle.flush())
+
+    def _release(self, items: list[Pending]) -> None:
+        """Queue deliveries the shuffle window let go of, logging any it reordered."""
+        order = [item.row.event_seq for item in items]
+        if order != sorted(order):
+            ids = ", ".join(f"{item.event['id']}->{item.row.function}" for item in items)
+            self.console.notice(f"chaos  shuffle released {len(items)} deliveries in seeded order: {ids}", "yellow")
+        for item in items:
+            self._queue(item)
 
     def _queue(self, item: Pending) -> None:
         queue = self.queues.get(item.row.function)
@@ -262,6 +282,10 @@ class Bus:
         self.attempts[key] = attempt
         request_id = attempt_id(self.seed, name, event["id"], attempt)
         inject, row.inject = row.inject, None
+        # The attempt is on disk before the handler runs: if faasemu dies now, the redelivery after
+        # a restart is the next attempt, with new per-attempt ids, as a platform's would be.
+        row.attempts += 1
+        await self._persist(row)
         started = time.perf_counter()
         if inject == "fail":
             outcome = None
@@ -272,9 +296,8 @@ class Bus:
             delivery = Delivery(event, attempt, request_id)
             inv = Invocation(request_id, 0.0, attempt)
             outcome = await pool.call({"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()})
-        row.attempts += 1
         ok = outcome is not None and outcome.ok
-        tags = [t for t in (row.tags, inject) if t]
+        tags = [inject] if inject else ["duplicate"] if row.copy else ["redelivery"] if row.tags else []
         if inject is not None:
             # An injected failure is always redelivered once and does not count against `retries`.
             row.budget_from += 1

@@ -58,21 +58,32 @@ class EffectLog:
 
 
 class LocalEffectServer:
-    """The sink and the events URL on 127.0.0.1:<free port>, in a background thread."""
+    """The sink and the events URL on 127.0.0.1:<free port>, in a background thread.
+
+    Each lane (a run executing in parallel with others) has its own URLs and log, so parallel runs
+    never mix effects: `/<lane>/sink/<name>` and `/<lane>/events`; the default lane is `/sink`.
+    """
 
     def __init__(self) -> None:
-        self.log = EffectLog()
-        log = self.log
+        self.logs: dict[str, EffectLog] = {"": EffectLog()}
+        logs = self.logs
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: handlers that reuse a session pay one connect
+
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
-                if path.startswith("/sink/") and len(path) > len("/sink/"):
-                    log.record_sink(path[len("/sink/"):], self.command, body)
+                lane, rest = "", path
+                first, _, remainder = path[1:].partition("/")
+                if first in logs and first:
+                    lane, rest = first, "/" + remainder
+                log = logs[lane]
+                if rest.startswith("/sink/") and len(rest) > len("/sink/"):
+                    log.record_sink(rest[len("/sink/"):], self.command, body)
                     self._answer(200, {"ok": True})
-                elif path == "/events" and self.command == "POST":
+                elif rest == "/events" and self.command == "POST":
                     log.record_emitted(body)
                     self._answer(202, {"accepted": True})
                 else:
@@ -96,9 +107,23 @@ class LocalEffectServer:
         self.thread = threading.Thread(target=self.server.serve_forever, name="faasemu-effects", daemon=True)
 
     @property
+    def log(self) -> EffectLog:
+        return self.logs[""]
+
+    @property
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def add_lane(self, lane: str) -> tuple[str, str]:
+        """A lane's own (sink URL, events URL)."""
+        self.logs[lane] = EffectLog()
+        return f"{self.base_url}/{lane}/sink", f"{self.base_url}/{lane}/events"
+
+    def take(self, lane: str) -> EffectLog:
+        """The lane's effects so far, and a fresh log for what follows."""
+        log, self.logs[lane] = self.logs[lane], EffectLog()
+        return log
 
     def __enter__(self) -> LocalEffectServer:
         self.thread.start()

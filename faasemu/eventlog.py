@@ -169,7 +169,7 @@ class EventLog:
                 DeliveryRow(*r)
                 for r in self.db.execute(
                     "SELECT event_seq, function, copy, op, status, attempts, budget_from, next_at, inject, tags,"
-                    " last_error FROM deliveries WHERE event_seq = ? ORDER BY function, copy", (seq,))
+                    " last_error FROM deliveries WHERE event_seq = ? ORDER BY rowid", (seq,))
             ]
             if dead_only:
                 rows = [r for r in rows if r.status == "dead"]

@@ -15,6 +15,7 @@ from faasemu.console import rich_console
 from faasemu.errors import UsageError
 from faasemu.eventlog import EventLog
 from faasemu.manifest import load_manifest
+from faasemu.up import running_server_url
 
 
 def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: int, as_json: bool) -> None:
@@ -30,7 +31,7 @@ def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: in
             if count == 0:
                 what = "no dead letters" if redrive == "all" else f"no dead letter of event '{redrive}'"
                 raise UsageError(f"{what} in {os.path.relpath(path)}; `faasemu events --dead` lists them")
-            woke = _wake(manifest.host, manifest.port)
+            woke = _wake(running_server_url(manifest) or f"http://{manifest.host}:{manifest.port}")
             where = "by the running faasemu up" if woke else "when faasemu up next starts"
             console.print(f"{count} dead-lettered deliveries are pending again; they are delivered {where}")
             return
@@ -63,11 +64,11 @@ def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: in
         console.print("redrive with: faasemu events --redrive ID  (or --redrive all)")
 
 
-def _wake(host: str, port: int) -> bool:
+def _wake(base_url: str) -> bool:
     """Tell a running `faasemu up` to pick the redriven deliveries up; False when none answers."""
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    base_url = base_url.replace("//0.0.0.0:", "//127.0.0.1:")
     try:
-        request = urllib.request.Request(f"http://{host}:{port}/_faasemu/bus/wake", data=b"", method="POST")
+        request = urllib.request.Request(f"{base_url}/_faasemu/bus/wake", data=b"", method="POST")
         with urllib.request.urlopen(request, timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):

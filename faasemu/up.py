@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -74,6 +75,38 @@ def events_db_path(manifest: Manifest) -> str:
     return os.path.join(folder, "events.db")
 
 
+def server_marker_path(manifest: Manifest) -> str:
+    return os.path.join(manifest.root, ".faasemu", "up.json")
+
+
+def write_server_marker(manifest: Manifest, base_url: str) -> str:
+    """`.faasemu/up.json`: where this `up` listens, so `faasemu events --redrive` can wake it."""
+    path = server_marker_path(manifest)
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump({"url": base_url, "pid": os.getpid()}, file)
+    return path
+
+
+def remove_server_marker(path: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            if json.load(file).get("pid") == os.getpid():
+                os.unlink(path)
+    except (OSError, ValueError):
+        pass
+
+
+def running_server_url(manifest: Manifest) -> str | None:
+    """The URL of the `faasemu up` serving this project, if one is alive."""
+    try:
+        with open(server_marker_path(manifest), encoding="utf-8") as file:
+            marker = json.load(file)
+        os.kill(int(marker["pid"]), 0)
+        return str(marker["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def startup_rows(supervisor, base_url: str) -> list[tuple[str, str, str, str]]:
     rows = []
     for pool in supervisor.pools.values():
@@ -127,8 +160,12 @@ def run_up(options: UpOptions) -> None:
         loop_factory = uvloop.new_event_loop
     except ImportError:  # uvicorn[standard] brings uvloop where it builds; asyncio's loop works too
         loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(gateway, supervisor, sock, manifest, options))
+    marker = write_server_marker(manifest, base_url)
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(gateway, supervisor, sock, manifest, options))
+    finally:
+        remove_server_marker(marker)
 
 
 async def serve(gateway, supervisor, sock: socket.socket, manifest: Manifest, options: UpOptions) -> None:

@@ -10,6 +10,11 @@ Messages (see `faasemu/wire.py` for framing):
   in:  http {id, req, inv} + body          out: done {id, ok, res, error?, ms, modules?} + body
   in:  event {id, delivery, inv}           out: done {id, ok, error?, ms, modules?}
   in:  raw {id, inv} + payload             out: done {id, ok, error?, ms, modules?} + result
+  in:  batch {seed, timeout, retries, items: [{event, base}]}
+                                           out: item {i, status, attempts, error?} per item, then done
+  A batch delivers several events in a row (a campaign run ships whole stretches of its schedule
+  at once); a delivery that raises is retried at once up to `retries`, each attempt numbered and
+  identified as `up` would (attempt ids are sha256(seed, function, event id, attempt)).
 A handler that calls sys.exit, or crashes the interpreter, ends this process: the supervisor
 sees the socket close and answers for it, as a platform reports a runtime exit.
 """
@@ -112,12 +117,17 @@ class Worker:
             except EOFError:
                 return
             reply, reply_body = self.handle(message, body)
+            if message.get("op") == "batch":
+                wire.write_frame(self.sock, reply, reply_body)
+                continue
             if len(sys.modules) != self.known_modules:
                 reply["modules"] = self.modules()
             wire.write_frame(self.sock, reply, reply_body)
 
     def handle(self, message: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
         op = message["op"]
+        if op == "batch":
+            return self.batch(message), b""
         inv = Invocation.from_wire(message["inv"])
         reply: dict[str, Any] = {"op": "done", "id": message.get("id"), "ok": True}
         started = time.perf_counter()
@@ -144,6 +154,35 @@ class Worker:
                 reply["payload"] = self.adapter.error_payload(exc, inv)
         reply["ms"] = (time.perf_counter() - started) * 1000
         return reply, out
+
+    def batch(self, message: dict[str, Any]) -> dict[str, Any]:
+        import hashlib
+
+        seed, timeout, retries = message["seed"], message["timeout"], message["retries"]
+        name = self.adapter.spec.name
+        counts: dict[str, int] = {}
+        started = time.perf_counter()
+        for index, item in enumerate(message["items"]):
+            event = item["event"]
+            event_id = event["id"]
+            attempt = counts.get(event_id, item["base"])
+            report: dict[str, Any] = {"op": "item", "i": index, "status": "ok"}
+            for used in range(1, retries + 2):
+                attempt += 1
+                attempt_id = hashlib.sha256(f"{seed}\0{name}\0{event_id}\0{attempt}".encode()).hexdigest()[:16]
+                try:
+                    self.adapter.deliver(Delivery(event, attempt, attempt_id),
+                                         Invocation(attempt_id, time.time() + timeout, attempt))
+                    report["status"] = "ok"
+                    report.pop("error", None)
+                    break
+                except Exception as exc:  # the handler failed: retried like a platform would
+                    report["status"] = "error"
+                    report["error"] = f"{type(exc).__name__}: {exc}"
+            report["attempts"] = used
+            counts[event_id] = attempt
+            wire.write_frame(self.sock, report)
+        return {"op": "done", "ok": True, "ms": (time.perf_counter() - started) * 1000}
 
     def _error_response(self, exc: Exception, inv: Invocation) -> HttpResponse:
         try:

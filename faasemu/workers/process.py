@@ -39,11 +39,16 @@ class LoadFailed(Exception):
 
 
 class _Channel(asyncio.Protocol):
-    """Frames from the worker; resolves the one pending request."""
+    """Frames from the worker; resolves the one pending request.
+
+    A batch streams `item` frames before its final answer: they go to `on_item` (and restart the
+    timeout), so a worker that dies mid-batch tells exactly which deliveries completed.
+    """
 
     def __init__(self) -> None:
         self.reader = wire.FrameReader()
         self.pending: asyncio.Future[wire.Frame] | None = None
+        self.on_item: Callable[[dict[str, Any]], None] | None = None
         self.transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -52,6 +57,9 @@ class _Channel(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         for frame in self.reader.feed(data):
+            if frame[0].get("op") == "item" and self.on_item is not None:
+                self.on_item(frame[0])
+                continue
             pending, self.pending = self.pending, None
             if pending is not None and not pending.done():
                 pending.set_result(frame)
@@ -145,16 +153,31 @@ class WorkerProcess:
         self.ready_modules = reply.get("modules", [])
         return reply
 
-    async def request(self, header: dict[str, Any], body: bytes, timeout: float) -> wire.Frame:
-        """One round trip. On timeout the worker is killed: a handler cannot be interrupted safely."""
+    async def request(
+        self, header: dict[str, Any], body: bytes, timeout: float,
+        on_item: Callable[[dict[str, Any]], None] | None = None,
+    ) -> wire.Frame:
+        """One round trip. On timeout the worker is killed: a handler cannot be interrupted safely.
+
+        With `on_item`, each streamed `item` frame is passed to it and restarts the `timeout`
+        (which then bounds one item of a batch, not the whole batch).
+        """
         if not self.alive:
             raise WorkerDied(self.exit_description)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[wire.Frame] = loop.create_future()
         self.channel.pending = future
         assert self.channel.transport is not None
-        self.channel.transport.write(wire.encode(header, body))
         timer = loop.call_later(timeout, self._expire, future)
+        if on_item is not None:
+            def item_arrived(item: dict[str, Any]) -> None:
+                nonlocal timer
+                timer.cancel()
+                timer = loop.call_later(timeout, self._expire, future)
+                on_item(item)
+
+            self.channel.on_item = item_arrived
+        self.channel.transport.write(wire.encode(header, body))
         try:
             return await future
         except WorkerDied:
@@ -162,6 +185,7 @@ class WorkerProcess:
             raise WorkerDied(self.exit_description) from None
         finally:
             timer.cancel()
+            self.channel.on_item = None
 
     def _expire(self, future: asyncio.Future[wire.Frame]) -> None:
         if not future.done():

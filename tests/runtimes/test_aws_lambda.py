@@ -266,7 +266,7 @@ def test_marshal_unicode_follows_execution_env() -> None:
 
 def test_invoke_raw_marshal_error() -> None:
     adapter = adapter_for(lambda e, c: {1, 2})
-    with pytest.raises(aws.LambdaFault) as caught:
+    with pytest.raises(aws.MarshalError) as caught:
         adapter.invoke_raw(b"{}", inv("r"))
     assert adapter.error_payload(caught.value, inv("r")) == {
         "errorMessage": "Unable to marshal response: Object of type set is not JSON serializable",
@@ -274,9 +274,11 @@ def test_invoke_raw_marshal_error() -> None:
 
 
 def test_invoke_raw_unmarshal_error() -> None:
-    with pytest.raises(aws.LambdaFault) as caught:
+    with pytest.raises(aws.UnmarshalError) as caught:
         adapter_for(echo).invoke_raw(b"{nope", inv())
-    assert caught.value.error_type == "Runtime.UnmarshalError"
+    payload = aws.error_payload(caught.value, inv("r"))
+    assert payload["errorType"] == "Runtime.UnmarshalError"
+    assert payload["errorMessage"].startswith("Unable to unmarshal input: ")
 
 
 # -- context ------------------------------------------------------------------------------------

@@ -1,0 +1,214 @@
+"""PURE: the campaign's systematic probes (SPEC §6 The campaign, step 2), group-tested.
+
+A correct app should cost a handful of runs, so each probe first perturbs many deliveries at
+once and only narrows down (halving, one batch per level) where something fails. Groups never
+mix functions where the probe can tell who is to blame, and under `--only FN` every delivery
+stays in every schedule while only FN's are perturbed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from faasemu.chaos import (
+    DeliveryRef,
+    Move,
+    Perturbation,
+    duplicate_at_end,
+    duplicate_right_after,
+    reverse,
+    select,
+    swap,
+)
+from faasemu.verify.model import Candidate
+from faasemu.verify.shrink import Check, Memo, memo_of
+
+Group = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A failing group of members: one member, or the smallest failing group found whose
+    halves both pass (an interaction; shrinking narrows it further)."""
+
+    members: Group
+    candidate: Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """A probe's findings as (function, candidate) pairs, and what it cost.
+
+    `function` is None where the probe cannot tell (the whole reversal, swaps of two functions'
+    deliveries): the campaign attributes those after shrinking. Iterating yields the pairs.
+    """
+
+    probe: str
+    findings: tuple[tuple[str | None, Candidate], ...]
+    calls: int
+    candidates: int
+
+    def __iter__(self) -> Iterator[tuple[str | None, Candidate]]:
+        return iter(self.findings)
+
+    def __len__(self) -> int:
+        return len(self.findings)
+
+
+def group_test(
+    groups: Sequence[Sequence[int]],
+    make: Callable[[Sequence[int]], Candidate],
+    check: Check,
+    *,
+    uncleared: Callable[[int], bool] | None = None,
+) -> list[Finding]:
+    """Adaptive group testing: every group in one batch, then the halves of each failing group,
+    one batch per level, down to single members.
+
+    A failing group whose halves both pass is itself a finding (members interact). With
+    `uncleared`, a passing group does not clear members for which it is True: they are tested
+    again, all in one batch, as their own group (when it is smaller) and one by one.
+    Example: one bad member among 1,000 costs 1 + 2 * 10 candidates in 11 calls.
+    """
+    memo = memo_of(check)
+    found: dict[Group, Finding] = {}
+    passed = _narrow([tuple(g) for g in groups if g], make, memo, found)
+    if uncleared is not None:
+        again: list[Group] = []
+        for group in passed:
+            suspects = tuple(i for i in group if uncleared(i)) if len(group) > 1 else ()
+            if 1 < len(suspects) < len(group):
+                again.append(suspects)
+            again.extend((i,) for i in suspects)
+        _narrow(list(dict.fromkeys(again)), make, memo, found)
+    return sorted(found.values(), key=lambda f: f.members)
+
+
+def _narrow(groups: list[Group], make: Callable[[Sequence[int]], Candidate], memo: Memo,
+            found: dict[Group, Finding]) -> list[Group]:
+    """Halve failing groups level by level, recording findings; returns the groups that passed."""
+    passed: list[Group] = []
+    level: list[tuple[Group, Group | None]] = [(g, None) for g in groups]
+    while level:
+        candidates = [make(group) for group, _parent in level]
+        answers = memo(candidates)
+        failing_halves: dict[Group, int] = {}
+        deeper: list[tuple[Group, Group | None]] = []
+        for (group, parent), candidate, bad in zip(level, candidates, answers):
+            if parent is not None:
+                failing_halves[parent] = failing_halves.get(parent, 0) + bad
+            if not bad:
+                passed.append(group)
+            elif len(group) == 1:
+                found[group] = Finding(group, candidate)
+            else:
+                middle = len(group) // 2
+                deeper += [(group[:middle], group), (group[middle:], group)]
+        for parent, count in failing_halves.items():
+            if count == 0:
+                found[parent] = Finding(parent, make(parent))
+        level = deeper
+    return passed
+
+
+def _per_function(refs: Sequence[DeliveryRef], only: str | None) -> dict[str, Group]:
+    groups: dict[str, list[int]] = {}
+    for ref in sorted(refs, key=lambda r: r.index):
+        if only is None or ref.function == only:
+            groups.setdefault(ref.function, []).append(ref.index)
+    return {function: tuple(members) for function, members in groups.items()}
+
+
+def _by_function(name: str, refs: Sequence[DeliveryRef], check: Check, only: str | None,
+                 make: Callable[[Sequence[int]], Candidate],
+                 uncleared: Callable[[int], bool] | None = None) -> ProbeResult:
+    memo = Memo(check, len(refs))
+    owner = {r.index: r.function for r in refs}
+    findings = group_test(list(_per_function(refs, only).values()), make, memo, uncleared=uncleared)
+    pairs = tuple((owner[f.members[0]], f.candidate) for f in findings)
+    return ProbeResult(name, pairs, memo.calls, memo.candidates)
+
+
+def duplicates_right_after(refs: Sequence[DeliveryRef], check: Check, only: str | None = None) -> ProbeResult:
+    """Every delivery of a function duplicated right after itself, per function, then narrowed."""
+    return _by_function("duplicates right after", refs, check, only,
+                        lambda members: Candidate(None, tuple(duplicate_right_after(members))))
+
+
+def duplicates_at_end(refs: Sequence[DeliveryRef], check: Check, shared: Callable[[int], bool],
+                      only: str | None = None) -> ProbeResult:
+    """Every delivery of a function duplicated after the last one, per function.
+
+    `shared(i)`: delivery i's baseline writes touch rows other deliveries also write. Replaying
+    a whole sequence can then land back on the baseline (last writer wins again), so a passing
+    group proves nothing about such members and they are tested again (see group_test).
+    """
+    n = len(refs)
+    return _by_function("duplicates at end", refs, check, only,
+                        lambda members: Candidate(None, tuple(duplicate_at_end(members, n))), shared)
+
+
+def reversal(n: int, check: Check, refs: Sequence[DeliveryRef], only: str | None = None) -> ProbeResult:
+    """The whole order reversed (one candidate); with `only`, only that function's deliveries move."""
+    memo = Memo(check, n)
+    moves = reverse(n) if only is None else select(reverse(n), refs, {only})
+    candidate = Candidate(None, tuple(moves))
+    (bad,) = memo([candidate])
+    return ProbeResult("reversal", ((only, candidate),) if bad else (), memo.calls, memo.candidates)
+
+
+def pack_disjoint(pairs: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Pair numbers packed first-fit into groups where no delivery is in two pairs.
+
+    Disjoint swaps never move one delivery twice (a contradiction for chaos.apply), and each
+    pair's two deliveries still end up reversed. 1,000 pairs of distinct deliveries fit in one group.
+    """
+    groups: list[list[int]] = []
+    used: list[set[int]] = []
+    for number, (i, j) in enumerate(pairs):
+        for group, taken in zip(groups, used):
+            if i not in taken and j not in taken:
+                group.append(number)
+                taken.update((i, j))
+                break
+        else:
+            groups.append([number])
+            used.append({i, j})
+    return groups
+
+
+def conflicting_swaps(pairs: Sequence[tuple[int, int]], check: Check, only: str | None = None,
+                      refs: Sequence[DeliveryRef] = ()) -> ProbeResult:
+    """Pairs of deliveries whose baseline writes touch the same rows or keys, swapped, group-tested.
+
+    With `only` (which needs `refs`), a pair with one FN delivery moves just that one past the
+    other (`Move` half a position beyond it), and pairs without FN's deliveries are skipped.
+    """
+    if only is not None and not refs:
+        raise ValueError("conflicting_swaps(only=...) needs refs to know each delivery's function")
+    owner = {r.index: r.function for r in refs}
+    shapes: list[list[Perturbation]] = []
+    ends: list[tuple[int, int]] = []
+    for i, j in dict.fromkeys((min(p), max(p)) for p in pairs if p[0] != p[1]):
+        shape = _swap_for(i, j, owner, only)
+        if shape:
+            shapes.append(shape)
+            ends.append((i, j))
+    memo = Memo(check, len(refs) or None)
+
+    def make(members: Sequence[int]) -> Candidate:
+        return Candidate(None, tuple(p for k in members for p in shapes[k]))
+
+    findings = group_test(pack_disjoint(ends), make, memo)
+    return ProbeResult("conflicting swaps", tuple((only, f.candidate) for f in findings), memo.calls, memo.candidates)
+
+
+def _swap_for(i: int, j: int, owner: dict[int, str], only: str | None) -> list[Perturbation]:
+    if only is None or (owner.get(i) == only and owner.get(j) == only):
+        return list(swap(i, j))
+    if owner.get(i) == only:
+        return [Move(i, j + 0.5)]
+    if owner.get(j) == only:
+        return [Move(j, i - 0.5)]
+    return []
