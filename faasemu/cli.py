@@ -123,6 +123,28 @@ def replay(events_file: str, manifest: str, target: str | None, duplicates: floa
 
 
 @main.command()
+@click.argument("events_file", metavar="[EVENTS.jsonl]", required=False, type=click.Path(dir_okay=False))
+@manifest_option
+@click.option("--runs", type=click.IntRange(0), default=100, show_default=True,
+              help="Random schedules after the systematic probes (0: probes only).")
+@click.option("--only", multiple=True, metavar="FN", help="Perturb and report only FN (repeatable).")
+@click.option("--json", "json_path", metavar="FILE", help="Write the JSON report here (always, whatever the exit code).")
+@click.option("--junit", "junit_path", metavar="FILE", help="Write JUnit XML here (always, whatever the exit code).")
+@click.option("--replay-cex", metavar="FILE", help="Re-run exactly the schedule of a saved counterexample.")
+@chaos_options((0.1, "5", 0.05, 0.05))
+@reports_errors
+def chaos(events_file: str | None, manifest: str, runs: int, only: tuple[str, ...], json_path: str | None,
+          junit_path: str | None, replay_cex: str | None, duplicates: float, shuffle: str, lost_ack: float,
+          fail: float, seed: int | None) -> None:
+    """Find the handlers that are not idempotent or not order-tolerant (exit 1), with minimal counterexamples."""
+    from faasemu.chaos_command import ChaosCommandOptions, run_chaos
+
+    options = ChaosCommandOptions(manifest, events_file, runs, only, json_path, junit_path, replay_cex,
+                                  build_chaos(duplicates, shuffle, lost_ack, fail), seed)
+    raise SystemExit(run_chaos(options))
+
+
+@main.command()
 @manifest_option
 @click.option("--dead", is_flag=True, help="Only dead letters.")
 @click.option("--redrive", metavar="ID|all", help="Deliver the dead letters of event ID (or all of them) again.")

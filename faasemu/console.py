@@ -29,9 +29,15 @@ def rich_console(file: TextIO | None = None) -> RichConsole:
     return RichConsole(file=file, highlight=False, soft_wrap=False, width=width)
 
 
+_second: list[Any] = [-1, ""]
+
+
 def clock(now: float) -> str:
-    """`12:00:01.231` in local time."""
-    return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
+    """`12:00:01.231` in local time (the seconds part formatted once per second: this is per request)."""
+    whole = int(now)
+    if whole != _second[0]:
+        _second[0], _second[1] = whole, time.strftime("%H:%M:%S", time.localtime(whole))
+    return f"{_second[1]}.{int(now * 1000) % 1000:03d}"
 
 
 class Console:

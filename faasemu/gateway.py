@@ -128,7 +128,7 @@ class Gateway:
             await send_response(send, json_response(
                 404, {"message": f"No function is served on {method} {path}", "routes": router.describe()}))
             return
-        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]  # ASGI: lower-case
         declared = next((v for k, v in headers if k == "content-length"), None)
         try:
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:

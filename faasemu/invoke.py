@@ -25,7 +25,7 @@ from faasemu.routing import MethodNotAllowed, Router
 from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
 from faasemu.spec import FunctionSpec, Manifest
 from faasemu.state import ensure_project_state
-from faasemu.workers.pool import FunctionPool, MemoryWatch, Outcome
+from faasemu.workers.pool import FunctionPool, Watchdog, Outcome
 
 RAW_EVENT_RUNTIMES = ("aws-lambda", "netlify")  # `--data` alone is the raw event, as `sam local invoke -e`
 
@@ -101,7 +101,7 @@ def run_invoke(options: InvokeOptions) -> int:
             "FAASEMU_SINK_URL": f"{effects.base_url}/sink",
             "FAASEMU_EVENTS_URL": f"{effects.base_url}/events",
         }
-        pool = FunctionPool(spec, manifest.root, env, _StderrObserver(console), MemoryWatch())
+        pool = FunctionPool(spec, manifest.root, env, _StderrObserver(console), Watchdog())
         if options.http:
             code = asyncio.run(_run(pool, _http(pool, spec, options.http, raw), console, "http"))
         elif options.event_type or spec.runtime not in RAW_EVENT_RUNTIMES:

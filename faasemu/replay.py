@@ -30,7 +30,7 @@ from faasemu.manifest import load_manifest
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.spec import Manifest
 from faasemu.state import ensure_project_state
-from faasemu.workers.pool import FunctionPool, MemoryWatch
+from faasemu.workers.pool import FunctionPool, Watchdog
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ async def _execute(
     retry_delay: float, console: Console,
 ) -> list[StepResult]:
     observer = _QuietObserver(console)
-    watch = MemoryWatch()
+    watch = Watchdog()
     pools: dict[str, FunctionPool] = {}
     attempts: dict[tuple[str, str], int] = {}
     results = []

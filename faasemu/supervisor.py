@@ -8,16 +8,15 @@ request sees either the old routes or the new ones, never a mix.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from faasemu.console import Console, relative
 from faasemu.errors import FaasemuError
 from faasemu.routing import Router
-from faasemu.runtimes.base import HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.base import HttpRequest, HttpResponse, new_request_id
 from faasemu.spec import FunctionSpec, Manifest
-from faasemu.workers.pool import FunctionPool, MemoryWatch, Outcome
+from faasemu.workers.pool import FunctionPool, Watchdog, Outcome
 
 
 class Supervisor:
@@ -28,7 +27,7 @@ class Supervisor:
         self.console = console
         self.extra_env = extra_env
         self.warm = warm
-        self.memory_watch = MemoryWatch()
+        self.memory_watch = Watchdog()
         self.pools: dict[str, FunctionPool] = {}
         self.router = Router()
         self.on_functions_changed: list[Callable[[], None]] = []
@@ -57,12 +56,12 @@ class Supervisor:
 
     async def invoke_http(self, name: str, request: HttpRequest) -> tuple[HttpResponse, Outcome]:
         pool = self.pools[name]
-        inv = Invocation(request_id=str(uuid.uuid4()), deadline=0.0)
-        outcome = await pool.call({"op": "http", "req": request.to_wire(), "inv": inv.to_wire()}, request.body)
+        outcome = await pool.call({"op": "http", "req": request.to_wire(), "inv": {"request_id": "", "deadline": 0.0}},
+                                  request.body)
         if outcome.kind in ("ok", "error") and "res" in outcome.reply:
             response = HttpResponse.from_wire(outcome.reply["res"], outcome.body)
         else:
-            response = pool.adapter_module.failure_response(outcome.kind, outcome.message, inv.request_id)
+            response = pool.adapter_module.failure_response(outcome.kind, outcome.message, new_request_id())
         self.report(name, f"{request.method} {request.path}", response.status, outcome)
         return response, outcome
 

@@ -1,26 +1,28 @@
 """Length-prefixed frames between the supervisor and its workers.
 
-A frame is `>II` (header length, body length), a compact JSON header, then raw body bytes, so a
-6 MB request body crosses the boundary without base64 or JSON escaping. Standard library only:
-both sides of the process boundary use it.
+A frame is `>II` (header length, body length), a header, then raw body bytes, so a 6 MB request
+body crosses the boundary without base64 or escaping. The header is `marshal`-encoded: both ends
+are the same interpreter (the supervisor starts workers with its own `sys.executable`) talking
+over a private socketpair, and marshal is several times faster than JSON on the invoke path.
+Standard library only: both sides of the process boundary use it.
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import socket
 import struct
-from typing import Any
+from typing import Any, BinaryIO
 
 PREFIX = struct.Struct(">II")
 Frame = tuple[dict[str, Any], bytes]
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+_dumps = marshal.dumps
+_loads = marshal.loads
 
 
 def encode(header: dict[str, Any], body: bytes = b"") -> bytes:
-    head = _dumps(header).encode()
+    head = _dumps(header)
     return PREFIX.pack(len(head), len(body)) + head + body
 
 
@@ -61,11 +63,24 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def read_frame(sock: socket.socket) -> Frame:
-    """Blocking read of one frame (the worker's side). Raises EOFError when the peer is gone."""
+    """Blocking read of one frame from a socket. Raises EOFError when the peer is gone."""
     head_len, body_len = PREFIX.unpack(_recv_exactly(sock, PREFIX.size))
     header = _loads(_recv_exactly(sock, head_len)) if head_len else {}
     body = _recv_exactly(sock, body_len) if body_len else b""
     return header, body
+
+
+def read_frame_from(stream: BinaryIO) -> Frame:
+    """Blocking read of one frame from a buffered stream (the worker's side: one recv per frame,
+    not three). Raises EOFError when the peer is gone."""
+    prefix = stream.read(PREFIX.size)
+    if len(prefix) < PREFIX.size:
+        raise EOFError("peer closed the connection")
+    head_len, body_len = PREFIX.unpack(prefix)
+    data = stream.read(head_len + body_len)
+    if len(data) < head_len + body_len:
+        raise EOFError("peer closed the connection")
+    return (_loads(data[:head_len]) if head_len else {}), data[head_len:]
 
 
 def write_frame(sock: socket.socket, header: dict[str, Any], body: bytes = b"") -> None:

@@ -29,7 +29,7 @@ from faasemu.state import folder as dir_state
 from faasemu.state import hooks as hook_state
 from faasemu.state import sqlite as sqlite_state
 from faasemu.verify.model import Candidate, EmittedEffect, Effects, RunResult, SinkEffect, Snapshot
-from faasemu.workers.pool import MemoryWatch
+from faasemu.workers.pool import Watchdog
 from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
 
 LOAD_TIMEOUT = 30.0
@@ -75,7 +75,7 @@ class Runner:
         self.specs: dict[str, FunctionSpec] = {spec.name: spec for spec in manifest.functions}
         self.used_functions = sorted({ref.function for ref in self.refs})
         self.effects = LocalEffectServer()
-        self.memory_watch = MemoryWatch()
+        self.memory_watch = Watchdog()
         self.lanes: list[Lane] = []
         self.base = ""
         self.template = ""

@@ -30,7 +30,7 @@ from typing import Any
 
 from faasemu import wire
 from faasemu.runtimes import load_adapter
-from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation, new_request_id
 from faasemu.spec import FunctionSpec
 from faasemu.workers import importer
 
@@ -79,6 +79,7 @@ class Worker:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.stream = sock.makefile("rb", buffering=256 * 1024)
         self.root = os.getcwd()
         self.adapter: Any = None
         self.known_modules = 0
@@ -113,7 +114,7 @@ class Worker:
     def serve(self) -> None:
         while True:
             try:
-                message, body = wire.read_frame(self.sock)
+                message, body = wire.read_frame_from(self.stream)
             except EOFError:
                 return
             reply, reply_body = self.handle(message, body)
@@ -129,6 +130,8 @@ class Worker:
         if op == "batch":
             return self.batch(message), b""
         inv = Invocation.from_wire(message["inv"])
+        if not inv.request_id:  # HTTP calls: made here, off the supervisor's busy core
+            inv.request_id = new_request_id()
         reply: dict[str, Any] = {"op": "done", "id": message.get("id"), "ok": True}
         started = time.perf_counter()
         out = b""
@@ -153,6 +156,7 @@ class Worker:
             elif op == "raw" and hasattr(self.adapter, "error_payload"):
                 reply["payload"] = self.adapter.error_payload(exc, inv)
         reply["ms"] = (time.perf_counter() - started) * 1000
+        reply["rid"] = inv.request_id
         return reply, out
 
     def batch(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +204,7 @@ def main(argv: list[str]) -> None:
     sock = socket.socket(fileno=int(argv[1]))
     worker = Worker(sock)
     try:
-        message, _ = wire.read_frame(sock)
+        message, _ = wire.read_frame_from(worker.stream)
     except EOFError:
         return
     worker.load(message)

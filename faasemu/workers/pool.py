@@ -60,31 +60,48 @@ class QueueTimeout(Exception):
     pass
 
 
-class MemoryWatch:
-    """Samples each busy worker's resident memory every `interval` and kills it past its limit."""
+class Watchdog:
+    """Every `interval` (25 ms), for each busy worker: past its deadline, kill it (a timeout);
+    resident memory (/proc/PID/statm) past its limit, kill it (out of memory). Also expires
+    requests that waited in a pool's queue past their timeout. One sweep for everything is far
+    cheaper on the invoke path than a timer per request; timeouts are precise to `interval`."""
 
     def __init__(self, interval: float = 0.025) -> None:
         self.interval = interval
         self.limits: dict[WorkerProcess, int] = {}
+        self.queues: set[FunctionPool] = set()
         self.task: asyncio.Task[None] | None = None
 
     def track(self, worker: WorkerProcess, limit_mb: int) -> None:
         self.limits[worker] = limit_mb * 1024 * 1024
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run())
+        self._ensure_running()
 
     def untrack(self, worker: WorkerProcess) -> None:
         self.limits.pop(worker, None)
 
+    def watch_queue(self, pool: FunctionPool) -> None:
+        self.queues.add(pool)
+        self._ensure_running()
+
+    def _ensure_running(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
     def check(self) -> None:
+        now = asyncio.get_running_loop().time()
         for worker, limit in list(self.limits.items()):
-            if worker.rss_bytes() > limit:
+            if worker.deadline is not None and now >= worker.deadline:
+                worker.expire()
+            elif worker.rss_bytes() > limit:
                 worker.kill("oom")
+        for pool in list(self.queues):
+            if not pool.expire_waiters(now):
+                self.queues.discard(pool)
 
     async def _run(self) -> None:
-        while self.limits:
-            self.check()
+        while self.limits or self.queues:
             await asyncio.sleep(self.interval)
+            self.check()
 
     def stop(self) -> None:
         if self.task is not None:
@@ -100,7 +117,7 @@ class FunctionPool:
         root: str,
         extra_env: dict[str, str],
         observer: PoolObserver,
-        memory_watch: MemoryWatch,
+        memory_watch: Watchdog,
         *,
         warm: bool = False,
     ) -> None:
@@ -124,6 +141,8 @@ class FunctionPool:
         self._generation_of: dict[WorkerProcess, int] = {}
         self._cold: dict[WorkerProcess, float] = {}
         self._retired: set[WorkerProcess] = set()  # closing; reaped by close() if still alive
+        self._deadlines: dict[asyncio.Future[WorkerProcess], float] = {}
+        self._old_busy = 0  # busy workers of earlier generations (retire when they finish)
         self._announce = -1  # the generation whose first successful load is worth a notice
 
     # -- environment -----------------------------------------------------------------------------
@@ -153,7 +172,7 @@ class FunctionPool:
         self.memory_watch.track(worker, self.spec.memory)
         started = time.perf_counter()
         try:
-            reply, out = await worker.request(header, body, timeout)
+            reply, out = await worker.request(header, body, timeout, watched=True)
         except WorkerTimeout:
             return Outcome("timeout", ms=_ms(started), cold_ms=cold_ms,
                            message=f"Task timed out after {timeout:.2f} seconds")
@@ -187,9 +206,11 @@ class FunctionPool:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[WorkerProcess] = loop.create_future()
         self.waiters.append(future)
+        self._deadlines[future] = deadline
         self._grow()
         self._hand_out()
-        expiry = loop.call_at(deadline, self._expire_waiter, future)
+        if not future.done():
+            self.memory_watch.watch_queue(self)
         try:
             return await future
         except asyncio.CancelledError:
@@ -197,23 +218,29 @@ class FunctionPool:
                 self._release(future.result())
             raise
         finally:
-            expiry.cancel()
+            self._deadlines.pop(future, None)
 
-    def _expire_waiter(self, future: asyncio.Future[WorkerProcess]) -> None:
-        if not future.done():
-            future.set_exception(QueueTimeout())
-            try:
-                self.waiters.remove(future)
-            except ValueError:
-                pass
+    def expire_waiters(self, now: float) -> bool:
+        """Fail queued requests whose timeout passed; returns whether any are still queued."""
+        for future, deadline in list(self._deadlines.items()):
+            if now >= deadline and not future.done():
+                future.set_exception(QueueTimeout())
+                try:
+                    self.waiters.remove(future)
+                except ValueError:
+                    pass
+        return any(not f.done() for f in self.waiters)
 
     def _current(self, worker: WorkerProcess) -> bool:
         return self._generation_of.get(worker) == self.generation
 
     def _count(self) -> int:
-        return len(self.idle) + self.starting + sum(1 for w in self.busy if self._current(w))
+        """Workers of the current generation: idle, busy or starting."""
+        return len(self.idle) + self.starting + len(self.busy) - self._old_busy
 
     def _grow(self) -> None:
+        if self.starting >= len(self.waiters):
+            return  # the common case under load: nobody waits for a worker that is not coming
         while (
             not self.closing
             and self.broken is None
@@ -278,7 +305,10 @@ class FunctionPool:
         self._grow()
 
     def _release(self, worker: WorkerProcess) -> None:
-        self.busy.discard(worker)
+        if worker in self.busy:
+            self.busy.discard(worker)
+            if not self._current(worker):
+                self._old_busy -= 1
         if not worker.alive or not self._current(worker) or self.closing:
             self._forget(worker)
             if self.warm and not self.closing and self.broken is None:
@@ -329,6 +359,7 @@ class FunctionPool:
             self.spec = spec
             self.adapter_module = load_adapter(spec.runtime)
         self.generation += 1
+        self._old_busy = len(self.busy)
         self._announce = self.generation
         self.broken = None
         self.modules = set()

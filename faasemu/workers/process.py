@@ -104,6 +104,7 @@ class WorkerProcess:
         self.kill_reason: str | None = None
         self.started = time.monotonic()
         self.ready_modules: list[str] = []
+        self.deadline: float | None = None
 
     @classmethod
     async def spawn(cls, root: str, output: OutputSink, env: dict[str, str] | None = None) -> WorkerProcess:
@@ -155,10 +156,13 @@ class WorkerProcess:
 
     async def request(
         self, header: dict[str, Any], body: bytes, timeout: float,
-        on_item: Callable[[dict[str, Any]], None] | None = None,
+        on_item: Callable[[dict[str, Any]], None] | None = None, *, watched: bool = False,
     ) -> wire.Frame:
         """One round trip. On timeout the worker is killed: a handler cannot be interrupted safely.
 
+        With `watched`, the deadline is left on the worker (`deadline`, loop time) for the pool's
+        watchdog, which sweeps busy workers every 25 ms: cheaper than a timer per request.
+        Otherwise a timer enforces it. A batch whose item timer is reset on each item is unwatched.
         With `on_item`, each streamed `item` frame is passed to it and restarts the `timeout`
         (which then bounds one item of a batch, not the whole batch).
         """
@@ -168,12 +172,15 @@ class WorkerProcess:
         future: asyncio.Future[wire.Frame] = loop.create_future()
         self.channel.pending = future
         assert self.channel.transport is not None
-        timer = loop.call_later(timeout, self._expire, future)
+        self.deadline = loop.time() + timeout
+        timer = None if watched else loop.call_later(timeout, self.expire)  # unwatched: e.g. loading
         if on_item is not None:
             def item_arrived(item: dict[str, Any]) -> None:
                 nonlocal timer
-                timer.cancel()
-                timer = loop.call_later(timeout, self._expire, future)
+                self.deadline = loop.time() + timeout
+                if timer is not None:
+                    timer.cancel()
+                    timer = loop.call_later(timeout, self.expire)
                 on_item(item)
 
             self.channel.on_item = item_arrived
@@ -184,12 +191,17 @@ class WorkerProcess:
             await self.wait_exited()
             raise WorkerDied(self.exit_description) from None
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
+            self.deadline = None
             self.channel.on_item = None
 
-    def _expire(self, future: asyncio.Future[wire.Frame]) -> None:
-        if not future.done():
-            self.kill("timeout")
+    def expire(self) -> None:
+        """The deadline passed: kill the worker and fail the request in flight with WorkerTimeout."""
+        future = self.channel.pending
+        self.kill("timeout")
+        if future is not None and not future.done():
+            self.channel.pending = None
             future.set_exception(WorkerTimeout())
 
     def kill(self, reason: str = "stopped") -> None:

@@ -1,0 +1,244 @@
+"""Rendering a campaign's results: the console report, the JSON report, JUnit XML, counterexamples.
+
+Rendering only: every figure comes from `CampaignResult`. The JSON report holds no timings, so the
+same seed gives the same report byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from typing import Any
+from xml.etree import ElementTree
+
+from rich.console import Console
+from rich.table import Table
+
+from faasemu.chaos import CAMPAIGN_DEFAULTS, ChaosOptions, Duplicate, Fail, LostAck, Move, Perturbation
+from faasemu.verify.campaign import CampaignResult, FunctionVerdict, steps_json
+from faasemu.verify.classify import Violation
+from faasemu.verify.compare import format_diff
+
+WHY = {
+    "idempotency": "a second delivery of the same event changed the outcome; real brokers deliver at least once.",
+    "order": "the outcome depends on the order deliveries arrive in; brokers do not guarantee order.",
+}
+FIX = {
+    "idempotency": "record the event id in a table with a unique key in the same transaction as the update (or "
+                   "before the call to the outside service), and skip the work when the id is already there.",
+    "order": "compare a version or timestamp carried by the event before overwriting, instead of trusting "
+             "arrival order (last write by event time wins, not by arrival).",
+}
+
+
+def reproduce_command(result: CampaignResult, function: str, invocation: dict[str, Any]) -> str:
+    """The exact `faasemu chaos` command that reproduces a function's report."""
+    parts = ["faasemu", "chaos"]
+    if invocation.get("events_file"):
+        parts.append(invocation["events_file"])
+    if invocation.get("manifest", "faasemu.yaml") != "faasemu.yaml":
+        parts += ["-f", invocation["manifest"]]
+    options: ChaosOptions = invocation["options"]
+    parts += options.flags(CAMPAIGN_DEFAULTS)
+    if result.runs != 100:
+        parts += ["--runs", str(result.runs)]
+    return shlex.join([*parts, "--seed", str(result.seed), "--only", function])
+
+
+def hint(result: CampaignResult, violation: Violation) -> str:
+    runtime = next((spec_runtime for name, spec_runtime in result_runtimes(result) if name == violation.function), "")
+    if runtime == "kubeless" and violation.kind == "idempotency":
+        return ("Kubeless generates a new event-id on every send, so deduplicating on it does not work there: "
+                "deduplicate on a business key carried in the event data instead.")
+    return FIX[violation.kind]
+
+
+def result_runtimes(result: CampaignResult) -> list[tuple[str, str]]:
+    return [(name, verdict_runtime) for name, verdict_runtime in getattr(result, "runtimes", {}).items()]
+
+
+def perturbation_json(item: Perturbation) -> dict[str, Any]:
+    if isinstance(item, Move):
+        return {"kind": "move", "delivery": item.ref_index, "to": item.to}
+    if isinstance(item, Duplicate):
+        return {"kind": "duplicate", "delivery": item.ref_index, "at": item.at}
+    if isinstance(item, Fail):
+        return {"kind": "fail", "delivery": item.ref_index, "redeliver_at": item.redeliver_at}
+    assert isinstance(item, LostAck)
+    return {"kind": "lost-ack", "delivery": item.ref_index, "redeliver_at": item.redeliver_at}
+
+
+def perturbation_from_json(data: dict[str, Any]) -> Perturbation:
+    kind, index = data["kind"], int(data["delivery"])
+    if kind == "move":
+        return Move(index, float(data["to"]))
+    if kind == "duplicate":
+        return Duplicate(index, data.get("at"))
+    if kind == "fail":
+        return Fail(index, data.get("redeliver_at"))
+    if kind == "lost-ack":
+        return LostAck(index, data.get("redeliver_at"))
+    raise ValueError(f"unknown perturbation kind {kind!r}")
+
+
+def violation_json(result: CampaignResult, violation: Violation, invocation: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": violation.kind,
+        "schedule": steps_json(violation.steps),
+        "diff": result.diff(violation),
+        "reproduce": reproduce_command(result, violation.function, invocation),
+        "hint": hint(result, violation),
+        "counterexample": cex_path(invocation["root"], violation, relative=True),
+    }
+
+
+def report_json(result: CampaignResult, invocation: dict[str, Any]) -> dict[str, Any]:
+    functions = {}
+    for name, verdict in result.functions.items():
+        entry: dict[str, Any] = {
+            "idempotent": verdict.idempotent,
+            "order_tolerant": verdict.order_tolerant,
+            "nondeterministic_outcome": verdict.nondeterministic_outcome,
+            "deliveries": verdict.deliveries,
+            "violations": [violation_json(result, v, invocation) for v in verdict.violations],
+        }
+        if verdict.load_error:
+            entry["load_error"] = {k: verdict.load_error.get(k) for k in ("type", "message", "where")}
+        functions[name] = entry
+    return {
+        "seed": result.seed,
+        "runs": result.runs,
+        "events": len(result.events),
+        "deliveries": len(result.refs),
+        "nondeterministic": result.nondeterministic,
+        "functions": functions,
+    }
+
+
+def write_json(path: str, report: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(report, file, indent=2, sort_keys=False)
+        file.write("\n")
+
+
+def write_junit(path: str, result: CampaignResult, report: dict[str, Any]) -> None:
+    """One test case per function and property; a found violation is a failure, `null` a skip."""
+    suite = ElementTree.Element("testsuite", name="faasemu chaos", tests="0", failures="0", skipped="0")
+    tests = failures = skipped = 0
+    for name, entry in report["functions"].items():
+        for prop, kind in (("idempotent", "idempotency"), ("order_tolerant", "order")):
+            tests += 1
+            case = ElementTree.SubElement(suite, "testcase", classname=f"faasemu.{name}", name=prop)
+            value = entry[prop]
+            if value is None:
+                skipped += 1
+                reason = "nondeterministic outcome" if entry["nondeterministic_outcome"] else "not exercised"
+                ElementTree.SubElement(case, "skipped", message=reason)
+            elif value is False:
+                failures += 1
+                found = next(v for v in entry["violations"] if v["kind"] == kind)
+                failure = ElementTree.SubElement(case, "failure", message=f"{name} is not {prop.replace('_', '-')}")
+                failure.text = json.dumps({"schedule": found["schedule"], "diff": found["diff"],
+                                           "reproduce": found["reproduce"]}, indent=2)
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
+    ElementTree.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def cex_path(root: str, violation: Violation, relative: bool = False) -> str:
+    path = os.path.join(".faasemu", "cex", f"{violation.function}-{violation.kind}.json")
+    return path if relative else os.path.join(root, path)
+
+
+def write_counterexamples(result: CampaignResult, invocation: dict[str, Any]) -> list[str]:
+    """Each violation as a self-contained file that `faasemu chaos --replay-cex FILE` re-runs."""
+    written = []
+    for violation in result.violations:
+        path = cex_path(invocation["root"], violation)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        candidate = violation.candidate
+        data = {
+            "version": 1,
+            "function": violation.function,
+            "kind": violation.kind,
+            "seed": result.seed,
+            "manifest": invocation["manifest"],
+            "events": result.events,
+            "deliveries": None if candidate.deliveries is None else sorted(candidate.deliveries),
+            "perturbations": [perturbation_json(p) for p in candidate.perturbations],
+            "schedule": steps_json(violation.steps),
+            "diff": result.diff(violation),
+        }
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(data, file, indent=2)
+            file.write("\n")
+        written.append(path)
+    return written
+
+
+# -- console -------------------------------------------------------------------------------------
+
+
+def _mark(value: bool | None, verdict: FunctionVerdict) -> str:
+    if verdict.nondeterministic_outcome:
+        return "[yellow]? nondeterministic[/]"
+    if value is None:
+        return "[dim]– not exercised[/]"
+    return "[green]✓ yes[/]" if value else "[bold red]✗ no[/]"
+
+
+def print_report(console: Console, result: CampaignResult, report: dict[str, Any], invocation: dict[str, Any]) -> None:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("function", "idempotent", "order-tolerant", "deliveries", "note"):
+        table.add_column(column)
+    for name, verdict in result.functions.items():
+        note = ""
+        if verdict.load_error:
+            note = f"cannot load: {verdict.load_error.get('type')}: {verdict.load_error.get('message')}"
+        elif verdict.deliveries == 0:
+            note = "no event reaches it"
+        table.add_row(name, _mark(verdict.idempotent, verdict), _mark(verdict.order_tolerant, verdict),
+                      str(verdict.deliveries), note)
+    console.print()
+    console.print(table)
+    for name, entry in report["functions"].items():
+        for found in entry["violations"]:
+            _print_violation(console, name, found, result)
+    console.print()
+    nd = ", ".join(result.nondeterministic) or "none"
+    console.print(f"nondeterministic columns left out of comparisons: {nd}")
+
+
+def _print_violation(console: Console, name: str, found: dict[str, Any], result: CampaignResult) -> None:
+    what = "idempotent" if found["kind"] == "idempotency" else "order-tolerant"
+    schedule = found["schedule"]
+    console.print()
+    console.print(f"[bold red]✗ {name} is not {what}[/]")
+    removing = "removing any of them makes it pass" if len(schedule) > 1 else "it alone breaks it"
+    console.print(f"  Minimal counterexample ({len(schedule)} deliveries; {removing}):")
+    events = {event["id"]: event for event in result.events}
+    seen: set[tuple[str, str]] = set()
+    for number, step in enumerate(schedule, 1):
+        key = (step["event"], step["function"])
+        event = events.get(step["event"], {})
+        if key in seen:
+            label = f"{step['event']}  (again{', ' + ', '.join(step.get('tags', [])) if step.get('tags') else ''})"
+        else:
+            data = json.dumps(event.get("data"))
+            data = data if len(data) <= 60 else data[:57] + "..."
+            label = f"{step['event']}  {event.get('type', '')} {data}"
+            tags = [t for t in step.get("tags", []) if t != "duplicate"]
+            if tags:
+                label += f"  [{', '.join(tags)}]"
+        seen.add(key)
+        console.print(f"    {number}. {label}  -> {step['function']}", highlight=False, markup=False)
+    console.print("  State and effects after, compared with in-order once-only delivery:")
+    other = "with the duplicate" if found["kind"] == "idempotency" else "in this order"
+    for line in format_diff(found["diff"], other=other) or ["(no difference left after masking)"]:
+        console.print(f"    {line}", highlight=False, markup=False)
+    console.print(f"  Why: {WHY[found['kind']]}")
+    console.print(f"  Fix: {found['hint']}")
+    console.print(f"  Reproduce: {found['reproduce']}", highlight=False, markup=False)
+    console.print(f"             faasemu chaos --replay-cex {found['counterexample']}", highlight=False, markup=False)

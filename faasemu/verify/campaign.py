@@ -1,0 +1,270 @@
+"""The verification campaign (SPEC §6): calibrate, probe, randomise, shrink, classify, attribute.
+
+The algorithms are pure and synchronous (`probes`, `shrink`, `classify`); they ask a batch
+predicate, `check`, whether candidates violate. Here `check` runs the candidates and their
+baselines in the runner's parallel lanes, caches every result, and compares with the calibrated
+comparator. The algorithms run in a thread; the runner stays on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from faasemu.chaos import ChaosOptions, DeliveryRef, Duplicate, LostAck, Step, generate, select
+from faasemu.spec import Manifest
+from faasemu.verify import probes
+from faasemu.verify.classify import Violation, attribute, best_per_kind, classify
+from faasemu.verify.compare import Comparator, nondeterministic_columns, unstable_parts
+from faasemu.verify.model import Candidate, RunResult
+from faasemu.verify.runner import Runner
+from faasemu.verify.shrink import Memo, memo_of, schedule_of, shrink
+
+MAX_SHRINKS = 12  # random failures shrunk at most; probes have usually found the culprits already
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass
+class FunctionVerdict:
+    name: str
+    deliveries: int
+    idempotent: bool | None = None
+    order_tolerant: bool | None = None
+    nondeterministic_outcome: bool = False
+    load_error: dict[str, Any] | None = None
+    violations: list[Violation] = field(default_factory=list)
+
+
+@dataclass
+class CampaignResult:
+    seed: int
+    runs: int
+    events: list[dict[str, Any]]
+    refs: list[DeliveryRef]
+    nondeterministic: list[str]
+    functions: dict[str, FunctionVerdict]
+    comparator: Comparator
+    results: dict[Candidate, RunResult]
+    stats: dict[str, int]
+
+    def diff(self, violation: Violation) -> dict[str, list[Any]]:
+        candidate = violation.candidate
+        return self.comparator.diff(self.results[candidate.baseline()], self.results[candidate])
+
+    @property
+    def violations(self) -> list[Violation]:
+        return [v for verdict in self.functions.values() for v in verdict.violations]
+
+
+class Campaign:
+    """One `faasemu chaos` campaign over a list of events."""
+
+    def __init__(
+        self, manifest: Manifest, events: list[dict[str, Any]], refs: list[DeliveryRef], *, seed: int, runs: int,
+        options: ChaosOptions, only: Sequence[str] = (), progress: Progress | None = None, lanes: int | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.events = events
+        self.refs = refs
+        self.n = len(refs)
+        self.seed = seed
+        self.runs = runs
+        self.options = options
+        self.only = list(only)
+        self.progress = progress or (lambda phase, done, total: None)
+        self.runner = Runner(manifest, events, refs, seed, lanes=lanes)
+        self.results: dict[Candidate, RunResult] = {}
+        self.comparator = Comparator((), manifest.state.ignore)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.memo: Memo | None = None
+
+    # -- running candidates ----------------------------------------------------------------------
+
+    async def _ensure(self, candidates: Sequence[Candidate]) -> None:
+        missing = list(dict.fromkeys(c for c in candidates if c not in self.results))
+        for candidate, result in zip(missing, await self.runner.run_many(missing)):
+            self.results[candidate] = result
+
+    def check(self, candidates: Sequence[Candidate]) -> list[bool]:
+        """The batch predicate the pure algorithms ask: does each candidate differ from its baseline?"""
+        assert self.loop is not None
+        wanted = [c for candidate in candidates for c in (candidate, candidate.baseline())]
+        asyncio.run_coroutine_threadsafe(self._ensure(wanted), self.loop).result()
+        return [self.comparator.differs(self.results[c.baseline()], self.results[c]) for c in candidates]
+
+    # -- the campaign ----------------------------------------------------------------------------
+
+    async def run(self) -> CampaignResult:
+        self.loop = asyncio.get_running_loop()
+        async with self.runner:
+            self.progress("calibrate", 0, 2)
+            first = await self.runner.run(self.runner.lanes[0], Candidate(), trace=True)
+            self.results[Candidate()] = first
+            self.progress("calibrate", 1, 2)
+            second = (await self.runner.run_many([Candidate()]))[0]
+            self.progress("calibrate", 2, 2)
+            nondeterministic = nondeterministic_columns(first, second)
+            self.comparator = Comparator(nondeterministic, self.manifest.state.ignore)
+            unstable = unstable_parts(first, second, self.comparator)
+            self.memo = memo_of(self.check, self.n)
+            found = await asyncio.to_thread(self._search, first)
+            # SPEC §6: before reporting, the baseline runs once more; what differs joins the
+            # nondeterministic set and every violation is checked again.
+            if found:
+                third = await self.runner.run(self.runner.lanes[0], Candidate())
+                extra = nondeterministic_columns(first, third) - self.comparator.nondeterministic
+                if extra:
+                    self.comparator = self.comparator.extended(extra)
+                    found = [v for v in found if self.comparator.differs(
+                        self.results[v.candidate.baseline()], self.results[v.candidate])]
+        return self._verdicts(found, unstable, first)
+
+    def _search(self, traced: RunResult) -> list[Violation]:
+        """Probes, then random schedules, then shrink, classify and attribute what failed."""
+        assert self.memo is not None
+        memo = self.memo
+        suspects: list[Candidate] = []
+        touched = list(traced.touched)
+        owners = self.only or [None]
+        steps = 4 * len(owners)
+        done = 0
+        self.progress("probes", done, steps)
+        for only in owners:
+            for probe in (
+                lambda: probes.duplicates_right_after(self.refs, memo, only),
+                lambda: probes.duplicates_at_end(self.refs, memo, _shared(touched), only),
+                lambda: probes.reversal(self.n, memo, self.refs, only),
+                lambda: probes.conflicting_swaps(_conflicting_pairs(touched), memo, only, self.refs),
+            ):
+                suspects.extend(candidate for _function, candidate in probe())
+                done += 1
+                self.progress("probes", done, steps)
+        random_failures = self._random_runs(memo)
+        violations = self._explain(suspects, random_failures, memo)
+        return best_per_kind(violations, self.refs)
+
+    def _random_runs(self, memo: Memo) -> list[Candidate]:
+        candidates = []
+        for number in range(self.runs):
+            perturbations = generate(self.n, self.options, random.Random(f"{self.seed}/random/{number}"))
+            if self.only:
+                perturbations = select(perturbations, self.refs, self.only)
+            candidates.append(Candidate(None, tuple(perturbations)))
+        failing = []
+        chunk = max(1, self.runner.lane_count * 2)
+        for start in range(0, len(candidates), chunk):
+            batch = candidates[start : start + chunk]
+            failing.extend(c for c, bad in zip(batch, memo(batch)) if bad)
+            self.progress("random", min(start + chunk, len(candidates)), len(candidates))
+        return failing
+
+    def _explain(self, suspects: list[Candidate], random_failures: list[Candidate], memo: Memo) -> list[Violation]:
+        violations: list[Violation] = []
+        explained: dict[str, set[str]] = {}
+        queue = list(dict.fromkeys(suspects)) + random_failures[:MAX_SHRINKS]
+        for number, candidate in enumerate(queue):
+            self.progress("shrink", number, len(queue))
+            if number >= len(suspects):
+                # A random failure may be one already explained: drop the copies (duplicates, lost
+                # acks) of functions already found not idempotent, and every perturbation of those
+                # found both, then see whether something else remains to explain.
+                candidate = Candidate(candidate.deliveries, _unexplained(candidate.perturbations, self.refs, explained))
+                if not candidate.perturbations or not memo([candidate])[0]:
+                    continue
+            minimal = shrink(candidate, memo, self.n)
+            classified = classify(minimal, memo, self.refs)
+            blamed = attribute(classified.candidate, memo, self.refs)
+            if self.only:
+                blamed = [name for name in blamed if name in self.only]
+            steps = tuple(schedule_of(classified.candidate, self.refs))
+            for name in blamed:
+                violations.append(Violation(name, classified.kind, classified.candidate, steps))
+                explained.setdefault(name, set()).add(classified.kind)
+        self.progress("shrink", len(queue), len(queue))
+        return violations
+
+    def _functions(self) -> list[str]:
+        return list(dict.fromkeys(ref.function for ref in self.refs))
+
+    def _verdicts(self, violations: list[Violation], unstable: frozenset[str], traced: RunResult) -> CampaignResult:
+        counts: dict[str, int] = {}
+        for ref in self.refs:
+            counts[ref.function] = counts.get(ref.function, 0) + 1
+        verdicts: dict[str, FunctionVerdict] = {}
+        for spec in self.manifest.functions:
+            deliveries = counts.get(spec.name, 0)
+            verdict = FunctionVerdict(spec.name, deliveries)
+            problem = self.runner.load_problems.get(spec.name)
+            if problem is not None:
+                verdict.load_error = problem.error
+            if deliveries and problem is None:
+                writes = {key for ref, keys in zip(self.refs, traced.touched) if ref.function == spec.name
+                          for key in keys}
+                verdict.nondeterministic_outcome = any(_touches(writes, part) for part in unstable)
+                if not verdict.nondeterministic_outcome:
+                    mine = [v for v in violations if v.function == spec.name]
+                    verdict.violations = mine
+                    verdict.idempotent = not any(v.kind == "idempotency" for v in mine)
+                    movable = self.n > 1
+                    verdict.order_tolerant = (not any(v.kind == "order" for v in mine)) if movable else None
+            verdicts[spec.name] = verdict
+        if self.only:
+            verdicts = {name: v for name, v in verdicts.items() if name in self.only}
+        return CampaignResult(
+            seed=self.seed, runs=self.runs, events=self.events, refs=self.refs,
+            nondeterministic=sorted(self.comparator.nondeterministic), functions=verdicts,
+            comparator=self.comparator, results=self.results,
+            stats={"runs_executed": self.runner.runs, "deliveries_executed": self.runner.deliveries,
+                   "candidates": len(self.results)},
+        )
+
+
+def _unexplained(perturbations: Sequence[Any], refs: Sequence[DeliveryRef],
+                 explained: dict[str, set[str]]) -> tuple[Any, ...]:
+    owner = {ref.index: ref.function for ref in refs}
+    kept = []
+    for item in perturbations:
+        kinds = explained.get(owner.get(item.ref_index, ""), set())
+        if len(kinds) == 2 or ("idempotency" in kinds and isinstance(item, (Duplicate, LostAck))):
+            continue
+        kept.append(item)
+    return tuple(kept)
+
+
+def _touches(writes: set[str], part: str) -> bool:
+    """Whether a function's baseline writes (`table[key]`, `sink.name`, `emitted.type`) hit an unstable part."""
+    return any(key == part or key.startswith(part + "[") for key in writes)
+
+
+def _shared(touched: Sequence[frozenset[str]]) -> Callable[[int], bool]:
+    """Delivery i writes a row (or sink) that another delivery also writes."""
+    writers: dict[str, int] = {}
+    for keys in touched:
+        for key in keys:
+            writers[key] = writers.get(key, 0) + 1
+    return lambda i: i < len(touched) and any(writers[key] > 1 for key in touched[i])
+
+
+def _conflicting_pairs(touched: Sequence[frozenset[str]]) -> list[tuple[int, int]]:
+    """Pairs of deliveries whose baseline writes touch the same rows or keys: for each key, each
+    writer with the next one (a chain covers every order that matters for that key, in O(n))."""
+    last: dict[str, int] = {}
+    pairs: dict[tuple[int, int], None] = {}
+    for index, keys in enumerate(touched):
+        for key in sorted(keys):
+            if key in last:
+                pairs[(last[key], index)] = None
+            last[key] = index
+    return list(pairs)
+
+
+def steps_json(steps: Sequence[Step]) -> list[dict[str, Any]]:
+    return [
+        {"event": step.ref.event_id, "function": step.ref.function, **({"tags": list(step.tags)} if step.tags else {})}
+        for step in steps
+    ]
+
