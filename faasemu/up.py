@@ -164,6 +164,8 @@ def run_up(options: UpOptions) -> None:
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(serve(gateway, supervisor, sock, manifest, options))
+    except KeyboardInterrupt:
+        pass  # Ctrl+C is how `up` is stopped: uvicorn shut down gracefully and re-raised the signal
     finally:
         remove_server_marker(marker)
 

@@ -49,22 +49,42 @@ def _is_virtualenv(path: str) -> bool:
     return os.path.exists(os.path.join(path, "pyvenv.cfg"))
 
 
+class _RootFilter(SourceFilter):
+    """At the root (watched flat): sources, the manifest, and new folders worth watching."""
+
+    def __call__(self, change: watchfiles.Change, path: str) -> bool:
+        if change == watchfiles.Change.added and os.path.isdir(path):
+            name = os.path.basename(path)
+            return name not in IGNORED_DIRS and not _is_virtualenv(path)
+        return super().__call__(change, path)
+
+
 async def source_changes(root: str, manifest_path: str, stop: asyncio.Event) -> AsyncIterator[set[str]]:
-    """Yield sets of changed absolute paths until `stop` is set."""
+    """Yield sets of changed absolute paths until `stop` is set.
+
+    The root is watched flat and its folders recursively; a folder created later is added by
+    restarting the recursive watch, and its Python files count as changed.
+    """
     queue: asyncio.Queue[set[str]] = asyncio.Queue()
     watch_filter = SourceFilter(manifest_path)
 
-    async def pump(paths: list[str], recursive: bool) -> None:
+    async def pump(paths: list[str], recursive: bool, pump_filter: SourceFilter, pump_stop: asyncio.Event) -> None:
         async for changes in watchfiles.awatch(
-            *paths, watch_filter=watch_filter, recursive=recursive, step=STEP_MS, debounce=DEBOUNCE_MS,
-            stop_event=stop,
+            *paths, watch_filter=pump_filter, recursive=recursive, step=STEP_MS, debounce=DEBOUNCE_MS,
+            stop_event=pump_stop,
         ):
             await queue.put({os.path.realpath(path) for _, path in changes})
 
-    tasks = [asyncio.create_task(pump([root], recursive=False))]
-    folders = watched_folders(root)
-    if folders:
-        tasks.append(asyncio.create_task(pump(folders, recursive=True)))
+    def watch_folders() -> tuple[asyncio.Task[None] | None, asyncio.Event]:
+        folders_stop = asyncio.Event()
+        folders = watched_folders(root)
+        if not folders:
+            return None, folders_stop
+        return asyncio.create_task(pump(folders, True, watch_filter, folders_stop)), folders_stop
+
+    root_stop = asyncio.Event()
+    root_task = asyncio.create_task(pump([root], False, _RootFilter(manifest_path), root_stop))
+    folders_task, folders_stop = watch_folders()
     stopping = asyncio.create_task(stop.wait())
     try:
         while True:
@@ -73,8 +93,23 @@ async def source_changes(root: str, manifest_path: str, stop: asyncio.Event) -> 
             if getter not in done:
                 getter.cancel()
                 return
-            yield getter.result()
+            paths = getter.result()
+            new_folders = {path for path in paths if os.path.isdir(path)}
+            if new_folders:
+                folders_stop.set()
+                if folders_task is not None:
+                    folders_task.cancel()
+                folders_task, folders_stop = watch_folders()
+                paths = (paths - new_folders) | {
+                    os.path.realpath(os.path.join(folder, name))
+                    for top in new_folders for folder, _, names in os.walk(top) for name in names if name.endswith(".py")
+                }
+            if paths:
+                yield paths
     finally:
         stopping.cancel()
-        for task in tasks:
-            task.cancel()
+        root_stop.set()
+        folders_stop.set()
+        for task in (root_task, folders_task):
+            if task is not None:
+                task.cancel()
