@@ -1,0 +1,4 @@
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    balance INTEGER NOT NULL
+);

@@ -1,0 +1,3 @@
+CREATE TABLE welcomed (
+    user_id TEXT PRIMARY KEY
+);
