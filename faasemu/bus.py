@@ -315,7 +315,8 @@ class Bus:
             row.last_error = outcome.message or (outcome.error or {}).get("message") or outcome.kind
             if outcome.error:
                 row.last_error = f"{outcome.error.get('type')}: {outcome.error.get('message')}"
-            if failures > pool.spec.retries:
+            retryable = (outcome.error or {}).get("retryable", True)
+            if failures > pool.spec.retries or not retryable:
                 row.status = "dead"
                 status = "dead"
             else:

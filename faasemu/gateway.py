@@ -7,6 +7,7 @@ admin endpoints, which are rare, use Starlette.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -22,7 +23,7 @@ from faasemu.bus import Bus, ingress_answer
 from faasemu.effects import EffectLog
 from faasemu.events import IngressError, parse_ingress
 from faasemu.routing import MethodNotAllowed
-from faasemu.runtimes.base import HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.base import ASYNC_HTTP_TYPE, HttpRequest, HttpResponse, Invocation
 from faasemu.supervisor import Supervisor
 
 MAX_BODY = 6 * 1024 * 1024  # the Lambda payload limit; SPEC §4
@@ -153,8 +154,22 @@ class Gateway:
             host=host,
             time_ms=int(time.time() * 1000),
         )
+        if match.route.mode == "async":
+            await send_response(send, await self.accept_async(match.route.function, request))
+            return
         response, _ = await self.supervisor.invoke_http(match.route.function, request)
         await send_response(send, response)
+
+    async def accept_async(self, name: str, request: HttpRequest) -> HttpResponse:
+        """An async route (OpenFaaS /async-function, Netlify -background): 202 now, delivery later."""
+        call_id = str(uuid.uuid4())
+        data = {**request.to_wire(), "body_base64": base64.b64encode(request.body).decode()}
+        event = {"specversion": "1.0", "id": call_id, "source": f"faasemu/http/{name}", "type": ASYNC_HTTP_TYPE,
+                 "time": _now(), "datacontenttype": "application/json", "data": data}
+        await self.bus.publish([event], "async-http", target=name)
+        self.supervisor.console.invocation(name, f"{request.method} {request.path}", 202, 0.0,
+                                           note=f"accepted; delivered through the bus as {call_id}")
+        return HttpResponse(202, [("x-call-id", call_id), ("content-length", "0")], b"")
 
     # -- admin -----------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ class Route:
     methods: tuple[str, ...]  # empty: any method
     regex: re.Pattern[str] | None = None  # None for a static path
     literal_segments: int = 0
+    mode: str = "sync"  # "async": answered 202 and delivered through the bus
 
     def allows(self, method: str) -> bool:
         return not self.methods or method in self.methods or (method == "HEAD" and "GET" in self.methods)
@@ -64,18 +65,22 @@ class Router:
     _templated: list[Route] = field(default_factory=list)
 
     @classmethod
-    def build(cls, triggers: list[tuple[FunctionSpec, tuple[HttpTrigger, ...]]]) -> Router:
+    def build(
+        cls, triggers: list[tuple[FunctionSpec, tuple[HttpTrigger, ...]]],
+        async_triggers: list[tuple[FunctionSpec, tuple[HttpTrigger, ...]]] = (),  # type: ignore[assignment]
+    ) -> Router:
         router = cls()
-        for spec, function_triggers in triggers:
-            for trigger in function_triggers:
-                regex = compile_path(trigger.path)
-                literal = sum(1 for seg in trigger.path.split("/") if seg and "{" not in seg)
-                route = Route(spec.name, trigger.path, trigger.methods, regex, literal)
-                router.routes.append(route)
-                if regex is None:
-                    router._static.setdefault(trigger.path.rstrip("/") or "/", []).append(route)
-                else:
-                    router._templated.append(route)
+        every = [(spec, t, "sync") for spec, ts in triggers for t in ts]
+        every += [(spec, t, "async") for spec, ts in async_triggers for t in ts]
+        for spec, trigger, mode in every:
+            regex = compile_path(trigger.path)
+            literal = sum(1 for seg in trigger.path.split("/") if seg and "{" not in seg)
+            route = Route(spec.name, trigger.path, trigger.methods, regex, literal, mode)
+            router.routes.append(route)
+            if regex is None:
+                router._static.setdefault(trigger.path.rstrip("/") or "/", []).append(route)
+            else:
+                router._templated.append(route)
         router._templated.sort(key=lambda r: (-r.literal_segments, r.path.count("+}"), -len(r.path)))
         return router
 

@@ -19,6 +19,11 @@ from faasemu.spec import FunctionSpec, Manifest
 from faasemu.workers.pool import FunctionPool, Watchdog, Outcome
 
 
+def async_routes(pool: FunctionPool) -> tuple:
+    routes = getattr(pool.adapter_module, "async_routes", None)
+    return routes(pool.spec) if routes is not None else ()
+
+
 class Supervisor:
     """Owns the workers of every function of the current manifest."""
 
@@ -39,7 +44,11 @@ class Supervisor:
         return FunctionPool(spec, self.manifest.root, self.extra_env, self, self.memory_watch, warm=self.warm)
 
     def _build_router(self) -> None:
-        self.router = Router.build([(pool.spec, pool.adapter_module.http_routes(pool.spec)) for pool in self.pools.values()])
+        pools = list(self.pools.values())
+        self.router = Router.build(
+            [(pool.spec, pool.adapter_module.http_routes(pool.spec)) for pool in pools],
+            [(pool.spec, async_routes(pool)) for pool in pools],
+        )
 
     def start(self) -> None:
         if self.warm:

@@ -455,7 +455,14 @@ def test_handler_callable_not_an_identifier(project: Path) -> None:
 # --- errors: runtime and its options --------------------------------------------------------------
 
 
-def test_unavailable_runtime(project: Path) -> None:
+def test_unavailable_runtime(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from faasemu.runtimes import RUNTIMES
+
+    for name, info in list(RUNTIMES.items()):
+        if name != "aws-lambda":
+            monkeypatch.setitem(RUNTIMES, name, dataclasses.replace(info, available=False))
     assert error(function("handler: sample_functions/orders.py:create_order\nruntime: gcf\n", "f")) == (
         "faasemu.yaml:4: functions.f.runtime: 'gcf' is not available in this version of faasemu "
         "(available: aws-lambda)"
@@ -465,7 +472,7 @@ def test_unavailable_runtime(project: Path) -> None:
 def test_unknown_runtime(project: Path) -> None:
     assert error(function("handler: sample_functions/orders.py:create_order\nruntime: aws-lamda\n", "f")) == (
         "faasemu.yaml:4: functions.f.runtime: unknown runtime 'aws-lamda'; did you mean 'aws-lambda'? "
-        "(available: aws-lambda)"
+        "(available: aws-lambda, gcf, azure, vercel, openfaas, kubeless, knative, netlify)"
     )
 
 

@@ -14,6 +14,15 @@ A runtime module exposes:
 - `failure_response(kind, message, request_id) -> HttpResponse`: the platform's answer when the
   supervisor had to stop the invocation: `kind` is one of FAILURE_KINDS (pure).
 - `http_routes(spec) -> tuple[HttpTrigger, ...]`: the routes the function is served on (pure).
+- optional `async_routes(spec) -> tuple[HttpTrigger, ...]`: routes answered 202 at once (with an
+  `X-Call-Id` header) whose request is delivered later through the bus, retried per `retries`
+  (OpenFaaS `/async-function/<name>`, Netlify `-background` functions). The adapter receives such a
+  request through `deliver()`: the Delivery's event has type `faasemu.http.request` and its data is
+  `HttpRequest.to_wire()` plus `body_base64`; `request_of(delivery)` rebuilds it.
+
+Platform SDKs (flask, cloudevents, azure-functions ...) are imported only inside the adapter (in
+`__init__` or `bind`), never at module level; when one is missing, raise `MissingSDK`: the function
+then answers 503 naming the package and the extra to install, and every other function keeps serving.
 """
 
 from __future__ import annotations
@@ -159,9 +168,40 @@ def new_request_id() -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
+ASYNC_HTTP_TYPE = "faasemu.http.request"
+
+
+def request_of(delivery: Delivery) -> HttpRequest:
+    """The HTTP request an async route accepted, as delivered through the bus."""
+    import base64
+
+    data = dict(delivery.event["data"])
+    body = base64.b64decode(data.pop("body_base64", "") or "")
+    return HttpRequest.from_wire(data, body)
+
+
+class MissingSDK(Exception):
+    """A platform SDK the handler's signature needs is not installed. Names what to install."""
+
+    def __init__(self, package: str, extra: str, runtime: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"runtime {runtime} needs the package '{package}', which is not installed: pip install 'faasemu[{extra}]'"
+        )
+
+
 class EntryPointError(Exception):
     """The handler's module lacks the entry point. The message names the file and what was found."""
 
 
 class DeliveryFailed(Exception):
-    """An event delivery did not succeed by the platform's rules (a non-2xx answer, say)."""
+    """An event delivery did not succeed by the platform's rules (a non-2xx answer, say).
+
+    `retryable=False` when the platform would not retry it (Knative: 400, 401, 403 and other 4xx):
+    the bus then dead-letters it at once instead of spending the function's `retries`.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable

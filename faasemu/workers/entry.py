@@ -149,6 +149,8 @@ class Worker:
         except Exception as exc:  # the handler raised: answer as the platform does, and report it
             reply["ok"] = False
             reply["error"] = describe_error(exc, self.root)
+            if getattr(exc, "retryable", True) is False:
+                reply["error"]["retryable"] = False
             if op == "http":
                 response = self._error_response(exc, inv)
                 reply["res"] = response.to_wire()
