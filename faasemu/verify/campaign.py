@@ -168,10 +168,10 @@ class Campaign:
         queue = list(dict.fromkeys(suspects)) + random_failures[:MAX_SHRINKS]
         for number, candidate in enumerate(queue):
             self.progress("shrink", number, len(queue))
-            if number >= len(suspects):
-                # A random failure may be one already explained: drop the copies (duplicates, lost
-                # acks) of functions already found not idempotent, and every perturbation of those
-                # found both, then see whether something else remains to explain.
+            if explained:
+                # It may show what is already explained: drop the copies (duplicates, lost acks) of
+                # functions already found not idempotent and the moves of those found not
+                # order-tolerant, then see whether something else remains to explain.
                 candidate = Candidate(candidate.deliveries, _unexplained(candidate.perturbations, self.refs, explained))
                 if not candidate.perturbations or not memo([candidate])[0]:
                     continue
@@ -229,7 +229,8 @@ def _unexplained(perturbations: Sequence[Any], refs: Sequence[DeliveryRef],
     kept = []
     for item in perturbations:
         kinds = explained.get(owner.get(item.ref_index, ""), set())
-        if len(kinds) == 2 or ("idempotency" in kinds and isinstance(item, (Duplicate, LostAck))):
+        copy = isinstance(item, (Duplicate, LostAck))
+        if ("idempotency" in kinds and copy) or ("order" in kinds and not copy):
             continue
         kept.append(item)
     return tuple(kept)

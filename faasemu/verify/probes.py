@@ -19,7 +19,6 @@ from faasemu.chaos import (
     duplicate_right_after,
     reverse,
     select,
-    swap,
 )
 from faasemu.verify.model import Candidate
 from faasemu.verify.shrink import Check, Memo, memo_of
@@ -180,35 +179,43 @@ def pack_disjoint(pairs: Sequence[tuple[int, int]]) -> list[list[int]]:
 
 def conflicting_swaps(pairs: Sequence[tuple[int, int]], check: Check, only: str | None = None,
                       refs: Sequence[DeliveryRef] = ()) -> ProbeResult:
-    """Pairs of deliveries whose baseline writes touch the same rows or keys, swapped, group-tested.
+    """Pairs of deliveries whose baseline writes touch the same rows or keys, put in the other order.
 
-    With `only` (which needs `refs`), a pair with one FN delivery moves just that one past the
-    other (`Move` half a position beyond it), and pairs without FN's deliveries are skipped.
+    Per function (as the duplicate probes are), so that a finding is that function's own
+    perturbation and `--only FN` asks exactly the candidates the full campaign asks for FN: FN's
+    delivery of the pair moves half a position past the other one (the later one jumps ahead of
+    the earlier; an earlier one of FN's drops behind the later). Each function's swaps are
+    group-tested in groups where no delivery moves twice, then narrowed down.
     """
-    if only is not None and not refs:
-        raise ValueError("conflicting_swaps(only=...) needs refs to know each delivery's function")
+    if not refs:
+        raise ValueError("conflicting_swaps needs refs to know each delivery's function")
     owner = {r.index: r.function for r in refs}
-    shapes: list[list[Perturbation]] = []
-    ends: list[tuple[int, int]] = []
-    for i, j in dict.fromkeys((min(p), max(p)) for p in pairs if p[0] != p[1]):
-        shape = _swap_for(i, j, owner, only)
-        if shape:
-            shapes.append(shape)
-            ends.append((i, j))
-    memo = Memo(check, len(refs) or None)
+    ordered = list(dict.fromkeys((min(p), max(p)) for p in pairs if p[0] != p[1]))
+    names = [only] if only is not None else list(dict.fromkeys(r.function for r in refs))
+    memo = Memo(check, len(refs))
+    found: list[tuple[str | None, Candidate]] = []
+    for name in names:
+        shapes: list[Perturbation] = []
+        ends: list[tuple[int, int]] = []
+        for i, j in ordered:
+            move = _swap_for(i, j, owner, name)
+            if move is not None:
+                shapes.append(move)
+                ends.append((i, j))
+        if not shapes:
+            continue
 
-    def make(members: Sequence[int]) -> Candidate:
-        return Candidate(None, tuple(p for k in members for p in shapes[k]))
+        def make(members: Sequence[int], shapes: list[Perturbation] = shapes) -> Candidate:
+            return Candidate(None, tuple(shapes[k] for k in members))
 
-    findings = group_test(pack_disjoint(ends), make, memo)
-    return ProbeResult("conflicting swaps", tuple((only, f.candidate) for f in findings), memo.calls, memo.candidates)
+        found.extend((name, f.candidate) for f in group_test(pack_disjoint(ends), make, memo))
+    return ProbeResult("conflicting swaps", tuple(found), memo.calls, memo.candidates)
 
 
-def _swap_for(i: int, j: int, owner: dict[int, str], only: str | None) -> list[Perturbation]:
-    if only is None or (owner.get(i) == only and owner.get(j) == only):
-        return list(swap(i, j))
-    if owner.get(i) == only:
-        return [Move(i, j + 0.5)]
-    if owner.get(j) == only:
-        return [Move(j, i - 0.5)]
-    return []
+def _swap_for(i: int, j: int, owner: dict[int, str], name: str) -> Perturbation | None:
+    """The one move of `name`'s delivery that puts the pair (i < j) in the other order."""
+    if owner.get(j) == name:
+        return Move(j, i - 0.5)
+    if owner.get(i) == name:
+        return Move(i, j + 0.5)
+    return None

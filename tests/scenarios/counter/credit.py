@@ -1,6 +1,7 @@
-"""EventBridge-triggered Lambda: add the event's amount to the account's balance.
+"""EventBridge-triggered Lambdas on account balances.
 
-Not idempotent: a second delivery of the same event adds the amount again.
+`handler` adds the event's amount to the balance on every delivery: not idempotent, a second
+delivery of the same event adds the amount again.
 """
 
 import os
@@ -17,5 +18,16 @@ def handler(event, context):
                 "ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance",
                 (detail["account"], detail["amount"]),
             )
+    finally:
+        db.close()
+
+
+def debit(event, context):
+    """Never reached by the scenario's events (no account.debited in events.jsonl)."""
+    detail = event["detail"]
+    db = sqlite3.connect(os.environ["FAASEMU_STATE"])
+    try:
+        with db:
+            db.execute("UPDATE accounts SET balance = balance - ? WHERE id = ?", (detail["amount"], detail["account"]))
     finally:
         db.close()

@@ -1,0 +1,2 @@
+CREATE TABLE signups (plan TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE seen_events (id TEXT PRIMARY KEY);

@@ -1,0 +1,2 @@
+CREATE TABLE balances (account TEXT PRIMARY KEY, amount INTEGER NOT NULL);
+CREATE TABLE payments (id TEXT PRIMARY KEY);

@@ -1,0 +1,11 @@
+CREATE TABLE reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    title TEXT NOT NULL
+);
+CREATE TABLE signups (
+    plan TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
+CREATE TABLE seen_webhooks (
+    id TEXT PRIMARY KEY
+);
