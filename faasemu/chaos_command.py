@@ -101,7 +101,10 @@ def run_chaos(options: ChaosCommandOptions) -> int:
 
         campaign = Campaign(manifest, events, refs, seed=seed, runs=options.runs, options=options.chaos,
                             only=options.only, progress=report_progress)
-        result = asyncio.run(campaign.run())
+        try:
+            result = asyncio.run(campaign.run())
+        finally:
+            campaign.runner.discard()  # lanes on /dev/shm are removed even after Ctrl+C
     elapsed = time.perf_counter() - started
     from faasemu.report import print_report, report_json, write_counterexamples, write_json, write_junit
 

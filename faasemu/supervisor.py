@@ -154,7 +154,9 @@ class Supervisor:
                     "name": spec.name,
                     "runtime": spec.runtime,
                     "handler": spec.handler,
-                    "http": [{"path": t.path, "methods": list(t.methods) or ["ANY"]} for t in pool.adapter_module.http_routes(spec)],
+                    "http": [{"path": t.path, "methods": list(t.methods) or ["ANY"]}
+                             for t in pool.adapter_module.http_routes(spec)],
+                    "async_http": [{"path": t.path, "methods": list(t.methods) or ["ANY"]} for t in async_routes(pool)],
                     "events": list(spec.events),
                     "timeout": spec.timeout,
                     "memory": spec.memory,

@@ -112,7 +112,10 @@ def startup_rows(supervisor, base_url: str) -> list[tuple[str, str, str, str]]:
     for pool in supervisor.pools.values():
         spec = pool.spec
         routes = pool.adapter_module.http_routes(spec)
+        background = getattr(pool.adapter_module, "async_routes", lambda spec: ())(spec)
         triggers = [f"{' '.join(t.methods) or 'ANY'} {t.path}" for t in routes]
+        triggers += [f"{' '.join(t.methods) or 'ANY'} {t.path} (202, via the bus)" for t in background]
+        routes = (*routes, *background)
         if spec.events:
             triggers.append("events: " + ", ".join(spec.events))
         route = "\n".join(f"{base_url}{t.path}" for t in routes)

@@ -29,6 +29,9 @@ from faasemu.runtimes.base import (Delivery, DeliveryFailed, EntryPointError, Ht
                                    MissingSDK)
 from faasemu.spec import FunctionSpec, HttpTrigger
 
+# What a campaign's spare workers import ahead of time (SPEC §6 lets them hold the SDKs).
+PRELOAD = ("azure.functions",)
+
 TypedData = tuple[str, Any]  # (type, value) as the host's gRPC TypedData: string, bytes, json, http
 TRIGGERS = {"httpTrigger": "http", "queueTrigger": "queue", "eventGridTrigger": "eventgrid"}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")

@@ -37,6 +37,9 @@ from faasemu.runtimes.base import (
 )
 from faasemu.spec import FunctionSpec, HttpTrigger
 
+# What a campaign's spare workers import ahead of time (SPEC §6 lets them hold the SDKs).
+PRELOAD = ("flask", "werkzeug", "cloudevents.http")  # not functions_framework: its presence tells whether user code imported it
+
 SIGNATURES = ("http", "cloudevent", "event")
 CRASH_HEADER = "X-Google-Status"  # functions-framework's _FUNCTION_STATUS_HEADER_FIELD
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -34,6 +34,9 @@ from faasemu.runtimes.base import (
 )
 from faasemu.spec import FunctionSpec, HttpTrigger
 
+# What a campaign's spare workers import ahead of time (SPEC §6 lets them hold the SDKs).
+PRELOAD = ("cloudevents", "func_python.http", "func_python.cloudevent")
+
 RUNTIME = "knative"
 CHUNK = 65536  # hypercorn reads the socket 64 KiB at a time: a body reaches the app in such pieces
 # knative/eventing pkg/kncloudevents SelectiveRetry retries these and every 5xx; any other
@@ -389,7 +392,7 @@ class Adapter:
             try:
                 import flask  # noqa: F401
             except ImportError:
-                raise MissingSDK("flask", RUNTIME, RUNTIME) from None
+                raise MissingSDK("flask", "knative-parliament", RUNTIME) from None
             self.style = "parliament"
             self.apps["wsgi"] = parliament_app(module, self.record)
             return

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faasemu.chaos import ChaosOptions, DeliveryRef, Duplicate, LostAck, Step, generate, select
+from faasemu.chaos import ChaosOptions, DeliveryRef, Duplicate, LostAck, Step, duplicate_at_end, generate, select
 from faasemu.spec import Manifest
 from faasemu.verify import probes
 from faasemu.verify.classify import Violation, attribute, best_per_kind, classify
@@ -24,6 +24,7 @@ from faasemu.verify.runner import Runner
 from faasemu.verify.shrink import Memo, memo_of, schedule_of, shrink
 
 MAX_SHRINKS = 12  # random failures shrunk at most; probes have usually found the culprits already
+MAX_DISJOINT_GROUPS = 8  # per function: re-tests of members a passing "duplicated at the end" group cannot clear
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -136,7 +137,7 @@ class Campaign:
         for only in owners:
             for probe in (
                 lambda: probes.duplicates_right_after(self.refs, memo, only),
-                lambda: probes.duplicates_at_end(self.refs, memo, _shared(touched), only),
+                lambda: self._duplicates_at_end(memo, touched, only),
                 lambda: probes.reversal(self.n, memo, self.refs, only),
                 lambda: probes.conflicting_swaps(_conflicting_pairs(touched), memo, only, self.refs),
             ):
@@ -146,6 +147,23 @@ class Campaign:
         random_failures = self._random_runs(memo)
         violations = self._explain(suspects, random_failures, memo)
         return best_per_kind(violations, self.refs)
+
+    def _duplicates_at_end(self, memo: Memo, touched: Sequence[frozenset[str]], only: str | None) -> list[Any]:
+        """Each function's deliveries duplicated at the end, group-tested; then the members a
+        passing group cannot clear (they write rows other deliveries also write, and replaying a
+        whole sequence can land back on the baseline) re-tested in groups whose writes are pairwise
+        disjoint, so no member of a group can mask another: at most MAX_DISJOINT_GROUPS groups per
+        function, each narrowed down when it fails. The random schedules cover the rest, which
+        keeps the probe's cost logarithmic instead of one full run per shared delivery."""
+        found = list(probes.duplicates_at_end(self.refs, memo, lambda i: False, only))
+        shared = _shared(touched)
+        groups: list[tuple[int, ...]] = []
+        for name in [only] if only else self._functions():
+            members = [r.index for r in self.refs if r.function == name and shared(r.index)]
+            groups.extend(_disjoint_groups(members, touched)[:MAX_DISJOINT_GROUPS])
+        n = self.n
+        findings = probes.group_test(groups, lambda m: Candidate(None, tuple(duplicate_at_end(m, n))), memo)
+        return found + [(None, f.candidate) for f in findings]
 
     def _random_runs(self, memo: Memo) -> list[Candidate]:
         candidates = []
@@ -248,6 +266,23 @@ def _shared(touched: Sequence[frozenset[str]]) -> Callable[[int], bool]:
         for key in keys:
             writers[key] = writers.get(key, 0) + 1
     return lambda i: i < len(touched) and any(writers[key] > 1 for key in touched[i])
+
+
+def _disjoint_groups(members: Sequence[int], touched: Sequence[frozenset[str]]) -> list[tuple[int, ...]]:
+    """First-fit packing of deliveries into groups whose written keys are pairwise disjoint."""
+    groups: list[list[int]] = []
+    keys: list[set[str]] = []
+    for member in members:
+        writes = touched[member] if member < len(touched) else frozenset()
+        for group, taken in zip(groups, keys):
+            if not (writes & taken):
+                group.append(member)
+                taken.update(writes)
+                break
+        else:
+            groups.append([member])
+            keys.append(set(writes))
+    return [tuple(group) for group in groups]
 
 
 def _conflicting_pairs(touched: Sequence[frozenset[str]]) -> list[tuple[int, int]]:

@@ -127,14 +127,26 @@ class Runner:
         self.effects.__exit__(None, None, None)
         shutil.rmtree(self.base, ignore_errors=True)
 
+    def discard(self) -> None:
+        """Remove the lanes' folders and kill leftover workers (after an interrupted campaign)."""
+        for lane in self.lanes:
+            for worker in lane.spares:
+                worker.kill("shutdown")
+        if self.base:
+            shutil.rmtree(self.base, ignore_errors=True)
+
     def _top_up(self, lane: Lane) -> None:
         """Pre-start generic workers for the lane's next run while this one executes."""
         if lane.topping_up is not None and not lane.topping_up.done():
             return
 
+        runtimes = sorted({self.specs[name].runtime for name in self.used_functions})
+
         async def spawn() -> None:
             while len(lane.spares) < len(self.used_functions):
-                lane.spares.append(await WorkerProcess.spawn(self.manifest.root, self.output.append))
+                worker = await WorkerProcess.spawn(self.manifest.root, self.output.append)
+                await worker.preload(runtimes)
+                lane.spares.append(worker)
 
         lane.topping_up = asyncio.get_running_loop().create_task(spawn())
 

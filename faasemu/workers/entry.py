@@ -6,6 +6,7 @@ stack would add 0.3 s to every cold start and reload). User code is imported onl
 `load` message has set the function's environment, so a pre-started worker holds no user module.
 
 Messages (see `faasemu/wire.py` for framing):
+  in:  preload {runtimes} (optional, before load)  out: preloaded
   in:  load {function, root, env}          out: ready {ms, modules} | load_error {error}
   in:  http {id, req, inv} + body          out: done {id, ok, res, error?, ms, modules?} + body
   in:  event {id, delivery, inv}           out: done {id, ok, error?, ms, modules?}
@@ -205,12 +206,30 @@ def main(argv: list[str]) -> None:
         pass
     sock = socket.socket(fileno=int(argv[1]))
     worker = Worker(sock)
-    try:
-        message, _ = wire.read_frame_from(worker.stream)
-    except EOFError:
-        return
+    while True:
+        try:
+            message, _ = wire.read_frame_from(worker.stream)
+        except EOFError:
+            return
+        if message.get("op") != "preload":
+            break
+        preload(message.get("runtimes", ()))
+        wire.write_frame(sock, {"op": "preloaded"})
     worker.load(message)
     worker.serve()
+
+
+def preload(runtimes: list[str]) -> None:
+    """Import platform SDKs before any user module (SPEC §6 allows a pre-started worker to hold
+    faasemu's code and the SDKs): a campaign's spare workers then skip ~0.3 s per run."""
+    import importlib
+
+    for runtime in runtimes:
+        for name in getattr(load_adapter(runtime), "PRELOAD", ()):
+            try:
+                importlib.import_module(name)
+            except Exception:  # a missing SDK is reported when the function loads, with the extra to install
+                pass
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ def import_handler_module(root: str, handler_file: str | None, handler_module: s
         sys.path.insert(1, folder)
     relative = os.path.relpath(handler_file, root)
     parts = relative[: -len(".py")].split(os.sep) if relative.endswith(".py") else []
+    if parts[-1:] == ["__init__"]:  # `Fn/__init__.py` (Azure's v1 layout) is the package `Fn`, imported once
+        parts = parts[:-1]
     if parts and not relative.startswith("..") and all(part.isidentifier() for part in parts):
         return importlib.import_module(".".join(parts))
     name = os.path.splitext(os.path.basename(handler_file))[0]

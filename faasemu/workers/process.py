@@ -146,6 +146,10 @@ class WorkerProcess:
                 return f"worker killed by signal {-code}"
         return f"worker exited with status {code}"
 
+    async def preload(self, runtimes: list[str], timeout: float = 30.0) -> None:
+        """Have a spare worker import the platform SDKs of these runtimes (never user code)."""
+        await self.request({"op": "preload", "runtimes": runtimes}, b"", timeout)
+
     async def load(self, function: dict[str, Any], root: str, env: dict[str, str], timeout: float) -> dict[str, Any]:
         """Send `load` and wait for `ready`. Raises LoadFailed with the user's error, or WorkerDied/Timeout."""
         reply, _ = await self.request({"op": "load", "function": function, "root": root, "env": env}, b"", timeout)
@@ -237,9 +241,20 @@ class WorkerProcess:
         asyncio.get_running_loop().call_later(1.0, self.kill)
 
     def rss_bytes(self) -> int:
-        """Resident memory, from /proc (0 when unavailable, e.g. the process is gone)."""
+        """Resident memory of the worker and the processes it started (a runtime that forks per call,
+        as Kubeless does), from /proc; 0 when unavailable (the process is gone)."""
+        total = _rss(self.pid)
         try:
-            with open(f"/proc/{self.pid}/statm", "rb") as statm:
-                return int(statm.read().split()[1]) * PAGE_SIZE
-        except (OSError, IndexError, ValueError):
-            return 0
+            with open(f"/proc/{self.pid}/task/{self.pid}/children", "rb") as children:
+                total += sum(_rss(int(child)) for child in children.read().split())
+        except (OSError, ValueError):
+            pass
+        return total
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0
