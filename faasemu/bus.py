@@ -106,7 +106,6 @@ class Bus:
         self.inflight: set[tuple[int, str, int]] = set()
         self._incoming: list[tuple[list[tuple[dict[str, Any], str, list[DeliveryRow]]], asyncio.Future[list[int]]]] = []
         self._dirty: list[DeliveryRow] = []
-        self._flushed: list[asyncio.Future[None]] = []
         self._flush_scheduled = False
         self._shuffle = chaos.shuffle_buffer() if chaos and chaos.window > 0 else None
         self._shuffle_timer: asyncio.TimerHandle | None = None
@@ -217,18 +216,13 @@ class Bus:
                         self._enqueue(Pending(row, event))
         dirty, self._dirty = self._dirty, []
         self.log.update(dirty)
-        waiters, self._flushed = self._flushed, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
-    async def _persist(self, row: DeliveryRow) -> None:
-        """Commit a row's state (with the next tick's batch) and wait until it is durable."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def _persist(self, row: DeliveryRow) -> None:
+        """Commit a row's state now, with whatever else is pending. Synchronous on purpose: waiting
+        for the next tick's batch costs a loop turn per delivery, and under a busy ingress a turn
+        is long (32 connections' worth of requests), which starved deliveries."""
         self._dirty.append(row)
-        self._flushed.append(waiter)
-        self._schedule_flush()
-        await waiter
+        self._flush()
 
     def _enqueue(self, item: Pending) -> None:
         if self._shuffle is None or item.row.copy > 0:
@@ -285,7 +279,7 @@ class Bus:
         # The attempt is on disk before the handler runs: if faasemu dies now, the redelivery after
         # a restart is the next attempt, with new per-attempt ids, as a platform's would be.
         row.attempts += 1
-        await self._persist(row)
+        self._persist(row)
         started = time.perf_counter()
         if inject == "fail":
             outcome = None

@@ -1,0 +1,6 @@
+import functions_framework
+
+
+@functions_framework.http
+def ok(request):
+    return "ok"
