@@ -33,9 +33,3 @@ class InputFileError(FaasemuError):
 
 class UsageError(FaasemuError):
     """A command-line option or argument is wrong."""
-
-
-class HandlerFailed(FaasemuError):
-    """The handler that `invoke` ran raised or crashed (exit code 1)."""
-
-    exit_code = 1

@@ -50,29 +50,9 @@ class FrameReader:
         return frames
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks = bytearray(size)
-    view = memoryview(chunks)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:], size - got)
-        if n == 0:
-            raise EOFError("peer closed the connection")
-        got += n
-    return bytes(chunks)
-
-
-def read_frame(sock: socket.socket) -> Frame:
-    """Blocking read of one frame from a socket. Raises EOFError when the peer is gone."""
-    head_len, body_len = PREFIX.unpack(_recv_exactly(sock, PREFIX.size))
-    header = _loads(_recv_exactly(sock, head_len)) if head_len else {}
-    body = _recv_exactly(sock, body_len) if body_len else b""
-    return header, body
-
-
 def read_frame_from(stream: BinaryIO) -> Frame:
-    """Blocking read of one frame from a buffered stream (the worker's side: one recv per frame,
-    not three). Raises EOFError when the peer is gone."""
+    """Blocking read of one frame from a buffered stream (the worker's side: the socket wrapped
+    by `makefile`, so a frame costs one recv, not three). Raises EOFError when the peer is gone."""
     prefix = stream.read(PREFIX.size)
     if len(prefix) < PREFIX.size:
         raise EOFError("peer closed the connection")
