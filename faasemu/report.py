@@ -46,11 +46,21 @@ def reproduce_command(result: CampaignResult, function: str, invocation: dict[st
     return shlex.join([*parts, "--seed", str(result.seed), "--only", function])
 
 
+RETRY_HINT = ("the outcome changed with the attempt that succeeded: a value that is new on every attempt (SQS "
+              "receiptHandle, a request or invocation id) reached the state. Deduplicate on the event's stable id "
+              "(EventBridge id, SQS messageId, CloudEvent id) instead.")
+
+
 def hint(result: CampaignResult, violation: Violation) -> str:
     runtime = next((spec_runtime for name, spec_runtime in result_runtimes(result) if name == violation.function), "")
     if runtime == "kubeless" and violation.kind == "idempotency":
         return ("Kubeless generates a new event-id on every send, so deduplicating on it does not work there: "
                 "deduplicate on a business key carried in the event data instead.")
+    steps = violation.steps
+    if violation.kind == "idempotency" and steps and len({s.ref.index for s in steps}) == 1 and any(
+        s.inject == "fail" for s in steps
+    ):
+        return RETRY_HINT
     return FIX[violation.kind]
 
 

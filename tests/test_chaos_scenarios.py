@@ -386,6 +386,9 @@ def test_deduplicating_on_a_per_attempt_id_is_not_idempotent(campaign, function:
     assert c.report["nondeterministic"] == []
     entry = c.fn(function)
     assert (entry["idempotent"], entry["nondeterministic_outcome"]) == (False, False), c.out
+    # A retry (injected failure, then redelivery) of one delivery changes the stored per-attempt id:
+    # an at-least-once problem, never reported as an order violation (nothing was reordered).
+    assert entry["order_tolerant"] is True, c.out
     found = c.violation(function, "idempotency")
     assert schedule(found) == [("events-1", function), ("events-1", function)]
     assert found["diff"][f"sold[counter={counter},sku=a1].quantity"] == [2, 4], found["diff"]

@@ -101,6 +101,11 @@ def classify(candidate: Candidate, check: Check, refs: Sequence[DeliveryRef]) ->
     memo = memo_of(check, n)
     memo.knows(candidate, True)
     if not any(_is_copy(p) for p in candidate.perturbations):
+        if _retry_alone(candidate, n):
+            # One delivery, failed once and redelivered: nothing was reordered, yet the outcome
+            # changed with the attempt that succeeded (a per-attempt value, such as an SQS
+            # receiptHandle, leaked into state). A retry is a redelivery: at-least-once, idempotency.
+            return Classified("idempotency", candidate)
         return Classified("order", candidate)
     if copies_adjacent(schedule_of(candidate, refs)):
         return Classified("idempotency", candidate)
@@ -113,6 +118,12 @@ def classify(candidate: Candidate, check: Check, refs: Sequence[DeliveryRef]) ->
     if late_fails:
         return Classified("order", shrink(late, memo, n))
     return Classified("idempotency", candidate)
+
+
+def _retry_alone(candidate: Candidate, n: int) -> bool:
+    """A single delivery whose only perturbations are injected failures (then its redelivery)."""
+    kept = candidate.deliveries if candidate.deliveries is not None else frozenset(range(n))
+    return len(kept) == 1 and bool(candidate.perturbations) and all(isinstance(p, Fail) for p in candidate.perturbations)
 
 
 def functions_of(candidate: Candidate, refs: Sequence[DeliveryRef]) -> list[str]:

@@ -212,3 +212,11 @@ def test_best_per_kind_keeps_fewest_deliveries_then_earliest_position() -> None:
 def test_best_per_kind_equal_schedules_keep_the_first_found() -> None:
     first, second = violation("A", "order", 4, 2), violation("A", "order", 2, 4)
     assert best_per_kind([first, second]) == [first]
+
+
+def test_a_single_delivery_failed_and_redelivered_is_an_idempotency_violation() -> None:
+    # One delivery, an injected failure, then its redelivery: nothing is reordered, so the outcome
+    # changing with the attempt that succeeded is an at-least-once (idempotency) problem.
+    refs = [DeliveryRef("e1", "f", 0, 0), DeliveryRef("e2", "f", 1, 1)]
+    candidate = Candidate(frozenset({0}), (Fail(0),))
+    assert classify(candidate, lambda cs: [True] * len(cs), refs).kind == "idempotency"
