@@ -37,10 +37,13 @@ class SourceFilter(watchfiles.DefaultFilter):
 
 
 def watched_folders(root: str) -> list[str]:
-    """The root's sub-folders worth a recursive watch (the root itself is watched flat)."""
+    """The root's sub-folders worth a recursive watch (the root itself is watched flat): not the
+    ignored ones, not virtualenvs, and not hidden ones (`.ci`, `.tox`, `.idea` ... hold tools'
+    files, often whole virtualenvs, never a handler's sources)."""
     folders = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.is_dir(follow_symlinks=False) and entry.name not in IGNORED_DIRS and not _is_virtualenv(entry.path):
+        if (entry.is_dir(follow_symlinks=False) and entry.name not in IGNORED_DIRS
+                and not entry.name.startswith(".") and not _is_virtualenv(entry.path)):
             folders.append(entry.path)
     return folders
 
@@ -55,7 +58,7 @@ class _RootFilter(SourceFilter):
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
         if change == watchfiles.Change.added and os.path.isdir(path):
             name = os.path.basename(path)
-            return name not in IGNORED_DIRS and not _is_virtualenv(path)
+            return name not in IGNORED_DIRS and not name.startswith(".") and not _is_virtualenv(path)
         return super().__call__(change, path)
 
 
