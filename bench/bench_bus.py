@@ -29,7 +29,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -43,6 +42,9 @@ from collections import Counter
 from typing import Any
 
 from faasemu.eventlog import SCHEMA as EVENTLOG_SCHEMA
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_up import faasemu_command, free_port, median, proc_stat  # noqa: E402  (shared helpers)
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.join(BENCH, "bus_project")
@@ -80,25 +82,6 @@ end
 # -- small helpers -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def faasemu_command() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "faasemu")
-    if os.path.exists(script):
-        return [script]
-    found = shutil.which("faasemu")
-    return [found] if found else [sys.executable, "-m", "faasemu"]
-
-
-def median(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
 def fmt(value: float | None, digits: int = 0, suffix: str = "") -> str:
     if value is None:
         return "-"
@@ -107,17 +90,6 @@ def fmt(value: float | None, digits: int = 0, suffix: str = "") -> str:
 
 def ratio(value: float | None, floor: float | None) -> float | None:
     return value / floor if value and floor else None
-
-
-def proc_stat(pid: int) -> tuple[int, int] | None:
-    """(ppid, starttime) of a process, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rindex(b")") + 2:].split()
-    return int(rest[1]), int(rest[19])
 
 
 def cpu_seconds(pid: int) -> float:

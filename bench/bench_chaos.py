@@ -45,18 +45,13 @@ import time
 import traceback
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_up import faasemu_command, fmt  # noqa: E402  (shared helpers)
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.join(BENCH, "chaos_project")
 SUMMARY = re.compile(r"(\d+)\s+runs,\s+(\d+)\s+deliveries\s+in\s+([\d.]+)\s+s")
 SHM = "/dev/shm"
-
-
-def faasemu_command() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "faasemu")
-    if os.path.exists(script):
-        return [script]
-    found = shutil.which("faasemu")
-    return [found] if found else [sys.executable, "-m", "faasemu"]
 
 
 def ram_or_tmp() -> str:
@@ -69,10 +64,6 @@ def lane_folders() -> set[str]:
         return {name for name in os.listdir(SHM) if name.startswith("faasemu-chaos-")}
     except OSError:
         return set()
-
-
-def fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
-    return "-" if value is None else f"{value:,.{digits}f}{suffix}"
 
 
 def load_make_events() -> Any:

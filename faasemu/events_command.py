@@ -8,7 +8,6 @@ import time
 import urllib.error
 import urllib.request
 
-from rich.console import Console
 from rich.table import Table
 
 from faasemu.console import rich_console

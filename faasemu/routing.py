@@ -8,6 +8,7 @@ win, as API Gateway resolves overlaps.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from faasemu.spec import FunctionSpec, HttpTrigger
@@ -66,8 +67,8 @@ class Router:
 
     @classmethod
     def build(
-        cls, triggers: list[tuple[FunctionSpec, tuple[HttpTrigger, ...]]],
-        async_triggers: list[tuple[FunctionSpec, tuple[HttpTrigger, ...]]] = (),  # type: ignore[assignment]
+        cls, triggers: Sequence[tuple[FunctionSpec, tuple[HttpTrigger, ...]]],
+        async_triggers: Sequence[tuple[FunctionSpec, tuple[HttpTrigger, ...]]] = (),
     ) -> Router:
         router = cls()
         every = [(spec, t, "sync") for spec, ts in triggers for t in ts]

@@ -32,7 +32,7 @@ class Supervisor:
         self.console = console
         self.extra_env = extra_env
         self.warm = warm
-        self.memory_watch = Watchdog()
+        self.watchdog = Watchdog()
         self.pools: dict[str, FunctionPool] = {}
         self.router = Router()
         self.on_functions_changed: list[Callable[[], None]] = []
@@ -41,7 +41,7 @@ class Supervisor:
         self._build_router()
 
     def _new_pool(self, spec: FunctionSpec) -> FunctionPool:
-        return FunctionPool(spec, self.manifest.root, self.extra_env, self, self.memory_watch, warm=self.warm)
+        return FunctionPool(spec, self.manifest.root, self.extra_env, self, self.watchdog, warm=self.warm)
 
     def _build_router(self) -> None:
         pools = list(self.pools.values())
@@ -58,7 +58,7 @@ class Supervisor:
     async def close(self) -> None:
         for pool in self.pools.values():
             await pool.close()
-        self.memory_watch.stop()
+        self.watchdog.stop()
         self.console.flush()
 
     # -- invoking --------------------------------------------------------------------------------

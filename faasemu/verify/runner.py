@@ -75,7 +75,7 @@ class Runner:
         self.specs: dict[str, FunctionSpec] = {spec.name: spec for spec in manifest.functions}
         self.used_functions = sorted({ref.function for ref in self.refs})
         self.effects = LocalEffectServer()
-        self.memory_watch = Watchdog()
+        self.watchdog = Watchdog()
         self.lanes: list[Lane] = []
         self.base = ""
         self.template = ""
@@ -123,7 +123,7 @@ class Runner:
                 lane.topping_up.cancel()
             await asyncio.gather(*(w.terminate() for w in lane.spares), return_exceptions=True)
             lane.spares.clear()
-        self.memory_watch.stop()
+        self.watchdog.stop()
         self.effects.__exit__(None, None, None)
         shutil.rmtree(self.base, ignore_errors=True)
 
@@ -237,7 +237,7 @@ class Runner:
             items.append({"event": event, "base": counts.get((event["id"], name), 0)})
         done: list[dict[str, Any]] = []
         message = {"op": "batch", "seed": self.seed, "timeout": spec.timeout, "retries": spec.retries, "items": items}
-        self.memory_watch.track(worker, spec.memory)
+        self.watchdog.track(worker, spec.memory)
         try:
             await worker.request(message, b"", spec.timeout * (spec.retries + 1) + 1.0, on_item=done.append)
             failure = None
@@ -246,7 +246,7 @@ class Runner:
         except WorkerDied:
             failure = "oom" if worker.kill_reason == "oom" else "crash"
         finally:
-            self.memory_watch.untrack(worker)
+            self.watchdog.untrack(worker)
         for report, step in zip(done, steps):
             event = self.events[step.ref.event_index]
             key = (event["id"], name)

@@ -117,7 +117,7 @@ class FunctionPool:
         root: str,
         extra_env: dict[str, str],
         observer: PoolObserver,
-        memory_watch: Watchdog,
+        watchdog: Watchdog,
         *,
         warm: bool = False,
     ) -> None:
@@ -125,7 +125,7 @@ class FunctionPool:
         self.root = root
         self.extra_env = extra_env
         self.observer = observer
-        self.memory_watch = memory_watch
+        self.watchdog = watchdog
         self.warm = warm
         self.adapter_module = load_adapter(spec.runtime)
         self.generation = 0
@@ -169,7 +169,7 @@ class FunctionPool:
         cold_ms = self._cold.pop(worker, None)
         if "inv" in header:
             header["inv"]["deadline"] = time.time() + timeout
-        self.memory_watch.track(worker, self.spec.memory)
+        self.watchdog.track(worker, self.spec.memory)
         started = time.perf_counter()
         try:
             reply, out = await worker.request(header, body, timeout, watched=True)
@@ -185,7 +185,7 @@ class FunctionPool:
             worker.kill("cancelled")  # its answer can no longer be delivered; never reuse it mid-request
             raise
         finally:
-            self.memory_watch.untrack(worker)
+            self.watchdog.untrack(worker)
             self._release(worker)
         if "modules" in reply:
             self.modules.update(reply["modules"])
@@ -210,7 +210,7 @@ class FunctionPool:
         self._grow()
         self._hand_out()
         if not future.done():
-            self.memory_watch.watch_queue(self)
+            self.watchdog.watch_queue(self)
         try:
             return await future
         except asyncio.CancelledError:
