@@ -21,7 +21,9 @@ from faasemu.chaos import LiveChaos
 from faasemu.eventlog import DeliveryRow, EventLog
 from faasemu.events import data_bytes, subscribers
 from faasemu.runtimes.base import Delivery, Invocation
+from faasemu.runtimes.request_ids import invocation_id
 from faasemu.supervisor import Supervisor
+from faasemu.workers.pool import Outcome
 
 SHUFFLE_HOLD = 1.0  # live --shuffle holds deliveries at most this long (SPEC §4)
 MAX_BACKOFF = 60.0
@@ -44,6 +46,17 @@ class Pending:
 
 
 @dataclass(slots=True)
+class Settled:
+    """How one attempt of a delivery ended, for its console line."""
+
+    status: str  # ok | retry | dead | fail* | lost*
+    attempt: int
+    tags: list[str]
+    ms: float
+    outcome: Outcome | None
+
+
+@dataclass(slots=True)
 class Accepted:
     """What the ingress answers for one event."""
 
@@ -53,16 +66,19 @@ class Accepted:
 
 
 class DueQueue:
-    """One function's deliveries, earliest `next_at` first (then acceptance order)."""
+    """One function's deliveries, earliest `next_at` first, then in the order they were queued.
+
+    Not by sequence number: the bus queues in acceptance order anyway, and live `--shuffle` queues
+    in the seeded order it logs, which a re-sort by sequence number would quietly undo.
+    """
 
     def __init__(self) -> None:
-        self.heap: list[tuple[float, int, int, int, Pending]] = []
+        self.heap: list[tuple[float, int, Pending]] = []
         self.changed = asyncio.Event()
         self._tiebreak = itertools.count()
 
     def push(self, item: Pending) -> None:
-        row = item.row
-        heapq.heappush(self.heap, (row.next_at, row.event_seq, row.copy, next(self._tiebreak), item))
+        heapq.heappush(self.heap, (item.row.next_at, next(self._tiebreak), item))
         self.changed.set()
 
     def __len__(self) -> int:
@@ -238,12 +254,19 @@ class Bus:
             self._release(self._shuffle.flush())
 
     def _release(self, items: list[Pending]) -> None:
-        """Queue deliveries the shuffle window let go of, logging any it reordered."""
+        """Queue deliveries the shuffle window let go of, in the order released, logging any it reordered.
+
+        Each becomes due now, not at its acceptance time: otherwise a delivery held back would sort
+        before those released ahead of it that are still queued, and the order logged would not be
+        the order delivered.
+        """
         order = [item.row.event_seq for item in items]
         if order != sorted(order):
             ids = ", ".join(f"{item.event['id']}->{item.row.function}" for item in items)
             self.console.notice(f"chaos  shuffle released {len(items)} deliveries in seeded order: {ids}", "yellow")
+        now = time.time()
         for item in items:
+            item.row.next_at = max(item.row.next_at, now)
             self._queue(item)
 
     def _queue(self, item: Pending) -> None:
@@ -254,22 +277,61 @@ class Bus:
     # -- delivering ------------------------------------------------------------------------------
 
     async def _run(self, name: str, queue: DueQueue) -> None:
+        """One delivery slot of a function. Only cancellation ends it: a fault in faasemu's own code
+        while handling one delivery is logged plainly and that delivery retried or dead-lettered,
+        and the loop takes the next one (a dead loop would leave the function's events pending
+        until `up` restarts, which no one would notice)."""
         while True:
             item = await queue.pop_due()
             self.inflight.add(item.row.key)
             try:
-                await self._deliver(name, item)
-            except Exception as exc:  # a bug of ours must not stop delivery: keep the row pending
-                self.console.warning(f"delivery of {item.event.get('id')} to {name} failed inside faasemu: {exc!r}")
-                item.row.next_at = time.time() + backoff(self.retry_delay, 1)
-                queue.push(item)
+                settled = await self._deliver(name, item)
+            except Exception as exc:  # noqa: BLE001 - a bug of ours, not the handler's: see _internal_failure
+                self._internal_failure(name, item, exc)
+                settled = None
             finally:
                 self.inflight.discard(item.row.key)
+            if settled is None:
+                continue
+            try:
+                self._report(name, item, settled)
+            except Exception as exc:  # noqa: BLE001 - the delivery is settled in the log; only its line is lost
+                self.console.internal_error(
+                    f"could not log the delivery of event {item.event.get('id')!r} to {name} "
+                    f"({settled.status}): {type(exc).__name__}: {exc}")
 
-    async def _deliver(self, name: str, item: Pending) -> None:
+    def _internal_failure(self, name: str, item: Pending, exc: Exception) -> None:
+        """Count a delivery that faasemu itself failed as a failed attempt: retried with backoff within
+        the function's `retries`, then dead-lettered with the error (so `faasemu events --dead` shows
+        it and `--redrive` can deliver it again once the cause is gone)."""
+        row = item.row
+        pool = self.supervisor.pools.get(name)
+        retries = pool.spec.retries if pool is not None else 0
+        error = f"faasemu internal error: {type(exc).__name__}: {exc}"
+        failures = max(1, row.attempts - row.budget_from)
+        row.last_error = error
+        if failures > retries:
+            row.status = "dead"
+            what = "dead-lettered (faasemu events --dead)"
+        else:
+            row.status = "pending"
+            row.next_at = time.time() + backoff(self.retry_delay, failures)
+            what = f"retried in {row.next_at - time.time():.1f} s"
+        self.console.internal_error(f"delivery of event {item.event.get('id')!r} to {name} failed inside faasemu "
+                                    f"({type(exc).__name__}: {exc}); {what}")
+        try:
+            self._persist(row)
+        except Exception as persist_exc:  # noqa: BLE001 - keep it in memory; the log says so
+            self.console.internal_error(f"could not store the state of that delivery: {persist_exc!r}")
+        if row.status == "pending":
+            self._queue(item)
+
+    async def _deliver(self, name: str, item: Pending) -> Settled | None:
+        """Attempt one delivery and settle its row (done, pending again, or dead); None when the
+        function is gone. Reporting is left to `_report`, so a fault there cannot unsettle it."""
         pool = self.supervisor.pools.get(name)
         if pool is None:  # removed from the manifest: stays pending in the log for a later `up`
-            return
+            return None
         row, event = item.row, item.event
         key = (row.event_seq, name)
         attempt = self.attempts.get(key, 0) + 1
@@ -284,11 +346,14 @@ class Bus:
         if inject == "fail":
             outcome = None
         elif row.op == "raw":
-            inv = Invocation(request_id, 0.0, attempt)
+            inv = Invocation(invocation_id(pool.adapter_module, pool.spec, self.seed, event, row.copy, attempt), 0.0,
+                             attempt)
             outcome = await pool.call({"op": "raw", "inv": inv.to_wire()}, data_bytes(event) or b"{}")
         else:
             delivery = Delivery(event, attempt, request_id)
-            inv = Invocation(request_id, 0.0, attempt)
+            # the runtime's request id: Lambda's async retries keep theirs (runtimes/request_ids.py)
+            inv = Invocation(invocation_id(pool.adapter_module, pool.spec, self.seed, event, row.copy, attempt), 0.0,
+                             attempt)
             outcome = await pool.call({"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()})
         ok = outcome is not None and outcome.ok
         tags = [inject] if inject else ["duplicate"] if row.copy else ["redelivery"] if row.tags else []
@@ -317,20 +382,24 @@ class Bus:
                 row.status = "pending"
                 row.next_at = time.time() + backoff(self.retry_delay, failures)
                 status = "retry"
+        ms = (time.perf_counter() - started) * 1000
         self._dirty.append(row)
         self._schedule_flush()
         if row.status == "pending":
             self._queue(item)
-        note = f"evt {event['id']}  attempt {attempt}" + (f"  [{', '.join(tags)}]" if tags else "")
-        if status == "retry":
-            note += f" -> retry in {row.next_at - time.time():.1f} s"
-        elif status == "dead":
+        return Settled(status, attempt, tags, ms, outcome)
+
+    def _report(self, name: str, item: Pending, settled: Settled) -> None:
+        row, event = item.row, item.event
+        note = f"evt {event['id']}  attempt {settled.attempt}" + (f"  [{', '.join(settled.tags)}]" if settled.tags else "")
+        if settled.status == "retry":
+            note += f" -> retry in {max(0.0, row.next_at - time.time()):.1f} s"
+        elif settled.status == "dead":
             note += "  -> dead letter (faasemu events --dead)"
-        ms = (time.perf_counter() - started) * 1000
-        if outcome is None:
-            self.console.invocation(name, f"event {event['type']}", status, ms, note=note)
+        if settled.outcome is None:
+            self.console.invocation(name, f"event {event['type']}", settled.status, settled.ms, note=note)
         else:
-            self.supervisor.report(name, f"event {event['type']}", status, outcome, note)
+            self.supervisor.report(name, f"event {event['type']}", settled.status, settled.outcome, note)
 
     def status(self) -> dict[str, Any]:
         return {"queued": {name: len(q) for name, q in self.queues.items()}, **self.log.counts()}

@@ -1,7 +1,10 @@
 """`faasemu chaos [EVENTS.jsonl]`: run the verification campaign and report every violation.
 
-Exit 0 when no violation was found, 1 when one was (or a replayed counterexample still fails),
-2 for bad input. `--json` and `--junit` are written whatever the exit code.
+Exit 0 when every function that events reach was exercised and no violation was found, 1 when one
+was (or a replayed counterexample still fails), 2 when the campaign could not check what it was
+asked to: bad or empty input, events that reach no function, a function that does not load. CI
+reads 1 as "violations found", so nothing that merely went wrong may exit 1, and nothing that left
+a reached function unchecked may exit 0. `--json` and `--junit` are written whatever the exit code.
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-from faasemu.chaos import CAMPAIGN_DEFAULTS, ChaosOptions, canonical, new_seed
+from faasemu.admission import check_events_file
+from faasemu.chaos import CAMPAIGN_DEFAULTS, ChaosOptions, DeliveryRef, canonical, new_seed
 from faasemu.console import rich_console
 from faasemu.errors import InputFileError, UsageError
 from faasemu.eventlog import EventLog
 from faasemu.events import read_events_file
 from faasemu.manifest import load_manifest
+from faasemu.private import private_folder, tighten
 from faasemu.spec import Manifest
 from faasemu.verify.campaign import Campaign, steps_json
 from faasemu.verify.compare import Comparator, format_diff, nondeterministic_columns
@@ -55,7 +61,7 @@ def load_events(manifest: Manifest, events_file: str | None) -> tuple[list[dict[
                          "`faasemu up` and post events so that its event log holds some")
     log = EventLog(path)
     try:
-        events = [json.loads(body) for (body,) in log.db.execute("SELECT body FROM events ORDER BY seq")]
+        events = log.events()
     finally:
         log.close()
     if not events:
@@ -86,11 +92,28 @@ def run_chaos(options: ChaosCommandOptions) -> int:
     manifest = load_manifest(options.manifest)
     _check_only(manifest, options.only)
     events, source = load_events(manifest, options.events_file)
+    # events the platform would refuse (admission.py); lines only for a JSON Lines file, not the event log
+    check_events_file(source, events, manifest.functions, lines=options.events_file is not None)
     refs = canonical(events, manifest.functions)
-    seed = options.seed if options.seed is not None else new_seed()
     console = rich_console()
+    if not events:
+        raise InputFileError(source, None, "holds no events (it is empty, or blank lines only): nothing to check. "
+                                           "Write one event per line, e.g. "
+                                           '{"type": "order.created", "data": {"id": "o-1"}}')
+    if not refs:
+        raise InputFileError(source, None, _reaches_nothing(events, manifest))
+    if options.only and not any(ref.function in options.only for ref in refs):
+        # What was asked: check FN against these events. None of them reaches FN, so there is
+        # truly nothing to check; saying so and exiting 0 is the honest answer (see README).
+        names, patterns = ", ".join(options.only), _subscriptions(manifest, options.only)
+        console.print(f"nothing to check: no event of {source} reaches {names} ({patterns}"
+                      f"); its events go to {', '.join(_reached(refs))} "
+                      f"({_plural(len(refs), 'delivery', 'deliveries')}) · exit 0",
+                      markup=False, highlight=False)
+        return 0
+    seed = options.seed if options.seed is not None else new_seed()
     console.print(f"faasemu chaos · {len(events)} events · {len(refs)} deliveries · {len(manifest.functions)} functions"
-                  f" · seed {seed} · state {_state_label(manifest)}", highlight=False)
+                  f" · seed {seed} · state {_state_label(manifest)}", highlight=False, markup=False)
     started = time.perf_counter()
     with Progress(TextColumn("{task.description:<9}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as progress:
@@ -112,25 +135,83 @@ def run_chaos(options: ChaosCommandOptions) -> int:
                   "root": manifest.root}
     # Runtimes, for hints that depend on the platform (Kubeless regenerates event ids).
     result.runtimes = {spec.name: spec.runtime for spec in manifest.functions}  # type: ignore[attr-defined]
-    write_counterexamples(result, invocation)
-    report = report_json(result, invocation)
-    if options.json_path:
-        write_json(options.json_path, report)
-    if options.junit_path:
-        write_junit(options.junit_path, result, report)
-    print_report(console, result, report, invocation)
+    if result.violations:
+        private_folder(os.path.join(manifest.root, ".faasemu"))
+        private_folder(os.path.join(manifest.root, ".faasemu", "cex"))
+    for path in write_counterexamples(result, invocation):
+        tighten(path)
     violations = result.violations
+    # A function that events reach but that did not load was not checked at all: the campaign
+    # cannot vouch for it, so it is not allowed to end green (exit 2, before any exit 1).
+    unloaded = [v for v in result.functions.values() if v.deliveries and v.load_error]
+    code = 2 if unloaded else 1 if violations else 0
+    report = report_json(result, invocation)
+    report["exit_code"] = code
+    report["not_checked"] = {v.name: _load_error_text(v.load_error or {}) for v in unloaded}
+    for path, write in ((options.json_path, lambda p: write_json(p, report)),
+                        (options.junit_path, lambda p: write_junit(p, result, report))):
+        if path:
+            private = _inside(path, os.path.join(manifest.root, ".faasemu"))
+            if private:
+                private_folder(os.path.dirname(os.path.abspath(path)))
+            write(path)
+            if private:
+                tighten(path)
+    print_report(console, result, report, invocation)
     functions = {v.function for v in violations}
     written = [p for p in (options.json_path, options.junit_path) if p]
-    console.print(
-        (f"[bold red]{len(violations)} violation{'s' if len(violations) != 1 else ''} in {len(functions)} "
-         f"function{'s' if len(functions) != 1 else ''}[/]" if violations else "[green]no violation found[/]")
-        + f" · {result.stats['runs_executed']} runs, {result.stats['deliveries_executed']} deliveries in {elapsed:.1f} s"
-        + (f" · report: {', '.join(written)}" if written else "")
-        + f" · exit {1 if violations else 0}"
-    )
-    console.print(f"[dim]events from {source}; same seed, same report: --seed {seed}[/]")
-    return 1 if violations else 0
+    for verdict in unloaded:
+        console.print(Text.assemble(("✗ ", "bold red"), f"{verdict.name} was not checked: it did not load: ",
+                                    _load_error_text(verdict.load_error or {})))
+    summary = Text()
+    if unloaded:
+        count = len(unloaded)
+        summary.append(f"{count} function{'s' if count != 1 else ''} that events reach could not be loaded "
+                       f"({', '.join(v.name for v in unloaded)}): the campaign is incomplete", style="bold red")
+        if violations:
+            summary.append(f" · {len(violations)} violation{'s' if len(violations) != 1 else ''} in the others",
+                           style="bold red")
+    elif violations:
+        summary.append(f"{len(violations)} violation{'s' if len(violations) != 1 else ''} in {len(functions)} "
+                       f"function{'s' if len(functions) != 1 else ''}", style="bold red")
+    else:
+        summary.append("no violation found", style="green")
+    summary.append(f" · {result.stats['runs_executed']} runs, {result.stats['deliveries_executed']} deliveries in "
+                   f"{elapsed:.1f} s" + (f" · report: {', '.join(written)}" if written else "") + f" · exit {code}")
+    console.print(summary)
+    console.print(Text(f"events from {source}; same seed, same report: --seed {seed}", style="dim"))
+    return code
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _load_error_text(error: dict[str, Any]) -> str:
+    where = f" ({error['where']})" if error.get("where") else ""
+    return f"{error.get('type', 'Error')}: {error.get('message', '')}{where}"
+
+
+def _inside(path: str, folder: str) -> bool:
+    return os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep)
+
+
+def _reached(refs: list[DeliveryRef]) -> list[str]:
+    return list(dict.fromkeys(ref.function for ref in refs))
+
+
+def _subscriptions(manifest: Manifest, names: tuple[str, ...] | list[str] | None = None) -> str:
+    """`a: order.created; b: no events` for the named functions (all of them by default)."""
+    specs = [s for s in manifest.functions if names is None or s.name in names]
+    return "; ".join(f"{s.name}: {', '.join(s.events) or 'no events'}" for s in specs) or "no functions"
+
+
+def _reaches_nothing(events: list[dict[str, Any]], manifest: Manifest) -> str:
+    types = list(dict.fromkeys(str(event.get("type")) for event in events))
+    shown = ", ".join(types[:5]) + (f" and {len(types) - 5} more" if len(types) > 5 else "")
+    which = "its one event reaches" if len(events) == 1 else f"none of its {len(events)} events reaches"
+    return (f"{which} no function, so there is nothing to check. Event types: "
+            f"{shown}; the functions of {os.path.basename(manifest.path)} subscribe to: {_subscriptions(manifest)}")
 
 
 def replay_counterexample(path: str, manifest_path: str) -> int:
@@ -165,7 +246,8 @@ def replay_counterexample(path: str, manifest_path: str) -> int:
     first, second, perturbed = asyncio.run(run())
     comparator = Comparator(nondeterministic_columns(first, second), manifest.state.ignore)
     console: Console = rich_console()
-    console.print(f"replaying {path}: {data.get('function')} ({data.get('kind')}), {len(steps)} deliveries, seed {seed}")
+    console.print(f"replaying {path}: {data.get('function')} ({data.get('kind')}), {len(steps)} deliveries, seed {seed}",
+                  markup=False, highlight=False)
     for number, step in enumerate(steps, 1):
         tags = f"  [{', '.join(step.tags)}]" if step.tags else ""
         console.print(f"  {number}. {step.ref.event_id} -> {step.ref.function}{tags}", markup=False, highlight=False)

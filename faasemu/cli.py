@@ -87,6 +87,9 @@ RETRY_DELAY = click.option("--retry-delay", type=click.FloatRange(0, 60), defaul
 @manifest_option
 @click.option("--host", help="Address to bind (default: the manifest's host, else 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to bind (default: the manifest's port, else 8080).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this Host name (repeatable; .example.com: it and its subdomains; "
+                   "all: any). localhost, *.localhost, IP addresses and the bound address are always answered.")
 @click.option("--warm", is_flag=True, help="Start every function's workers now instead of on first use.")
 @click.option("--no-reload", is_flag=True, help="Do not watch the project for changes.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -95,15 +98,20 @@ RETRY_DELAY = click.option("--retry-delay", type=click.FloatRange(0, 60), defaul
 @chaos_options((0.0, "0", 0.0, 0.0))
 @RETRY_DELAY
 @reports_errors
-def up(manifest: str, host: str | None, port: int | None, warm: bool, no_reload: bool, log_format: str,
-       quiet: bool, duplicates: float, shuffle: str, lost_ack: float, fail: float, seed: int | None,
+def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str, ...], warm: bool, no_reload: bool,
+       log_format: str, quiet: bool, duplicates: float, shuffle: str, lost_ack: float, fail: float, seed: int | None,
        retry_delay: float) -> None:
     """Serve every function: HTTP routes, the event bus, hot reload, optional live chaos."""
+    from faasemu.errors import UsageError
+    from faasemu.hosts import entry_problem
     from faasemu.up import UpOptions, run_up
 
+    for entry in allow_hosts:
+        if problem := entry_problem(entry):
+            raise UsageError(f"--allow-host: {problem}")
     chaos = build_chaos(duplicates, shuffle, lost_ack, fail)
     run_up(UpOptions(manifest, host, port, warm, not no_reload, log_format, quiet,  # type: ignore[arg-type]
-                     chaos, seed, retry_delay))
+                     chaos, seed, retry_delay, allow_hosts=allow_hosts))
 
 
 @main.command()

@@ -3,6 +3,11 @@
 Per-invocation lines are pre-formatted plain text, buffered and written in one `write` per tick:
 a rich-rendered line costs ~0.2 ms, more than a whole invocation. rich renders what is rare and
 worth it: the startup table, notices, tracebacks. rich decides colour (NO_COLOR, non-TTY).
+
+Every method takes plain text and never parses it as rich markup: the text carries error messages,
+paths and event types written by users (`no route for [/orders]`, `api/orders/[id].py`,
+`pip install 'faasemu[gcf]'`), which markup would eat or choke on (`MarkupError`). Styles are
+applied with `Text` spans instead, so a caller cannot forget to escape.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, Literal, TextIO
 
 from rich.console import Console as RichConsole
 from rich.table import Table
+from rich.text import Text
 from rich.traceback import Frame, Stack, Trace, Traceback
 
 LogFormat = Literal["text", "json"]
@@ -27,6 +33,11 @@ def rich_console(file: TextIO | None = None) -> RichConsole:
     file = file or sys.stdout
     width = None if file.isatty() or os.environ.get("COLUMNS") else 200
     return RichConsole(file=file, highlight=False, soft_wrap=False, width=width)
+
+
+def plain(value: Any, style: str = "") -> Text:
+    """User- or file-derived text as a rich renderable that is never parsed as markup or emoji codes."""
+    return Text(str(value), style=style)
 
 
 _second: list[Any] = [-1, ""]
@@ -108,14 +119,28 @@ class Console:
             self.record(time=time.time(), event="notice", message=text)
             return
         self.flush()
-        self.rich.print(f"[dim]{clock(time.time())}[/]  [{style}]{text}[/]")
+        self.rich.print(Text.assemble((clock(time.time()), "dim"), "  ", (str(text), style)))
 
     def warning(self, text: str) -> None:
         if self.log_format == "json":
             self.record(time=time.time(), event="warning", message=text)
             return
         self.flush()
-        self.rich.print(f"[bold yellow]warning:[/] {text}")
+        self.rich.print(Text.assemble(("warning:", "bold yellow"), " ", str(text)))
+
+    def internal_error(self, text: str) -> None:
+        """A fault in faasemu's own code, written as plain text without rich: the path that reports
+        a failure must not be able to fail the same way (the bus's delivery loops rely on it)."""
+        try:
+            if self.log_format == "json":
+                self.record(time=time.time(), event="internal_error", message=text)
+                self.flush()
+                return
+            self.flush()
+            self.file.write(f"{clock(time.time())}  faasemu internal error: {text}\n")
+            self.file.flush()
+        except Exception:  # noqa: BLE001, S110 - last resort: the caller goes on whatever the console does
+            pass
 
     def error(self, function: str, error: dict[str, Any], context: str = "") -> None:
         """A handler's exception, with its traceback highlighted."""
@@ -127,7 +152,8 @@ class Console:
         self.flush()
         where = f"  ({error['where']})" if error.get("where") else ""
         prefix = f"{context}: " if context else ""
-        self.rich.print(f"[bold red]{function}[/]  {prefix}[red]{error.get('type')}: {error.get('message')}[/]{where}")
+        self.rich.print(Text.assemble((str(function), "bold red"), "  ", prefix,
+                                      (f"{error.get('type')}: {error.get('message')}", "red"), where))
         frames = error.get("frames") or []
         if frames:
             stack = Stack(
@@ -144,14 +170,14 @@ class Console:
             self.record(time=time.time(), event="startup", title=title,
                         functions=[{"function": r[0], "runtime": r[1], "triggers": r[2], "route": r[3]} for r in rows])
             return
-        self.rich.print(f"[bold]{title}[/]")
+        self.rich.print(plain(title, "bold"))
         table = Table(box=None, pad_edge=False, header_style="bold")
         for column in ("function", "runtime", "triggers", "route"):
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(plain(cell) for cell in row))
         self.rich.print(table)
-        self.rich.print(footer)
+        self.rich.print(plain(footer))
         self.rich.print()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class FaasemuError(Exception):
     """Base of every error faasemu reports to a user. `exit_code` is what the CLI exits with."""
@@ -33,3 +35,26 @@ class InputFileError(FaasemuError):
 
 class UsageError(FaasemuError):
     """A command-line option or argument is wrong."""
+
+
+class CorruptDatabase(FaasemuError):
+    """A SQLite file faasemu opens (the event log, the project's state) cannot be read.
+
+    The message names the file, what SQLite said, what the file holds, what to do and what that loses,
+    so that nobody deletes a database without knowing the cost.
+    """
+
+    def __init__(self, path: str, reason: str, holds: str, lost: str) -> None:
+        self.path = path
+        self.reason = reason
+        shown = _shown(path)
+        super().__init__(
+            f"{shown} is not a usable SQLite database ({reason}). It holds {holds}. To go on, move it aside "
+            f"(mv {shown} {shown}.broken) or delete it: {lost}."
+        )
+
+
+def _shown(path: str) -> str:
+    """The path as the user would type it from here: relative when it is below the current folder."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative

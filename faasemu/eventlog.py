@@ -7,15 +7,24 @@ transaction carries every event accepted in the same event-loop tick, and every 
 A delivery row is one (event, function, copy): copy 0 is the delivery routing made, copy 1 a
 duplicate injected by live chaos. A row stays `pending` until its handler returned, so whatever
 was in flight when faasemu died is delivered again by the next `up`: at least once.
+
+The file (and its -wal and -shm) is 0600 in a 0700 `.faasemu/`: it holds every event posted. A
+file SQLite cannot read raises CorruptDatabase, which names it and what moving it aside loses.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from faasemu.errors import CorruptDatabase
+from faasemu.private import is_project_folder, private_file, private_folder, tighten
 
 DeliveryStatus = Literal["pending", "done", "dead"]
 
@@ -46,6 +55,42 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(status) WHERE status != 'done';
 """
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+_CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def corrupt_log(path: str, reason: str) -> CorruptDatabase:
+    return CorruptDatabase(
+        path, reason, holds="the events `faasemu up` accepted and the state of their deliveries",
+        lost="`faasemu up` then starts an empty log, and the recorded events, their pending deliveries "
+             "and dead letters are lost",
+    )
+
+
+def corruption(path: str, exc: sqlite3.DatabaseError) -> CorruptDatabase | None:
+    """The user-facing error when `exc` says the event log itself is damaged (not locked, not full)."""
+    if getattr(exc, "sqlite_errorname", None) not in _CORRUPT:
+        return None
+    return corrupt_log(path, str(exc))
+
+
+def _reports_corruption(method: F) -> F:
+    """SQLite's `file is not a database` becomes a CorruptDatabase naming the file and what to do."""
+
+    @functools.wraps(method)
+    def wrapper(self: EventLog, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            error = corruption(self.path, exc)
+            if error is None:
+                raise
+            raise error from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(slots=True)
@@ -83,15 +128,39 @@ class EventLog:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        if path != ":memory:":
+            folder = os.path.dirname(os.path.abspath(path))
+            if is_project_folder(folder):
+                private_folder(folder)
+            private_file(path)  # 0600 before SQLite opens it: its -wal and -shm files take the same mode
+            for suffix in ("-wal", "-shm"):
+                if os.path.exists(path + suffix):
+                    tighten(path + suffix)  # made by an older faasemu, with the umask's mode
+            self._check_header()
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            error = corruption(path, exc)
+            if error is None:
+                raise
+            raise error from None
+
+    def _check_header(self) -> None:
+        """A file that is not SQLite at all is refused before SQLite is asked (it may say less)."""
+        with open(self.path, "rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+        if head and head != SQLITE_HEADER:  # empty is fine: SQLite makes a new database of it
+            raise corrupt_log(self.path, "it does not start with SQLite's header")
 
     def close(self) -> None:
         self.db.close()
 
+    @_reports_corruption
     def append(self, batch: list[tuple[dict[str, Any], str, list[DeliveryRow]]]) -> list[int]:
         """Store events with their deliveries in one transaction; returns each event's seq."""
         now = time.time()
@@ -120,6 +189,7 @@ class EventLog:
             raise
         return seqs
 
+    @_reports_corruption
     def update(self, rows: list[DeliveryRow]) -> None:
         """Record the outcome of attempts (acknowledgements, retries, dead letters) in one transaction."""
         if not rows:
@@ -137,6 +207,7 @@ class EventLog:
             self.db.execute("ROLLBACK")
             raise
 
+    @_reports_corruption
     def open_deliveries(self) -> list[tuple[DeliveryRow, dict[str, Any]]]:
         """Every pending delivery with its event, in acceptance order: what a restart must deliver."""
         found = self.db.execute(
@@ -146,6 +217,7 @@ class EventLog:
         ).fetchall()
         return [(DeliveryRow(*row[:11]), json.loads(row[11])) for row in found]
 
+    @_reports_corruption
     def attempts_so_far(self, event_seq: int, function: str) -> int:
         row = self.db.execute(
             "SELECT COALESCE(SUM(attempts), 0) FROM deliveries WHERE event_seq = ? AND function = ?",
@@ -153,6 +225,7 @@ class EventLog:
         ).fetchone()
         return int(row[0])
 
+    @_reports_corruption
     def recent(self, limit: int = 50, dead_only: bool = False) -> list[tuple[StoredEvent, list[DeliveryRow]]]:
         """The latest events (oldest first) with their deliveries, for `faasemu events`."""
         if dead_only:
@@ -176,6 +249,7 @@ class EventLog:
             result.append((StoredEvent(seq, json.loads(body), origin, received), rows))
         return result
 
+    @_reports_corruption
     def redrive(self, event_id: str | None) -> int:
         """Make dead letters pending again (all of them, or those of one event id); returns how many.
 
@@ -193,5 +267,11 @@ class EventLog:
         self.db.execute("COMMIT")
         return cursor.rowcount
 
+    @_reports_corruption
+    def events(self) -> list[dict[str, Any]]:
+        """Every event, in acceptance order (what `faasemu chaos` checks when given no file)."""
+        return [json.loads(body) for (body,) in self.db.execute("SELECT body FROM events ORDER BY seq")]
+
+    @_reports_corruption
     def counts(self) -> dict[str, int]:
         return {status: n for status, n in self.db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status")}

@@ -23,6 +23,9 @@ from faasemu.errors import InputFileError
 from faasemu.spec import FunctionSpec
 
 SPECVERSION = "1.0"
+# The versions accepted: 0.3 events still come from older producers (Knative sources, the CloudEvents
+# SDKs' v0.3 classes), and both the SDK and functions-framework read them, so they are kept, not refused.
+SPECVERSIONS = ("1.0", "0.3")
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -64,13 +67,23 @@ def _kind(value: Any) -> str:
     return "an object"
 
 
-def _check_time(value: str) -> None:
+def _normal_time(value: str) -> str:
+    """The `time` attribute as stored: as given when it is RFC 3339, with `Z` added when it has no offset.
+
+    >>> _normal_time("2024-05-01T12:00:00"), _normal_time("2024-05-01T14:00:00+02:00")
+    ('2024-05-01T12:00:00Z', '2024-05-01T14:00:00+02:00')
+
+    Producers do send local-looking times without an offset (Python's `datetime.utcnow().isoformat()`);
+    the CloudEvents SDKs and functions-framework pass them on rather than refuse the event, and the SDKs
+    make their own times in UTC, so an offset-less time is read as UTC rather than the event lost.
+    """
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         parsed = None
-    if parsed is None or parsed.tzinfo is None or "T" not in value.upper():
+    if parsed is None or "T" not in value.upper():
         raise EventError(f"attribute 'time' must be an RFC 3339 timestamp like 2024-05-01T12:00:00Z, got {value!r}")
+    return value if parsed.tzinfo is not None else value + "Z"
 
 
 def normalize(
@@ -93,6 +106,13 @@ def normalize(
     if "data" in given and "data_base64" in given:
         raise EventError("an event holds 'data' or 'data_base64', not both")
     given.setdefault("specversion", SPECVERSION)
+    if given["specversion"] == "0.3" and str(given.get("datacontentencoding", "")).lower() == "base64":
+        # 0.3's JSON format carries binary data as a base64 `data` string marked by `datacontentencoding`
+        # (1.0 replaced both with `data_base64`): kept in the 1.0 form, which every runtime here reads.
+        if not isinstance(given.get("data"), str):
+            raise EventError("attribute 'data' must be a base64 string when 'datacontentencoding' is 'base64'")
+        del given["datacontentencoding"]
+        given["data_base64"] = given.pop("data")
     given.setdefault("id", default_id)
     given.setdefault("source", default_source)
     given.setdefault("time", default_time)
@@ -106,9 +126,9 @@ def normalize(
             raise EventError(f"attribute {name!r} must be a string, found {_kind(value)}")
         if name in _REQUIRED and not value:
             raise EventError(f"attribute {name!r} must not be empty")
-    if given["specversion"] != SPECVERSION:
-        raise EventError(f"attribute 'specversion' must be '1.0', got {given['specversion']!r}")
-    _check_time(given["time"])
+    if given["specversion"] not in SPECVERSIONS:
+        raise EventError(f"attribute 'specversion' must be '1.0' (or '0.3'), got {given['specversion']!r}")
+    given["time"] = _normal_time(given["time"])
     if "data_base64" in given:
         try:
             base64.b64decode(given["data_base64"], validate=True)

@@ -10,7 +10,7 @@ import urllib.request
 
 from rich.table import Table
 
-from faasemu.console import rich_console
+from faasemu.console import plain, rich_console
 from faasemu.errors import UsageError
 from faasemu.eventlog import EventLog
 from faasemu.manifest import load_manifest
@@ -32,7 +32,7 @@ def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: in
                 raise UsageError(f"{what} in {os.path.relpath(path)}; `faasemu events --dead` lists them")
             woke = _wake(running_server_url(manifest) or f"http://{manifest.host}:{manifest.port}")
             where = "by the running faasemu up" if woke else "when faasemu up next starts"
-            console.print(f"{count} dead-lettered deliveries are pending again; they are delivered {where}")
+            console.print(plain(f"{count} dead-lettered deliveries are pending again; they are delivered {where}"))
             return
         found = log.recent(limit, dead_only=dead)
     finally:
@@ -49,14 +49,17 @@ def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: in
         received = time.strftime("%H:%M:%S", time.localtime(stored.received_at))
         first = True
         for row in rows or [None]:
+            # Every cell is a Text: ids, types, origins and handler errors are user text, never markup.
             cells = [received, stored.event["id"], stored.event["type"], stored.origin] if first else ["", "", "", ""]
+            texts = [plain(cell) for cell in cells]
             if row is None:
-                cells += ["(no subscriber)", "", "", ""]
+                texts += [plain("(no subscriber)"), plain(""), plain(""), plain("")]
             else:
-                status = {"done": "[green]done[/]", "dead": "[red]dead[/]"}.get(row.status, "[yellow]pending[/]")
+                style = {"done": "green", "dead": "red"}.get(row.status, "yellow")
                 name = row.function + (" (duplicate)" if row.copy else "")
-                cells += [name, status, str(row.attempts), row.last_error or ""]
-            table.add_row(*cells)
+                texts += [plain(name), plain(row.status if row.status in ("done", "dead") else "pending", style),
+                          plain(row.attempts), plain(row.last_error or "")]
+            table.add_row(*texts)
             first = False
     console.print(table)
     if dead and found:
@@ -67,7 +70,8 @@ def _wake(base_url: str) -> bool:
     """Tell a running `faasemu up` to pick the redriven deliveries up; False when none answers."""
     base_url = base_url.replace("//0.0.0.0:", "//127.0.0.1:")
     try:
-        request = urllib.request.Request(f"{base_url}/_faasemu/bus/wake", data=b"", method="POST")
+        request = urllib.request.Request(f"{base_url}/_faasemu/bus/wake", data=b"{}", method="POST",
+                                         headers={"content-type": "application/json"})  # faasemu/hosts.py
         with urllib.request.urlopen(request, timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):

@@ -19,15 +19,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from faasemu import __version__
+from faasemu.admission import refusal
 from faasemu.bus import Bus, ingress_answer
 from faasemu.effects import EffectLog
 from faasemu.events import IngressError, parse_ingress
+from faasemu.hosts import HostGuard
+from faasemu.lambda_api import PREFIXES as LAMBDA_API_PREFIXES
+from faasemu.lambda_api import LambdaApi
 from faasemu.routing import MethodNotAllowed
-from faasemu.runtimes.base import ASYNC_HTTP_TYPE, HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.base import ASYNC_HTTP_TYPE, HttpRequest, HttpResponse
 from faasemu.supervisor import Supervisor
 
 MAX_BODY = 6 * 1024 * 1024  # the Lambda payload limit; SPEC §4
-ADMIN_PREFIXES = ("/_faasemu/", "/2015-03-31/")
+ADMIN_PREFIXES = ("/_faasemu/", *LAMBDA_API_PREFIXES)
 
 Scope = dict[str, Any]
 
@@ -55,7 +59,8 @@ async def read_body(receive: Any, limit: int = MAX_BODY) -> bytes:
 
 async def send_response(send: Any, response: HttpResponse) -> None:
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    if not any(k == b"content-length" for k, _ in headers):
+    # RFC 9110: no Content-Length on a 1xx or 204 (ASP.NET and werkzeug send none on a 204 No Content)
+    if response.status >= 200 and response.status != 204 and not any(k == b"content-length" for k, _ in headers):
         headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
@@ -69,9 +74,11 @@ def json_response(status: int, payload: Any, headers: list[tuple[str, str]] | No
 class Gateway:
     """The ASGI application of `faasemu up`."""
 
-    def __init__(self, supervisor: Supervisor, bus: Bus) -> None:
+    def __init__(self, supervisor: Supervisor, bus: Bus, hosts: HostGuard | None = None) -> None:
         self.supervisor = supervisor
         self.bus = bus
+        self.hosts = hosts if hosts is not None else HostGuard("127.0.0.1")
+        self.refused_hosts: set[str] = set()  # each refused Host is logged once
         self.effects = EffectLog()
         self.admin = Starlette(routes=self.admin_routes())
 
@@ -84,7 +91,7 @@ class Gateway:
             Route("/_faasemu/bus/wake", self.wake, methods=["POST"]),
             Route("/_faasemu/sink", self.list_sink, methods=["GET"]),
             Route("/_faasemu/sink/{name:path}", self.sink, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-            Route("/2015-03-31/functions/{name}/invocations", self.lambda_invoke, methods=["POST"]),
+            *LambdaApi(self).routes(),  # faasemu/lambda_api.py: Invoke, ListFunctions, GetFunction ...
         ]
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -93,11 +100,32 @@ class Gateway:
             return
         if scope["type"] != "http":
             return
+        # Every request, function routes included, passes the DNS-rebinding guard: a dict lookup.
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if not self.hosts.allows_host(value):
+                    await self.refuse_host(scope, send, value.decode("latin-1"))
+                    return
+                break
         path: str = scope["path"]
         if path.startswith(ADMIN_PREFIXES):
+            refused = self.hosts.cross_site_problem(scope["method"], path, scope["headers"])
+            if refused is not None:
+                await send_response(send, _refusal(path, *refused))
+                return
             await self.admin(scope, receive, send)
             return
         await self.invoke(scope, receive, send)
+
+    async def refuse_host(self, scope: Scope, send: Any, host: str) -> None:
+        name = host.rpartition(":")[0] if host.count(":") == 1 else host
+        message = (f"Host '{host}' is not served: faasemu up answers only {self.hosts.shown} (a guard against DNS "
+                   f"rebinding); to serve this name, run faasemu up --allow-host {name or host} or add it to "
+                   "allow_hosts: in the manifest")
+        if host not in self.refused_hosts and len(self.refused_hosts) < 32:
+            self.refused_hosts.add(host)
+            self.supervisor.console.warning(f"refused {scope['method']} {scope['path']}: {message}")
+        await send_response(send, _refusal(scope["path"], 403, message))
 
     async def lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -128,6 +156,9 @@ class Gateway:
         if match is None:
             await send_response(send, json_response(
                 404, {"message": f"No function is served on {method} {path}", "routes": router.describe()}))
+            return
+        if match.route.response is not None:  # the platform's host answers it itself (Azure's GET /, ping)
+            await send_response(send, match.route.response)
             return
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]  # ASGI: lower-case
         declared = next((v for k, v in headers if k == "content-length"), None)
@@ -197,6 +228,10 @@ class Gateway:
             events = parse_ingress(request.headers.get("content-type"), dict(request.headers), body)
         except IngressError as exc:
             return JSONResponse({"message": exc.message + "; nothing was stored"}, status_code=exc.status)
+        functions = [pool.spec for pool in self.supervisor.pools.values()]
+        refused = next(filter(None, (refusal(event, functions) for event in events)), None)  # admission.py
+        if refused:
+            return JSONResponse({"message": refused + "; nothing was stored"}, status_code=400)
         accepted = await self.bus.publish(events, "ingress")
         return JSONResponse(ingress_answer(accepted), status_code=202)
 
@@ -220,49 +255,13 @@ class Gateway:
     async def list_sink(self, request: Request) -> Response:
         return JSONResponse({"calls": [call.to_json() for call in self.effects.sink]})
 
-    async def lambda_invoke(self, request: Request) -> Response:
-        """The AWS Lambda Invoke API, so boto3 and the AWS CLI work with `endpoint_url`."""
-        name = lambda_function_name(request.path_params["name"])
-        pool = self.supervisor.pools.get(name)
-        if pool is None:
-            return JSONResponse(
-                {"Type": "User", "message": f"Function not found: arn:aws:lambda:us-east-1:000000000000:function:{name}"},
-                status_code=404, headers={"x-amzn-ErrorType": "ResourceNotFoundException"})
-        body = await self._body(request)
-        if body is None:
-            return JSONResponse({"Type": "User", "message": "Request must be smaller than 6291456 bytes"},
-                                status_code=413, headers={"x-amzn-ErrorType": "RequestTooLargeException"})
-        kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
-        if kind == "DryRun":
-            return Response(status_code=204)
-        if kind == "Event":
-            event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "aws.lambda.invoke",
-                     "type": "aws.lambda.invoke", "time": _now(), "datacontenttype": "application/json",
-                     "data": _json_or_text(body)}
-            await self.bus.publish([event], "invoke-api", target=name, op="raw")
-            return Response(status_code=202, headers={"x-amzn-RequestId": event["id"]})
-        if kind != "RequestResponse":
-            return JSONResponse({"Type": "User", "message": f"Invalid invocation type {kind}"}, status_code=400,
-                                headers={"x-amzn-ErrorType": "InvalidParameterValueException"})
-        inv = Invocation(str(uuid.uuid4()), 0.0)
-        outcome = await pool.call({"op": "raw", "inv": inv.to_wire()}, body or b"{}")
-        headers = {"x-amz-executed-version": "$LATEST", "x-amzn-RequestId": inv.request_id}
-        self.supervisor.report(name, "invoke api", "ok" if outcome.ok else outcome.kind, outcome)
-        if outcome.ok:
-            return Response(outcome.body, headers={**headers, "content-type": "application/json"})
-        payload = outcome.reply.get("payload")
-        if payload is None and hasattr(pool.adapter_module, "failure_payload"):
-            payload = pool.adapter_module.failure_payload(outcome.kind, outcome.message, inv.request_id)
-        headers["x-amz-function-error"] = "Unhandled"
-        return JSONResponse(payload or {"errorMessage": outcome.message}, headers=headers)
 
-
-def lambda_function_name(given: str) -> str:
-    """`name`, `name:qualifier` or `arn:aws:lambda:region:account:function:name[:qualifier]` -> name."""
-    if given.startswith("arn:"):
-        parts = given.split(":")
-        return parts[6] if len(parts) > 6 else given
-    return given.split(":", 1)[0]
+def _refusal(path: str, status: int, message: str) -> HttpResponse:
+    """A refused request; on the Lambda API in its error shape, so boto3 and the AWS CLI show the message."""
+    if path.startswith(LAMBDA_API_PREFIXES):
+        kind = "UnsupportedMediaTypeException" if status == 415 else "AccessDeniedException"
+        return json_response(status, {"Type": "User", "message": message}, [("x-amzn-errortype", kind)])
+    return json_response(status, {"message": message})
 
 
 def events_json(found: list) -> list[dict[str, Any]]:
@@ -283,15 +282,6 @@ def events_json(found: list) -> list[dict[str, Any]]:
 def _short(value: Any, limit: int = 80) -> str:
     text = json.dumps(value) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _json_or_text(body: bytes) -> Any:
-    if not body:
-        return {}
-    try:
-        return json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace")
 
 
 def _now() -> str:

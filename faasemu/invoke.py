@@ -22,7 +22,9 @@ from faasemu.effects import LocalEffectServer
 from faasemu.errors import InputFileError, UsageError
 from faasemu.manifest import load_manifest
 from faasemu.routing import MethodNotAllowed, Router
+from faasemu.runtimes import load_adapter
 from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.request_ids import invocation_id
 from faasemu.spec import FunctionSpec, Manifest
 from faasemu.state import ensure_project_state
 from faasemu.workers.pool import FunctionPool, Watchdog, Outcome
@@ -147,7 +149,7 @@ def _event(spec: FunctionSpec, event_type: str, data: Any) -> tuple[dict[str, An
     }
     attempt_id = hashlib.sha256(f"0\0{spec.name}\0{event_id}\01".encode()).hexdigest()[:16]
     delivery = Delivery(event, 1, attempt_id)
-    inv = Invocation(attempt_id, 0.0)
+    inv = Invocation(invocation_id(load_adapter(spec.runtime), spec, 0, event, 0, 1), 0.0)
     return {"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()}, b""
 
 

@@ -3,7 +3,8 @@
 Why `yaml.compose` rather than `yaml.safe_load`: a loaded value forgets where it came from, and
 YAML keeps the last of two duplicate keys without a word. Walking the node tree keeps the line of
 every key and value for the message, lets us refuse duplicates, and only ever runs the safe
-scalar constructors. The only I/O is reading the manifest and the handler files it names.
+scalar constructors. The only I/O is reading the manifest, its `.env` file and the handler files
+it names; the shell environment that `${VAR}` references read is passed in.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ import difflib
 import math
 import os
 import re
+from collections.abc import Mapping
 from typing import NoReturn
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from faasemu.environment import EnvFileProblem, ReferenceProblem, interpolate, parse_env_file
 from faasemu.errors import ManifestError
+from faasemu.hosts import entry_problem
 from faasemu.runtimes import DEFAULT_RUNTIME, RUNTIMES, available_runtimes
 from faasemu.spec import FunctionSpec, HttpTrigger, Manifest, StateSpec
 
-TOP_KEYS = ("name", "host", "port", "env", "state", "functions")
+TOP_KEYS = ("name", "host", "port", "allow_hosts", "env_file", "env", "state", "functions")
 FUNCTION_KEYS = ("handler", "runtime", "http", "events", "timeout", "memory", "concurrency", "retries", "env")
 HTTP_KEYS = ("path", "methods")
 STATE_KEYS = ("sqlite", "dir", "hooks", "schema", "ignore")
@@ -50,8 +54,11 @@ Pairs = dict[str, tuple[Node, Node]]
 Triggers = list[tuple[HttpTrigger, Node]]  # each with the node of its path, for conflict messages
 
 
-def load_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Read and validate the manifest at `path`; errors name the path as given."""
+def load_manifest(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Manifest:
+    """Read and validate the manifest at `path`; errors name the path as given.
+
+    `${VAR}` references resolve from the `.env` file, then `environ` (default: this process's environment).
+    """
     shown = os.fspath(path)
     try:
         with open(shown, encoding="utf-8") as file:
@@ -62,12 +69,12 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         raise ManifestError(shown, None, "is a folder; name the manifest file (faasemu.yaml)") from None
     except UnicodeDecodeError as exc:
         raise ManifestError(shown, None, f"not UTF-8 text ({exc.reason})") from None
-    return parse_manifest(text, shown)
+    return parse_manifest(text, shown, environ)
 
 
-def parse_manifest(text: str, path: str) -> Manifest:
-    """Validate manifest `text`; `path` is shown in errors and locates the root folder."""
-    return _Parser(path).manifest(text)
+def parse_manifest(text: str, path: str, environ: Mapping[str, str] | None = None) -> Manifest:
+    """Validate manifest `text`; `path` is shown in errors and locates the root folder (and `.env`)."""
+    return _Parser(path, os.environ if environ is None else environ).manifest(text)
 
 
 def parse_duration(value: str | int | float) -> float | None:
@@ -112,11 +119,14 @@ def _is_null(node: Node | None) -> bool:
 class _Parser:
     """One manifest's validation: the shown file name and root folder every message needs."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, environ: Mapping[str, str]) -> None:
         self.file = path
         self.path = os.path.abspath(path)
         self.root = os.path.dirname(self.path)
         self.loader = yaml.SafeLoader("")  # only its safe scalar constructors are used
+        self.environ = environ
+        self.dotenv: dict[str, str] = {}
+        self.dotenv_shown = ".env"
 
     def fail(self, at: Node | None, message: str) -> NoReturn:
         raise ManifestError(self.file, _line(at) if at is not None else None, message)
@@ -145,7 +155,9 @@ class _Parser:
         name = self.string(keys["name"][1], "name") if "name" in keys else os.path.basename(self.root)
         host = self.string(keys["host"][1], "host") if "host" in keys else "127.0.0.1"
         port = self.integer(keys["port"][1], "port", 0, 65535) if "port" in keys else 8080
-        env = self.env(keys["env"][1], "env") if "env" in keys else {}
+        allow_hosts = self.allow_hosts(keys["allow_hosts"][1]) if "allow_hosts" in keys else ()
+        env_file = self.env_file(keys["env_file"][1] if "env_file" in keys else None)
+        env = self.dotenv | (self.env(keys["env"][1], "env") if "env" in keys else {})
         state = self.state(keys["state"][1] if "state" in keys else None)
         if "functions" not in keys:
             self.fail(None, "missing required key 'functions'; add at least one function under 'functions:'")
@@ -157,7 +169,8 @@ class _Parser:
         found = self.pairs(functions_node, "functions")
         functions = [self.function(name, key, node, env) for name, (key, node) in found.items()]
         self.check_routes(functions)
-        return Manifest(self.path, self.root, name, host, port, env, state, tuple(spec for spec, _ in functions))
+        return Manifest(self.path, self.root, name, host, port, env, state, tuple(spec for spec, _ in functions),
+                        allow_hosts, env_file)
 
     def check_tags(self, document: Node) -> None:
         """Refuse `!!python/...` and custom tags (`!Ref`) up front, wherever they are."""
@@ -270,8 +283,69 @@ class _Parser:
             if value.tag == _BOOL:
                 env[name] = "true" if self.loader.construct_object(value) else "false"
             else:
-                env[name] = value.value
+                env[name] = self.resolve(value, f"{where}.{name}")
         return env
+
+    def resolve(self, node: ScalarNode, where: str) -> str:
+        """`${VAR}` and `${VAR:-default}` from the `.env` file, then the shell; `$$` is a `$`.
+
+        An unset VAR without a default is an error rather than an empty string (docker compose only
+        warns): a handler that starts with an empty API_KEY fails far from the cause. Messages
+        name variables, never the values found.
+        """
+        def lookup(variable: str) -> str | None:
+            return self.dotenv[variable] if variable in self.dotenv else self.environ.get(variable)
+
+        try:
+            return interpolate(node.value, lookup)
+        except ReferenceProblem as exc:
+            if exc.variable is None:
+                self.fail(node, f"{where}: {exc.message}")
+            self.fail(node, f"{where}: {exc.message} in {self.dotenv_shown} or the environment; set it, or "
+                            f"give a default: ${{{exc.variable}:-default}} (write $$ for a literal $)")
+
+    def env_file(self, node: Node | None) -> str | None:
+        """`env_file:` (default: `.env` beside the manifest, when there is one); fills `self.dotenv`."""
+        if node is not None and (_is_null(node) or (node.tag == _BOOL and not self.loader.construct_object(node))):
+            return None  # `env_file: false` turns the default off
+        if node is None:
+            relative = ".env"
+            path = os.path.join(self.root, relative)
+            if not os.path.isfile(path):
+                return None
+        else:
+            relative = self.string(node, "env_file", "a path such as .env, or false")
+            path = os.path.normpath(os.path.join(self.root, relative))
+            if not os.path.isfile(path):
+                self.fail(node, f"env_file: {relative} does not exist; paths are relative to the manifest's folder "
+                                "(write env_file: false to read no file)")
+        shown = os.path.join(os.path.dirname(self.file), relative)
+        try:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+        except UnicodeDecodeError as exc:
+            raise ManifestError(shown, None, f"not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:
+            self.fail(node, f"env_file: cannot read {relative} ({exc.strerror})")
+        try:
+            self.dotenv = parse_env_file(text, self.environ)
+        except EnvFileProblem as exc:
+            raise ManifestError(shown, exc.line, exc.message) from None
+        self.dotenv_shown = relative
+        return path
+
+    def allow_hosts(self, node: Node) -> tuple[str, ...]:
+        """`allow_hosts:` names `up` answers besides loopback and its own address (see `--allow-host`)."""
+        if _is_null(node):
+            return ()
+        hosts = []
+        for item in node.value if isinstance(node, SequenceNode) else [node]:
+            host = self.string(item, "allow_hosts", "a host name such as tunnel.example.com")
+            problem = entry_problem(host)
+            if problem:
+                self.fail(item, f"allow_hosts: {problem}")
+            hosts.append(host.lower())
+        return tuple(dict.fromkeys(hosts))
 
     # --- files ---------------------------------------------------------------------------------
 

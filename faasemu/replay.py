@@ -4,13 +4,19 @@ Without `--target`, deliveries run here, one after another in schedule order, in
 exactly as under `up`, against the project's state file; emitted events and sink calls are recorded
 and listed, not delivered onward (SPEC §6). With `--target URL`, the events are posted to a running
 `faasemu up` instead, in the perturbed order, duplicates included.
+
+Progress goes to stderr (a bar on a terminal, a plain line per tenth otherwise), so stdout keeps
+only the table. A replay cut short (Ctrl+C, a lost `--target`) still says how far it got: a
+second run starts again from the first event, and the user must know what the first one did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import shlex
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,16 +24,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from faasemu.admission import check_events_file
 from faasemu.bus import attempt_id, backoff
 from faasemu.chaos import ChaosOptions, DeliveryRef, Step, apply, canonical, describe, new_seed, perturb
 from faasemu.effects import LocalEffectServer
-from faasemu.console import rich_console
-from faasemu.errors import UsageError
+from faasemu.console import plain, rich_console
+from faasemu.errors import FaasemuError, UsageError
 from faasemu.events import read_events_file, to_structured
 from faasemu.manifest import load_manifest
 from faasemu.runtimes.base import Delivery, Invocation
+from faasemu.runtimes.request_ids import invocation_id
 from faasemu.spec import Manifest
 from faasemu.state import ensure_project_state
 from faasemu.workers.pool import FunctionPool, Watchdog
@@ -53,16 +63,54 @@ class StepResult:
     error: str = ""
 
 
+class TargetLost(FaasemuError):
+    """`--target` stopped answering part-way: say how many events it had accepted."""
+
+    def __init__(self, target: str, accepted: int, total: int, in_flight: str, reason: object) -> None:
+        super().__init__(
+            f"--target {target}: lost faasemu up after it accepted {accepted} of {total} events ({reason}). "
+            f"Those {accepted} are in its event log and are delivered when it runs again; event '{in_flight}' "
+            f"was being posted and may or may not have been stored (`faasemu events` lists what the log holds). "
+            f"Replaying the file again posts all {total} again."
+        )
+
+
+class ReplayProgress:
+    """How far a replay is, on stderr: a rich bar on a terminal, else a plain line per tenth."""
+
+    def __init__(self, total: int, what: str) -> None:
+        self.total, self.what, self.done = total, what, 0
+        self.console = rich_console(sys.stderr)
+        self._every = max(1, math.ceil(total / 10))
+        self._bar: Progress | None = None
+        if self.console.is_terminal and total:
+            self._bar = Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn(what),
+                                 TimeElapsedColumn(), console=self.console, transient=True)
+            self._task = self._bar.add_task("replay", total=total)
+            self._bar.start()
+
+    def advance(self) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.advance(self._task)
+        elif self.done % self._every == 0 or self.done == self.total:
+            self.console.print(plain(f"replay: {self.done}/{self.total} {self.what}"))
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 class _QuietObserver:
     def __init__(self, console: Console) -> None:
         self.console = console
 
     def worker_output(self, function: str, line: str) -> None:
-        self.console.print(f"[dim]{function} |[/] {line}", markup=True, highlight=False)
+        self.console.print(Text.assemble((f"{function} |", "dim"), " ", line))
 
     def load_failed(self, function: str, error: dict[str, Any]) -> None:
-        self.console.print(f"[red]{function}: cannot load the handler: {error.get('type')}: {error.get('message')}"
-                           f" ({error.get('where', '')})[/]")
+        self.console.print(plain(f"{function}: cannot load the handler: {error.get('type')}: {error.get('message')}"
+                                 f" ({error.get('where', '')})", "red"))
 
     def load_recovered(self, function: str, ms: float) -> None:
         pass
@@ -80,6 +128,7 @@ def reproduce_command(options: ReplayOptions, seed: int) -> str:
 def run_replay(options: ReplayOptions) -> int:
     manifest = load_manifest(options.manifest)
     events = read_events_file(options.events_file)
+    check_events_file(options.events_file, events, manifest.functions)  # e.g. EventBridge's detail (admission.py)
     seed = options.seed if options.seed is not None else (new_seed() if options.chaos.active else 0)
     console = rich_console()
     if options.target:
@@ -92,32 +141,52 @@ def run_replay(options: ReplayOptions) -> int:
             "FAASEMU_SINK_URL": f"{effects.base_url}/sink",
             "FAASEMU_EVENTS_URL": f"{effects.base_url}/events",
         }
-        results = asyncio.run(_execute(manifest, events, steps, env, seed, options.retry_delay, console))
+        results: list[StepResult] = []
+        progress = ReplayProgress(len(steps), "deliveries")
+        interrupted = False
+        try:
+            asyncio.run(_execute(manifest, events, steps, env, seed, options.retry_delay, console, results, progress))
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            progress.stop()
     _print_results(results, console)
     unrouted = sum(1 for e in events if not any(r.event_id == e["id"] for r in baseline))
     dead = sum(1 for r in results if r.status == "dead")
-    console.print(
-        f"{len(events)} events, {len(results)} deliveries: {sum(1 for r in results if r.status == 'ok')} ok, "
+    done = sum(1 for r in results if r.status == "ok")
+    made = f"{len(results)} of {len(steps)} deliveries made" if interrupted else f"{len(results)} deliveries"
+    console.print(plain(
+        f"{len(events)} events, {made}: {done} ok, "
         f"{dead} dead-lettered" + (f", {unrouted} events matched no function" if unrouted else "")
-    )
+    ))
     for call in effects.log.sink:
-        console.print(f"sink     {call.name}  {call.method}  {json.dumps(call.body)}")
+        console.print(plain(f"sink     {call.name}  {call.method}  {json.dumps(call.body)}"))
     for event in effects.log.emitted:
-        console.print(f"emitted  {json.dumps(event)}  (recorded, not delivered: replay does not cascade)")
+        console.print(plain(f"emitted  {json.dumps(event)}  (recorded, not delivered: replay does not cascade)"))
     if options.chaos.active:
-        console.print(f"seed {seed} · reproduce: {reproduce_command(options, seed)}")
+        console.print(plain(f"seed {seed} · reproduce: {reproduce_command(options, seed)}"))
+    if interrupted:
+        current = steps[len(results)] if len(results) < len(steps) else None
+        running = (f"; {current.ref.event_id} -> {current.ref.function} was running and may or may not have "
+                   "written its state") if current else ""
+        console.print(plain(
+            f"interrupted after {len(results)} of {len(steps)} deliveries ({done} ok){running}. "
+            f"Their state stays in the state file; replaying the file again starts from the first event.",
+            "bold yellow"))
+        return 130  # the shell's code for a command ended by SIGINT
     return 1 if dead else 0
 
 
 async def _execute(
     manifest: Manifest, events: list[dict[str, Any]], steps: list[Step], env: dict[str, str], seed: int,
-    retry_delay: float, console: Console,
-) -> list[StepResult]:
+    retry_delay: float, console: Console, results: list[StepResult], progress: ReplayProgress,
+) -> None:
+    """Run the steps in order, appending each finished one to `results` (the caller's list, so what
+    was done survives a Ctrl+C that cancels this coroutine)."""
     observer = _QuietObserver(console)
     watch = Watchdog()
     pools: dict[str, FunctionPool] = {}
     attempts: dict[tuple[str, str], int] = {}
-    results = []
     try:
         for step in steps:
             ref = step.ref
@@ -137,9 +206,11 @@ async def _execute(
                     result.status, result.error = "fail*", "injected: failed before the handler ran"
                     break
                 request_id = attempt_id(seed, ref.function, event["id"], attempt)
+                copy = step.copy if "duplicate" in step.tags else 0  # a redelivery is a retry of the same copy
+                rid = invocation_id(pool.adapter_module, spec, seed, event, copy, attempt)
                 outcome = await pool.call({
                     "op": "event", "delivery": Delivery(event, attempt, request_id).to_wire(),
-                    "inv": Invocation(request_id, 0.0, attempt).to_wire(),
+                    "inv": Invocation(rid, 0.0, attempt).to_wire(),
                 })
                 if step.inject == "lost-ack":
                     result.status = "lost*"
@@ -156,11 +227,11 @@ async def _execute(
                 await asyncio.sleep(backoff(retry_delay, failures))
             result.ms = (time.perf_counter() - started) * 1000
             results.append(result)
+            progress.advance()
     finally:
         for pool in pools.values():
             await pool.close()
         watch.stop()
-    return results
 
 
 def _describe(outcome: Any) -> str:
@@ -177,9 +248,9 @@ def _print_results(results: list[StepResult], console: Console) -> None:
     styles = {"ok": "green", "dead": "red", "fail*": "yellow", "lost*": "yellow"}
     for number, result in enumerate(results, 1):
         table.add_row(
-            str(number), result.event["id"], result.event["type"], result.step.ref.function,
-            ",".join(map(str, result.attempts)), f"[{styles.get(result.status, 'white')}]{result.status}[/]",
-            f"{result.ms:.1f} ms", describe(result.step), result.error,
+            str(number), plain(result.event["id"]), plain(result.event["type"]), plain(result.step.ref.function),
+            ",".join(map(str, result.attempts)), plain(result.status, styles.get(result.status, "white")),
+            f"{result.ms:.1f} ms", plain(describe(result.step)), plain(result.error),
         )
     console.print(table)
 
@@ -195,25 +266,44 @@ def _post_to_target(options: ReplayOptions, events: list[dict[str, Any]], seed: 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("#", "event", "type", "status", "delivered to", "chaos"):
         table.add_column(column)
-    failed = 0
-    for number, step in enumerate(steps, 1):
-        event = events[step.ref.event_index]
-        request = urllib.request.Request(url, data=to_structured(event), method="POST",
-                                         headers={"content-type": "application/cloudevents+json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                answer = json.loads(response.read() or b"{}")
-                status = str(response.status)
-        except urllib.error.HTTPError as exc:
-            answer, status = {}, f"{exc.code} {exc.read().decode(errors='replace')[:200]}"
-            failed += 1
-        except (urllib.error.URLError, OSError) as exc:
-            raise UsageError(f"--target {options.target}: cannot reach faasemu up ({exc})") from None
-        functions = ", ".join((answer.get("deliveries") or {}).get(event["id"], [])) or "-"
-        table.add_row(str(number), event["id"], event["type"], status, functions, describe(step))
+    failed = accepted = 0
+    progress = ReplayProgress(len(steps), f"events posted to {options.target}")
+    try:
+        for number, step in enumerate(steps, 1):
+            event = events[step.ref.event_index]
+            request = urllib.request.Request(url, data=to_structured(event), method="POST",
+                                             headers={"content-type": "application/cloudevents+json"})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    answer = json.loads(response.read() or b"{}")
+                    status = str(response.status)
+                accepted += 1
+            except urllib.error.HTTPError as exc:
+                answer, status = {}, f"{exc.code} {exc.read().decode(errors='replace')[:200]}"
+                failed += 1
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                reason = getattr(exc, "reason", None) or exc
+                if number == 1:
+                    raise UsageError(f"--target {options.target}: cannot reach faasemu up ({reason}); "
+                                     "no event was posted") from None
+                progress.stop()
+                console.print(table)
+                # Exit 2, not 1: 1 tells CI that handlers misbehaved, and a lost server says nothing about them.
+                raise TargetLost(str(options.target), accepted, len(steps), event["id"], reason) from None
+            functions = ", ".join((answer.get("deliveries") or {}).get(event["id"], [])) or "-"
+            table.add_row(str(number), plain(event["id"]), plain(event["type"]), plain(status), plain(functions),
+                          plain(describe(step)))
+            progress.advance()
+    except KeyboardInterrupt:
+        progress.stop()
+        console.print(table)
+        console.print(plain(f"interrupted: {accepted} of {len(steps)} events were accepted by {url}; replaying "
+                            "the file again posts all of them again", "bold yellow"))
+        return 130  # the shell's code for a command ended by SIGINT
+    progress.stop()
     console.print(table)
-    console.print(f"{len(steps)} events posted to {url}" + (f", {failed} refused" if failed else "")
-                  + "; `faasemu events` shows their deliveries")
+    console.print(plain(f"{len(steps)} events posted to {url}" + (f", {failed} refused" if failed else "")
+                        + "; `faasemu events` shows their deliveries"))
     if options.chaos.active:
-        console.print(f"seed {seed} · reproduce: {reproduce_command(options, seed)}")
+        console.print(plain(f"seed {seed} · reproduce: {reproduce_command(options, seed)}"))
     return 1 if failed else 0

@@ -14,6 +14,7 @@ from xml.etree import ElementTree
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from faasemu.chaos import CAMPAIGN_DEFAULTS, ChaosOptions, Duplicate, Fail, LostAck, Move, Perturbation
 from faasemu.verify.campaign import CampaignResult, FunctionVerdict, steps_json
@@ -56,6 +57,9 @@ def hint(result: CampaignResult, violation: Violation) -> str:
     if runtime == "kubeless" and violation.kind == "idempotency":
         return ("Kubeless generates a new event-id on every send, so deduplicating on it does not work there: "
                 "deduplicate on a business key carried in the event data instead.")
+    if runtime == "openfaas" and violation.kind == "idempotency":
+        return ("OpenFaaS's gateway gives every call from a connector a new X-Call-Id, so deduplicating on it does "
+                "not work there: deduplicate on a business key carried in the event data instead.")
     steps = violation.steps
     if violation.kind == "idempotency" and steps and len({s.ref.index for s in steps}) == 1 and any(
         s.inject == "fail" for s in steps
@@ -135,13 +139,18 @@ def write_json(path: str, report: dict[str, Any]) -> None:
 def write_junit(path: str, result: CampaignResult, report: dict[str, Any]) -> None:
     """One test case per function and property; a found violation is a failure, `null` a skip."""
     suite = ElementTree.Element("testsuite", name="faasemu chaos", tests="0", failures="0", skipped="0")
-    tests = failures = skipped = 0
+    tests = failures = skipped = errors = 0
     for name, entry in report["functions"].items():
         for prop, kind in (("idempotent", "idempotency"), ("order_tolerant", "order")):
             tests += 1
             case = ElementTree.SubElement(suite, "testcase", classname=f"faasemu.{name}", name=prop)
             value = entry[prop]
-            if value is None:
+            if entry.get("load_error"):  # reached by events but never run: an error, never a quiet skip
+                errors += 1
+                error = entry["load_error"]
+                ElementTree.SubElement(case, "error", message=f"{name} did not load: {error.get('type')}: "
+                                                              f"{error.get('message')}")
+            elif value is None:
                 skipped += 1
                 reason = "nondeterministic outcome" if entry["nondeterministic_outcome"] else "not exercised"
                 ElementTree.SubElement(case, "skipped", message=reason)
@@ -154,6 +163,7 @@ def write_junit(path: str, result: CampaignResult, report: dict[str, Any]) -> No
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
+    suite.set("errors", str(errors))
     ElementTree.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
@@ -191,12 +201,16 @@ def write_counterexamples(result: CampaignResult, invocation: dict[str, Any]) ->
 # -- console -------------------------------------------------------------------------------------
 
 
-def _mark(value: bool | None, verdict: FunctionVerdict) -> str:
+# Everything below prints Text, never markup strings: function names, event ids and types, data,
+# diffs, load errors and paths come from users, and `[...]` in them would be eaten or crash rich.
+
+
+def _mark(value: bool | None, verdict: FunctionVerdict) -> Text:
     if verdict.nondeterministic_outcome:
-        return "[yellow]? nondeterministic[/]"
+        return Text("? nondeterministic", style="yellow")
     if value is None:
-        return "[dim]– not exercised[/]"
-    return "[green]✓ yes[/]" if value else "[bold red]✗ no[/]"
+        return Text("– not exercised", style="dim")
+    return Text("✓ yes", style="green") if value else Text("✗ no", style="bold red")
 
 
 def print_report(console: Console, result: CampaignResult, report: dict[str, Any], invocation: dict[str, Any]) -> None:
@@ -209,8 +223,8 @@ def print_report(console: Console, result: CampaignResult, report: dict[str, Any
             note = f"cannot load: {verdict.load_error.get('type')}: {verdict.load_error.get('message')}"
         elif verdict.deliveries == 0:
             note = "no event reaches it"
-        table.add_row(name, _mark(verdict.idempotent, verdict), _mark(verdict.order_tolerant, verdict),
-                      str(verdict.deliveries), note)
+        table.add_row(Text(name), _mark(verdict.idempotent, verdict), _mark(verdict.order_tolerant, verdict),
+                      str(verdict.deliveries), Text(note))
     console.print()
     console.print(table)
     for name, entry in report["functions"].items():
@@ -218,16 +232,16 @@ def print_report(console: Console, result: CampaignResult, report: dict[str, Any
             _print_violation(console, name, found, result)
     console.print()
     nd = ", ".join(result.nondeterministic) or "none"
-    console.print(f"nondeterministic columns left out of comparisons: {nd}")
+    console.print(Text(f"nondeterministic columns left out of comparisons: {nd}"))
 
 
 def _print_violation(console: Console, name: str, found: dict[str, Any], result: CampaignResult) -> None:
     what = "idempotent" if found["kind"] == "idempotency" else "order-tolerant"
     schedule = found["schedule"]
     console.print()
-    console.print(f"[bold red]✗ {name} is not {what}[/]")
+    console.print(Text(f"✗ {name} is not {what}", style="bold red"))
     removing = "removing any of them makes it pass" if len(schedule) > 1 else "it alone breaks it"
-    console.print(f"  Minimal counterexample ({len(schedule)} deliveries; {removing}):")
+    console.print(Text(f"  Minimal counterexample ({len(schedule)} deliveries; {removing}):"))
     events = {event["id"]: event for event in result.events}
     seen: set[tuple[str, str]] = set()
     for number, step in enumerate(schedule, 1):
@@ -243,12 +257,12 @@ def _print_violation(console: Console, name: str, found: dict[str, Any], result:
             if tags:
                 label += f"  [{', '.join(tags)}]"
         seen.add(key)
-        console.print(f"    {number}. {label}  -> {step['function']}", highlight=False, markup=False)
+        console.print(Text(f"    {number}. {label}  -> {step['function']}"))
     console.print("  State and effects after, compared with in-order once-only delivery:")
     other = "with the duplicate" if found["kind"] == "idempotency" else "in this order"
     for line in format_diff(found["diff"], other=other) or ["(no difference left after masking)"]:
-        console.print(f"    {line}", highlight=False, markup=False)
-    console.print(f"  Why: {WHY[found['kind']]}")
-    console.print(f"  Fix: {found['hint']}")
-    console.print(f"  Reproduce: {found['reproduce']}", highlight=False, markup=False)
-    console.print(f"             faasemu chaos --replay-cex {found['counterexample']}", highlight=False, markup=False)
+        console.print(Text(f"    {line}"))
+    console.print(Text(f"  Why: {WHY[found['kind']]}"))
+    console.print(Text(f"  Fix: {found['hint']}"))
+    console.print(Text(f"  Reproduce: {found['reproduce']}"))
+    console.print(Text(f"             faasemu chaos --replay-cex {found['counterexample']}"))

@@ -3,6 +3,11 @@
 Paths use `{name}` for one segment and `{name+}` for the rest of the path (API Gateway's greedy
 form). Static routes win over templated ones, and among templated ones the more literal segments
 win, as API Gateway resolves overlaps.
+
+A platform's host may answer some paths itself (Azure's `GET /` home page and its
+`/admin/host/ping` health check): those are *host routes* with a fixed answer, consulted only when
+no function's route takes the request, so a user's own route on the same path wins (as the Azure
+host shows its home page only when no function ran).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from faasemu.runtimes.base import HttpResponse
 from faasemu.spec import FunctionSpec, HttpTrigger
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}")
@@ -23,7 +29,8 @@ class Route:
     methods: tuple[str, ...]  # empty: any method
     regex: re.Pattern[str] | None = None  # None for a static path
     literal_segments: int = 0
-    mode: str = "sync"  # "async": answered 202 and delivered through the bus
+    mode: str = "sync"  # "async": answered 202 and delivered through the bus; "host": `response` as is
+    response: HttpResponse | None = field(default=None, compare=False)  # the fixed answer of a host route
 
     def allows(self, method: str) -> bool:
         return not self.methods or method in self.methods or (method == "HEAD" and "GET" in self.methods)
@@ -64,13 +71,22 @@ class Router:
     routes: list[Route] = field(default_factory=list)
     _static: dict[str, list[Route]] = field(default_factory=dict)
     _templated: list[Route] = field(default_factory=list)
+    _host: dict[str, Route] = field(default_factory=dict)
 
     @classmethod
     def build(
         cls, triggers: Sequence[tuple[FunctionSpec, tuple[HttpTrigger, ...]]],
         async_triggers: Sequence[tuple[FunctionSpec, tuple[HttpTrigger, ...]]] = (),
+        host_routes: Sequence[tuple[FunctionSpec, tuple[tuple[HttpTrigger, HttpResponse], ...]]] = (),
     ) -> Router:
+        """`host_routes` are static paths the platform's host answers itself (one answer per path: the
+        first function declaring it gives it); a function's own route on the same path wins."""
         router = cls()
+        for spec, answers in host_routes:
+            for trigger, response in answers:
+                key = trigger.path.rstrip("/") or "/"
+                router._host.setdefault(key, Route(spec.name, trigger.path, trigger.methods, mode="host",
+                                                   response=response))
         every = [(spec, t, "sync") for spec, ts in triggers for t in ts]
         every += [(spec, t, "async") for spec, ts in async_triggers for t in ts]
         for spec, trigger, mode in every:
@@ -100,6 +116,11 @@ class Router:
             if route.allows(method):
                 return Match(route, found.groupdict())
             allowed.extend(route.methods)
+        host = self._host.get(path.rstrip("/") or "/")
+        if host is not None:  # no function took it: the host answers (or says which methods it takes)
+            if host.allows(method):
+                return Match(host, {})
+            allowed.extend(host.methods)
         if allowed:
             raise MethodNotAllowed(sorted(set(allowed)))
         return None

@@ -27,7 +27,8 @@ class FunctionSpec:
     `sample_functions/orders.py:create_order` gives handler_file=<root>/sample_functions/orders.py
     and handler_attr="create_order"; `pkg.orders:create_order` gives handler_module="pkg.orders".
     `handler_attr` is None where the platform finds the entry point itself (vercel, knative).
-    `env` is already merged: the manifest's `env`, then the function's own (which wins).
+    `env` is already merged and resolved: the `.env` file, the manifest's `env`, then the
+    function's own (which wins), every `${VAR}` replaced.
     `options` holds the runtime-specific keys (payload, event_source, signature, template).
     """
 
@@ -73,7 +74,12 @@ class StateSpec:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """The whole validated manifest. `root` is the manifest's folder: cwd and sys.path[0] of handlers."""
+    """The whole validated manifest. `root` is the manifest's folder: cwd and sys.path[0] of handlers.
+
+    `env` is the project-wide environment with every `${VAR}` resolved: the `.env` file's
+    variables, then the manifest's top-level `env` (which wins). `env_file` is the absolute path of
+    the `.env` file read, or None. `allow_hosts` are the `allow_hosts:` entries, as written.
+    """
 
     path: str
     root: str
@@ -83,6 +89,8 @@ class Manifest:
     env: dict[str, str] = field(default_factory=dict)
     state: StateSpec = field(default_factory=StateSpec)
     functions: tuple[FunctionSpec, ...] = ()
+    allow_hosts: tuple[str, ...] = ()
+    env_file: str | None = None
 
     def function(self, name: str) -> FunctionSpec | None:
         for spec in self.functions:

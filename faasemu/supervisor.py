@@ -24,6 +24,12 @@ def async_routes(pool: FunctionPool) -> tuple:
     return routes(pool.spec) if routes is not None else ()
 
 
+def host_routes(pool: FunctionPool) -> tuple:
+    """Paths the platform's host answers itself (Azure's home page and ping), if the runtime has any."""
+    routes = getattr(pool.adapter_module, "host_routes", None)
+    return routes(pool.spec) if routes is not None else ()
+
+
 class Supervisor:
     """Owns the workers of every function of the current manifest."""
 
@@ -48,6 +54,7 @@ class Supervisor:
         self.router = Router.build(
             [(pool.spec, pool.adapter_module.http_routes(pool.spec)) for pool in pools],
             [(pool.spec, async_routes(pool)) for pool in pools],
+            [(pool.spec, host_routes(pool)) for pool in pools],
         )
 
     def start(self) -> None:
@@ -75,11 +82,14 @@ class Supervisor:
         return response, outcome
 
     def report(self, name: str, trigger: str, status: str | int, outcome: Outcome, note: str = "") -> None:
-        self.console.invocation(name, trigger, status, outcome.ms, outcome.cold_ms, note)
-        if outcome.kind == "error" and outcome.error:
-            self.console.error(name, outcome.error)
-        elif outcome.kind in ("timeout", "crash", "oom"):
-            self.console.error(name, {"type": outcome.kind, "message": outcome.message})
+        try:
+            self.console.invocation(name, trigger, status, outcome.ms, outcome.cold_ms, note)
+            if outcome.kind == "error" and outcome.error:
+                self.console.error(name, outcome.error)
+            elif outcome.kind in ("timeout", "crash", "oom"):
+                self.console.error(name, {"type": outcome.kind, "message": outcome.message})
+        except Exception as exc:  # noqa: BLE001 - a fault in logging must not replace the runtime's answer
+            self.console.internal_error(f"could not log {trigger} of {name} ({status}): {type(exc).__name__}: {exc}")
 
     # -- PoolObserver ----------------------------------------------------------------------------
 
@@ -98,13 +108,14 @@ class Supervisor:
         """Restart the workers a change to these source files can affect; returns their names.
 
         A function is affected when one of its workers imported a changed file, when the file is
-        its handler, or when it is broken (the change may be the fix: a module created, say).
+        its handler, or when it is broken or still importing (the change may be the fix: a module
+        created, say, or a `time.sleep` removed from a module its import is stuck in).
         A function never started has nothing to restart: its first worker reads the new code.
         """
         affected = []
         for pool in self.pools.values():
             handler = os.path.realpath(pool.spec.handler_file) if pool.spec.handler_file else None
-            if pool.broken is not None or pool.modules & paths or handler in paths:
+            if pool.broken is not None or pool.loading or pool.modules & paths or handler in paths:
                 affected.append(pool.spec.name)
                 pool.reload()
         names = ", ".join(sorted(relative(p, self.manifest.root) for p in paths))

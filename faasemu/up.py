@@ -17,6 +17,11 @@ from faasemu.manifest import load_manifest
 from faasemu.spec import Manifest
 from faasemu.state import ensure_project_state
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; `up` runs without the one-per-project lock there
+    fcntl = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True)
 class UpOptions:
@@ -30,6 +35,7 @@ class UpOptions:
     chaos: ChaosOptions = ChaosOptions()
     seed: int | None = None
     retry_delay: float = 0.5
+    allow_hosts: tuple[str, ...] = ()  # --allow-host, added to the manifest's allow_hosts (faasemu/hosts.py)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -60,6 +66,32 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL that reaches this `up` from this machine. A wildcard bind (`0.0.0.0`, `::`) is not an
+    address anyone can connect to: handlers, the startup table and `up.json` get loopback instead."""
+    return f"http://{url_host(WILDCARDS.get(host, host))}:{port}"
+
+
+def network_urls(host: str, port: int) -> list[str]:
+    """Best-effort addresses other machines may use when `up` binds every interface. Found by the
+    route to a non-routable address (a UDP connect sends nothing), so no DNS lookup can hang `up`."""
+    if host not in WILDCARDS:
+        return []
+    family, probe = (socket.AF_INET6, "fd00::1") if host == "::" else (socket.AF_INET, "10.255.255.255")
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.connect((probe, 1))
+            address = udp.getsockname()[0]
+    except OSError:
+        return []
+    if is_loopback(address):
+        return []
+    return [f"http://{url_host(address)}:{port}"]
+
+
 def project_env(manifest: Manifest, base_url: str) -> dict[str, str]:
     """The FAASEMU_* variables every handler gets in `up` (SPEC §2, §6)."""
     return {
@@ -79,11 +111,73 @@ def server_marker_path(manifest: Manifest) -> str:
     return os.path.join(manifest.root, ".faasemu", "up.json")
 
 
+class ProjectInUse(FaasemuError):
+    """Another `faasemu up` owns this project's event log: two would both deliver every event."""
+
+    def __init__(self, lock_path: str, holder: dict[str, object]) -> None:
+        pid = holder.get("pid") or "unknown"
+        url = holder.get("url") or "its URL not written yet"
+        super().__init__(
+            f"another faasemu up (pid {pid}, {url}) is already serving this project and owns its event log "
+            f"(lock {lock_path}); two would both deliver every event. Stop it first (Ctrl+C in its terminal, "
+            f"or kill {pid}), or send it events: faasemu replay EVENTS.jsonl --target {holder.get('url') or 'URL'}"
+        )
+
+
+class ProjectLock:
+    """`.faasemu/up.lock`, held with `flock` for the life of one `up`.
+
+    An OS lock rather than a pid file: the kernel drops it when the process dies, however it dies
+    (`kill -9` included), so a stale lock is simply taken over, and a recycled pid cannot fake one.
+    The descriptor is not inheritable (PEP 446) and workers get only their own socket, so no worker
+    keeps the lock after `up` is gone. The file holds the owner's pid and URL, for the refusal.
+    `faasemu events` and `replay` do not take it: they share the log through SQLite as they always did.
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        folder = os.path.join(manifest.root, ".faasemu")
+        os.makedirs(folder, exist_ok=True)
+        self.path = os.path.join(folder, "up.lock")
+        self.shown = relative(self.path, os.getcwd())
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = self._read()
+            os.close(self.fd)
+            raise ProjectInUse(self.shown, holder) from None
+        self.write(None)
+
+    def _read(self) -> dict[str, object]:
+        try:
+            data = json.loads(os.pread(self.fd, 4096, 0) or b"{}")
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def write(self, url: str | None) -> None:
+        if fcntl is None:
+            return
+        data = json.dumps({"pid": os.getpid(), "url": url}).encode()
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, data, 0)
+
+    def release(self) -> None:
+        try:
+            if fcntl is not None:
+                os.ftruncate(self.fd, 0)
+        finally:
+            os.close(self.fd)  # closing the descriptor drops the flock
+
+
 def write_server_marker(manifest: Manifest, base_url: str) -> str:
     """`.faasemu/up.json`: where this `up` listens, so `faasemu events --redrive` can wake it."""
+    from faasemu.private import write_private_text
+
     path = server_marker_path(manifest)
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump({"url": base_url, "pid": os.getpid()}, file)
+    write_private_text(path, json.dumps({"url": base_url, "pid": os.getpid()}))  # .faasemu/ is 0600 throughout
     return path
 
 
@@ -125,10 +219,19 @@ def startup_rows(supervisor, base_url: str) -> list[tuple[str, str, str, str]]:
 
 def run_up(options: UpOptions) -> None:
     manifest = load_manifest(options.manifest)
+    lock = ProjectLock(manifest)  # before binding: a second `up` on the same port must name the first
+    try:
+        _run_up(options, manifest, lock)
+    finally:
+        lock.release()
+
+
+def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock) -> None:
     host = options.host or manifest.host
     port = manifest.port if options.port is None else options.port
     sock = bind(host, port)
-    base_url = f"http://{url_host(host)}:{sock.getsockname()[1]}"
+    base_url = local_url(host, sock.getsockname()[1])
+    lock.write(base_url)
     console = Console(options.log_format, options.quiet)
     from faasemu.bus import Bus
     from faasemu.eventlog import EventLog
@@ -142,7 +245,9 @@ def run_up(options: UpOptions) -> None:
     log_path = events_db_path(manifest)
     bus = Bus(EventLog(log_path), supervisor, seed=seed, chaos=chaos, retry_delay=options.retry_delay)
     supervisor.on_functions_changed.append(bus.sync_functions)
-    gateway = Gateway(supervisor, bus)
+    from faasemu.hosts import HostGuard
+
+    gateway = Gateway(supervisor, bus, HostGuard(host, (*manifest.allow_hosts, *options.allow_hosts)))
     state = relative(env["FAASEMU_STATE"], manifest.root)
     console.startup(
         f"faasemu {__version__} · {manifest.name} · {base_url} · state {state} · events {relative(log_path, manifest.root)}",
@@ -153,9 +258,13 @@ def run_up(options: UpOptions) -> None:
     if chaos is not None:
         console.warning(f"live chaos: {' '.join(options.chaos.flags())} --seed {seed} (every injected perturbation is logged)")
     if not is_loopback(host):
+        reachable = ""
+        if host in WILDCARDS:
+            others = ", ".join(network_urls(host, sock.getsockname()[1])) or "this machine's addresses"
+            reachable = f" (every interface; from other machines: {others})"
         console.warning(
-            f"listening on {host}: the event ingress, the Lambda Invoke API and every function are open to the "
-            "network without authentication"
+            f"listening on {host}{reachable}: the event ingress, the Lambda Invoke API and every function are open "
+            "to the network without authentication"
         )
     try:
         import uvloop

@@ -342,7 +342,7 @@ def test_events_built_with_the_cloudevents_sdk(bus: Server, root: Path, mode: st
     ("content_type", "headers", "body", "problem"),
     [
         (STRUCTURED, {}, {"specversion": "1.0", "id": "bad-1", "source": "t"}, "'type'"),
-        (STRUCTURED, {}, {"specversion": "0.3", "id": "bad-2", "source": "t", "type": "ingress.bad"}, "specversion"),
+        (STRUCTURED, {}, {"specversion": "0.2", "id": "bad-2", "source": "t", "type": "ingress.bad"}, "specversion"),
         ("application/json", {}, {"type": "ingress.bad", "id": "bad-3", "time": "yesterday"}, "'time'"),
         (BATCH, {}, [{"type": "ingress.bad", "id": "bad-4"}, {"id": "bad-5", "data": 1}], "index 1"),
         (BATCH, {}, {"type": "ingress.bad", "id": "bad-6"}, "array"),

@@ -3,10 +3,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+from conftest import write_project
 
 from faasemu.errors import InputFileError
 from faasemu.events import (
@@ -84,10 +87,12 @@ def test_null_attributes_count_as_absent() -> None:
         ({"type": 3}, "attribute 'type' must be a string, found a number"),
         ({"type": "t", "id": ""}, "attribute 'id' must not be empty"),
         ({"type": "t", "source": {"a": 1}}, "attribute 'source' must be a string, found an object"),
-        ({"type": "t", "specversion": "0.3"}, "attribute 'specversion' must be '1.0', got '0.3'"),
+        ({"type": "t", "specversion": "2.0"}, "attribute 'specversion' must be '1.0' (or '0.3'), got '2.0'"),
+        ({"type": "t", "specversion": "0.3", "datacontentencoding": "base64", "data": {"a": 1}},
+         "attribute 'data' must be a base64 string when 'datacontentencoding' is 'base64'"),
         ({"type": "t", "time": "yesterday"}, "attribute 'time' must be an RFC 3339 timestamp"),
         ({"type": "t", "time": "2024-01-01"}, "attribute 'time' must be an RFC 3339 timestamp"),
-        ({"type": "t", "time": "2024-01-01T00:00:00"}, "attribute 'time' must be an RFC 3339 timestamp"),
+        ({"type": "t", "time": "2024-01-01 00:00"}, "attribute 'time' must be an RFC 3339 timestamp"),
         ({"type": "t", "Type": "x"}, "invalid attribute name 'Type'"),
         ({"type": "t", "my_ext": "x"}, "invalid attribute name 'my_ext'"),
         ({"type": "t", "ext": [1]}, "extension attribute 'ext' must be a string, integer or boolean, found a list"),
@@ -100,6 +105,55 @@ def test_normalize_errors_name_the_attribute(obj: object, message: str) -> None:
     with pytest.raises(EventError, match="^" + re.escape(message)):
         normalize(obj, default_id="d", default_time="1970-01-01T00:00:00Z")
     assert issubclass(EventError, ValueError)
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    ("2024-05-01T12:00:00", "2024-05-01T12:00:00Z"),
+    ("2024-05-01T12:00:00.123456", "2024-05-01T12:00:00.123456Z"),
+    ("2024-05-01t12:00:00", "2024-05-01t12:00:00Z"),
+    ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00Z"),
+    ("2024-05-01T14:00:00+02:00", "2024-05-01T14:00:00+02:00"),
+])
+def test_a_time_without_an_offset_is_kept_as_utc(given: str, stored: str) -> None:
+    # The CloudEvents SDK and functions-framework accept such events: refusing them would lose them.
+    event = normalize({"type": "t", "time": given}, default_id="d", default_time="1970-01-01T00:00:00Z")
+    assert event["time"] == stored
+
+
+def test_a_specversion_0_3_event_is_kept_as_0_3() -> None:
+    given = {"specversion": "0.3", "type": "t", "id": "old-1", "source": "/legacy", "schemaurl": "https://s/x",
+             "data": {"n": 1}}
+    event = normalize(given, default_id="d", default_time="2024-01-01T00:00:00Z")
+    assert event == {"specversion": "0.3", "id": "old-1", "source": "/legacy", "type": "t",
+                     "time": "2024-01-01T00:00:00Z", "datacontenttype": "application/json",
+                     "schemaurl": "https://s/x", "data": {"n": 1}}
+
+
+def test_a_0_3_base64_encoded_data_becomes_data_base64() -> None:
+    given = {"specversion": "0.3", "type": "t", "id": "b", "source": "/s", "datacontentencoding": "base64",
+             "data": "AAH/"}
+    event = normalize(given, default_id="d", default_time="2024-01-01T00:00:00Z")
+    assert event["data_base64"] == "AAH/" and "data" not in event and "datacontentencoding" not in event
+    assert event["datacontenttype"] == "application/octet-stream"
+    assert data_bytes(event) == b"\x00\x01\xff"
+
+
+def test_events_files_accept_0_3_and_offsetless_times(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"type": "a", "specversion": "0.3"}\n{"type": "b", "time": "2024-05-01T12:00:00"}\n')
+    first, second = read_events_file(path)
+    assert first["specversion"] == "0.3"
+    assert second["time"] == "2024-05-01T12:00:00Z"
+
+
+def test_the_ingress_accepts_0_3_and_offsetless_times_in_every_mode() -> None:
+    [structured] = ingress(STRUCTURED, '{"specversion": "0.3", "type": "t", "id": "s", "source": "/x", '
+                                       '"time": "2024-05-01T12:00:00.5"}')
+    assert (structured["specversion"], structured["time"]) == ("0.3", "2024-05-01T12:00:00.5Z")
+    [binary] = ingress("application/json", b'{"k": 1}', {"ce-specversion": "0.3", "ce-type": "t", "ce-id": "b",
+                                                          "ce-source": "/x", "ce-time": "2024-05-01T12:00:00"})
+    assert (binary["specversion"], binary["time"], binary["data"]) == ("0.3", "2024-05-01T12:00:00Z", {"k": 1})
+    batch = ingress(BATCH, '[{"type": "a", "time": "2024-05-01T12:00:00"}, {"type": "b", "specversion": "0.3"}]')
+    assert [e["time"] for e in batch] == ["2024-05-01T12:00:00Z", fixed_now()]
 
 
 # --- JSON Lines files ----------------------------------------------------------------------------
@@ -151,7 +205,7 @@ def test_bom_is_ignored(tmp_path: Path) -> None:
         ('{"type": "a"}\n{"data": 1}\n', 2, "missing required attribute 'type'"),
         ('[{"type": "a"}]\n', 1, "an event must be a JSON object, found a list"),
         ('{"type": "a", "data": NaN}\n', 1, "not valid JSON (NaN is not a JSON number)"),
-        ('{"type": "a", "specversion": "0.3"}\n', 1, "attribute 'specversion' must be '1.0', got '0.3'"),
+        ('{"type": "a", "specversion": "1"}\n', 1, "attribute 'specversion' must be '1.0' (or '0.3'), got '1'"),
     ],
 )
 def test_malformed_line_names_file_line_and_reason(tmp_path: Path, text: str, line: int, reason: str) -> None:
@@ -262,7 +316,7 @@ def test_binary_mode_percent_decodes_header_values() -> None:
 @pytest.mark.parametrize(
     ("headers", "content_type", "body", "fragment"),
     [
-        ({"ce-specversion": "0.3", "ce-type": "t"}, None, b"", "attribute 'specversion' must be '1.0'"),
+        ({"ce-specversion": "0.2", "ce-type": "t"}, None, b"", "attribute 'specversion' must be '1.0'"),
         ({"ce-specversion": "1.0"}, None, b"", "missing required attribute 'type'"),
         ({"ce-specversion": "1.0", "ce-type": "t", "ce-data": "x"}, None, b"", "header 'ce-data' is not allowed"),
         ({"ce-specversion": "1.0", "ce-type": "t", "ce-subject": "%FF"}, None, b"", "header 'ce-subject' is not"),
@@ -355,3 +409,51 @@ def test_subscribers_in_manifest_order() -> None:
     assert subscribers("order.created", functions) == ["audit", "credit", "ship"]
     assert subscribers("payment.ok", functions) == ["audit", "credit"]
     assert subscribers("user.new", functions[1:]) == []
+
+
+# --- end to end: the ingress of a real `faasemu up` ---------------------------------------------
+
+RECORDER = """\
+import json
+import os
+
+
+def handler(event, context):
+    with open(os.path.join(os.environ["RECORD_DIR"], event["id"] + ".json"), "w") as out:
+        json.dump(event, out)
+"""
+
+
+def test_up_takes_and_delivers_0_3_events_and_offsetless_times(run_server: Callable[..., object],
+                                                               tmp_path: Path) -> None:
+    record = tmp_path / "seen"
+    record.mkdir()
+    manifest = write_project(tmp_path, {
+        "faasemu.yaml": f"""\
+            name: lenient
+            env: {{RECORD_DIR: "{record}"}}
+            functions:
+              recorder:
+                handler: recorder.py:handler
+                events: ["legacy.*"]
+            """,
+        "recorder.py": RECORDER,
+    })
+    server = run_server(manifest)
+    posted = [
+        (STRUCTURED, {"specversion": "0.3", "id": "v03", "source": "/old", "type": "legacy.order",
+                      "time": "2024-05-01T12:00:00Z", "data": {"n": 1}}),
+        (STRUCTURED, {"specversion": "1.0", "id": "naive", "source": "/py", "type": "legacy.order",
+                      "time": "2024-05-01T12:00:00.250", "data": {"n": 2}}),
+    ]
+    for content_type, event in posted:
+        answer = httpx.post(server.url + "/_faasemu/events", content=json.dumps(event),
+                            headers={"content-type": content_type}, timeout=10)
+        assert answer.status_code == 202, answer.text
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list(record.iterdir())) < 2:
+        time.sleep(0.05)
+    delivered = {path.stem: json.loads(path.read_text()) for path in record.iterdir()}
+    assert set(delivered) == {"v03", "naive"}, server.output()
+    assert delivered["v03"]["detail"] == {"n": 1}
+    assert delivered["naive"]["time"] == "2024-05-01T12:00:00Z"  # EventBridge's whole-second UTC time

@@ -319,7 +319,8 @@ def test_empty_manifest(project: Path) -> None:
 
 def test_manifest_not_a_mapping(project: Path) -> None:
     assert error("- a\n- b\n") == (
-        "faasemu.yaml:1: the manifest must be a mapping of name, host, port, env, state, functions, not a list"
+        "faasemu.yaml:1: the manifest must be a mapping of name, host, port, allow_hosts, env_file, env, state, "
+        "functions, not a list"
     )
 
 

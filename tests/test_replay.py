@@ -158,7 +158,8 @@ def test_replay_never_resets_the_state_file(tmp_path: Path) -> None:
 
 
 def test_default_ids_times_and_source_follow_the_file(tmp_path: Path) -> None:
-    project(tmp_path, lines({"type": "note.a", "data": 1}, "", {"type": "note.b", "id": "mine", "source": "me"},
+    # data is an object: EventBridge refuses a number as detail (issue 8)
+    project(tmp_path, lines({"type": "note.a", "data": {"n": 1}}, "", {"type": "note.b", "id": "mine", "source": "me"},
                             "   ", {"type": "note.c"}))
     result = run_cli("replay", "events.jsonl", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

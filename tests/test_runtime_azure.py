@@ -93,6 +93,29 @@ async def aio(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(f"async {req.params.get('n')}")
 
 
+@app.route(route="trace")
+def trace(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    # the worker's own return_context test function reads the older names
+    t = context.trace_context
+    return func.HttpResponse(json.dumps({"Traceparent": t.Traceparent, "Tracestate": t.Tracestate,
+                                         "trace_parent": t.trace_parent, "Attributes": t.Attributes}))
+
+
+@app.route(route="cookies/{kind}")
+def cookies(req: func.HttpRequest) -> func.HttpResponse:
+    resp = func.HttpResponse("cookies")
+    kind = req.route_params["kind"]
+    if kind == "multiple":  # the worker's multiple_set_cookie_resp_headers
+        for n, year in ((42, 2017), (43, 2018)):
+            resp.headers.add("Set-Cookie", f"foo3={n}; Domain=example.com; Expires=Thu, 12-Jan-{year} 13:55:08 GMT; "
+                                           "Path=/; Max-Age=10000000; Secure; HttpOnly")
+    elif kind == "default":
+        resp.headers.add("Set-Cookie", "foo=bar")
+    elif kind == "bad-expires":
+        resp.headers.add("Set-Cookie", "foo=bar; Domain=123; Expires=Dummy")
+    return resp
+
+
 @app.queue_trigger(arg_name="msg", queue_name="jobs", connection="AzureWebJobsStorage")
 def jobs(msg: func.QueueMessage, context: func.Context) -> None:
     data = msg.get_json()
@@ -123,6 +146,38 @@ def json_text(context, request):
                        "who": request.params.get("who")})
 '''
 
+NO_RETURN = '''
+import logging
+
+
+def main(req):
+    logging.getLogger("test").error("hi")
+'''
+
+NO_RETURN_JSON = json.dumps({"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req"}]})
+
+LENIENT = '''
+import azure.functions as func
+
+
+def main(req: func.HttpRequest, res: func.Out[func.HttpResponse]) -> None:
+    res.set(func.HttpResponse("read as the host reads it", status_code=201))
+'''
+
+# Comments and trailing commas: the host's Newtonsoft reader takes them (so do five function.json
+# files of the Python worker's own repository).
+LENIENT_JSON = """{
+  "scriptFile": "__init__.py",
+  "bindings": [
+    // the request
+    {"authLevel": "anonymous", "type": "httpTrigger", "direction": "in", "name": "req", "methods": ["get",],},
+    {"type": "http", "direction": "out", "name": "res",},  /* a named http output */
+  ],
+}
+"""
+
+BROKEN_JSON = '{\n  "bindings": [\n    {"type": "httpTrigger" "direction": "in", "name": "req"}\n  ]\n}\n'
+
 LEGACY_JSON = json.dumps({"scriptFile": "__init__.py", "bindings": [
     {"authLevel": "anonymous", "type": "httpTrigger", "direction": "in", "name": "request", "methods": ["get"]},
     {"type": "http", "direction": "out", "name": "$return"}]})
@@ -141,6 +196,11 @@ functions:
   nothing: {handler: function_app.py:nothing, runtime: azure, http: {path: /nothing}}
   aio: {handler: function_app.py:aio, runtime: azure, http: {path: /aio}}
   legacy: {handler: Legacy/__init__.py:main, runtime: azure, http: {path: /legacy, methods: [GET]}}
+  trace: {handler: function_app.py:trace, runtime: azure, http: {path: /trace}}
+  cookies: {handler: function_app.py:cookies, runtime: azure, http: {path: "/cookies/{kind}"}}
+  noreturn: {handler: NoReturn/__init__.py:main, runtime: azure, http: {path: /noreturn}}
+  lenient: {handler: Lenient/__init__.py:main, runtime: azure, http: {path: /lenient}}
+  broken: {handler: Broken/__init__.py:main, runtime: azure, http: {path: /broken}}
   jobs: {handler: function_app.py:jobs, runtime: azure, events: ["job.*"], event_source: queue}
   grid: {handler: function_app.py:app, runtime: azure, events: ["job.*"]}
 '''
@@ -152,6 +212,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_project(root, {
         "faasemu.yaml": MANIFEST, "function_app.py": APP, "Legacy/__init__.py": LEGACY,
         "Legacy/function.json": LEGACY_JSON, "host.json": '{"version": "2.0"}',
+        "NoReturn/__init__.py": NO_RETURN, "NoReturn/function.json": NO_RETURN_JSON,
+        "Lenient/__init__.py": LENIENT, "Lenient/function.json": LENIENT_JSON,
+        "Broken/__init__.py": NO_RETURN, "Broken/function.json": BROKEN_JSON,
         "schema.sql": "CREATE TABLE calls (n INTEGER PRIMARY KEY, fn TEXT, row TEXT);",
     })
 
@@ -232,7 +295,55 @@ def test_an_http_response_with_status_headers_cookies_and_binary(server: Server)
     assert response.status_code == 202 and response.content == b"\x00\x01bin"
     assert response.headers["content-type"] == "application/octet-stream"
     assert response.headers["x-custom"] == "yes"
-    assert response.headers["set-cookie"] == "sid=abc; path=/app; httponly"
+    assert response.headers["set-cookie"] == "sid=abc; domain=; path=/app; httponly"
+
+
+def test_cookies_as_the_worker_parses_and_the_host_writes_them(server: Server) -> None:
+    multiple = httpx.get(f"{server.url}/api/cookies/multiple")
+    assert multiple.status_code == 200 and multiple.headers.get_list("set-cookie") == [
+        "foo3=42; expires=Thu, 12 Jan 2017 13:55:08 GMT; max-age=10000000; domain=example.com; path=/; secure; "
+        "httponly",
+        "foo3=43; expires=Fri, 12 Jan 2018 13:55:08 GMT; max-age=10000000; domain=example.com; path=/; secure; "
+        "httponly",  # 12 Jan 2018 was a Friday: the host prints the date it parsed
+    ]
+    assert httpx.get(f"{server.url}/api/cookies/default").headers["set-cookie"] == "foo=bar; domain=; path="
+    bad = httpx.get(f"{server.url}/api/cookies/bad-expires")
+    assert (bad.status_code, bad.content) == (500, b"")  # the worker cannot parse it: the invocation fails
+    server.wait_for_output("Can not parse value Dummy of expires in the cookie")
+
+
+def test_the_trace_context_has_the_workers_names(server: Server) -> None:
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    got = httpx.get(f"{server.url}/api/trace", headers={"traceparent": caller, "tracestate": "k=v"}).json()
+    assert got["Traceparent"] == got["trace_parent"] and got["Traceparent"].startswith(caller[:36])
+    assert got["Tracestate"] == "k=v" and got["Attributes"] == {}
+
+
+def test_no_http_output_binding_answers_204(server: Server) -> None:
+    """The worker's no_return test function: only an httpTrigger in function.json, nothing returned."""
+    response = httpx.get(f"{server.url}/api/noreturn")
+    assert (response.status_code, response.content) == (204, b"")
+    assert "content-length" not in response.headers  # none on a 204, as Kestrel sends it
+
+
+def test_function_json_with_comments_and_trailing_commas_is_read_as_the_host_reads_it(server: Server) -> None:
+    response = httpx.get(f"{server.url}/api/lenient")
+    assert (response.status_code, response.text) == (201, "read as the host reads it")
+
+
+def test_a_function_json_the_host_cannot_read_answers_503_naming_the_file_and_line(server: Server) -> None:
+    response = httpx.get(f"{server.url}/api/broken")
+    assert response.status_code == 503
+    assert "Broken/function.json line 3: Expecting ',' delimiter" in response.text
+
+
+def test_the_hosts_home_page_and_ping(server: Server) -> None:
+    home = httpx.get(f"{server.url}/")
+    assert home.status_code == 200 and home.headers["content-type"] == "text/html"
+    assert "<title>Your Azure Function App is up and running.</title>" in home.text
+    for method in ("GET", "POST"):
+        ping = httpx.request(method, f"{server.url}/admin/host/ping")
+        assert (ping.status_code, ping.content, ping.headers["cache-control"]) == (200, b"", "no-store,no-cache")
 
 
 def test_an_exception_is_an_empty_500_and_a_logged_traceback(server: Server) -> None:

@@ -802,6 +802,55 @@ def test_sample_project_serves(tmp_path: Path, run_server: Any) -> None:
     server.wait_for_output("receipt for order o-2: total 25")
 
 
+# -- `func create my-fn`: a hyphenated project folder whose function imports relatively --------------
+
+HYPHENATED = {
+    "my-fn/function/__init__.py": "from .func import new\n",
+    "my-fn/function/func.py": """\
+        import json
+
+        from .mylib import greet
+        from . import mylib
+
+
+        def new():
+            return Greeter()
+
+
+        class Greeter:
+            async def handle(self, scope, receive, send):
+                body = json.dumps({"greeting": greet("Ada"), "module": __name__, "lib": mylib.__name__})
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body.encode()})
+        """,
+    "my-fn/function/mylib.py": "def greet(name):\n    return f'hello, {name}'\n",
+    "faasemu.yaml": """\
+        name: hyphen
+        functions:
+          my-fn:
+            handler: my-fn/function/func.py
+            runtime: knative
+            http: {path: /greet}
+        """,
+}
+
+
+@pytest.mark.knative
+def test_a_function_in_a_hyphenated_folder_imports_relatively_as_under_func_python(tmp_path: Path,
+                                                                                  run_server: Any) -> None:
+    manifest = write_project(tmp_path, HYPHENATED)
+    real = RealFunction(tmp_path / "my-fn", "http", {})
+    try:
+        server = run_server(manifest)
+        emulated = exchange(server.url, "GET", "/greet")
+        assert emulated == exchange(real.url, "GET", "/"), server.output()
+    finally:
+        real.stop()
+    assert json.loads(emulated["body"]) == {"greeting": "hello, Ada", "module": "function.func",
+                                            "lib": "function.mylib"}
+
+
 # -- parliament's main(context): func's older templates, with Flask and cloudevents 1.x ---------------
 
 PARLIAMENT = '''\

@@ -1,6 +1,7 @@
 """`runtime: openfaas` through a real `faasemu up`: the gateway's routes and headers, the three
 templates, return values, errors and timeouts, async invocations with callbacks, connector-style
-event delivery with retries, and `faasemu chaos` on handlers deduplicating on X-Call-Id or not.
+event delivery with retries (a new X-Call-Id per connector call), and `faasemu chaos` on handlers
+deduplicating on X-Call-Id or on a business key.
 Handlers are written for OpenFaaS (no faasemu import) and record what they get in $FAASEMU_STATE."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import shutil
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -134,6 +136,20 @@ def calls(server: Server, fn: str, count: int, timeout: float = 15.0) -> list[di
         time.sleep(0.05)
 
 
+def matching(server: Server, fn: str, keep: Any, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """Wait until `fn` recorded `count` calls for which `keep(call)` holds; returns those."""
+    deadline = time.monotonic() + timeout
+    while len(found := [c for c in calls(server, fn, 0) if keep(c)]) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{fn} recorded {len(found)} matching calls, not {count}\n{server.output()}")
+        time.sleep(0.05)
+    return found
+
+
+def body_n(call: dict[str, Any]) -> Any:
+    return json.loads(call["body"]).get("n") if call["body"].startswith("{") else None
+
+
 def test_a_request_through_the_gateway(server: Server) -> None:
     body = bytes(range(256))
     response = httpx.put(f"{server.url}/function/echo/items/7?tag=a&tag=b&empty=", content=body,
@@ -205,20 +221,36 @@ def test_async_invocation_is_accepted_then_posted_with_its_call_id_and_called_ba
     assert "recorded" in json.dumps(sink[0])
 
 
-def test_an_event_is_posted_with_its_id_as_call_id_and_failures_are_retried(server: Server) -> None:
+def test_head_answers_the_content_length_of_the_get_body(server: Server) -> None:
+    get = httpx.get(f"{server.url}/function/echo/status")
+    head = httpx.head(f"{server.url}/function/echo/status")
+    assert (head.status_code, head.content, head.headers["x-custom"]) == (201, b"", "yes")
+    assert head.headers["content-length"] == get.headers["content-length"] == str(len(b"created"))
+
+
+def test_an_event_gets_a_new_call_id_per_call_and_failures_are_retried(server: Server) -> None:
     answer = httpx.post(f"{server.url}/_faasemu/events", json={"type": "order.created", "data": {"id": 7}}).json()
     event_id = answer["ids"][0]
-    call = next(c for c in calls(server, "rec", 2) if c["topic"] == "order.created")
-    assert (call["call_id"], call["method"], call["path"], json.loads(call["body"])) == (event_id, "POST", "/", {"id": 7})
-    failing = httpx.post(f"{server.url}/_faasemu/events", json={"type": "order.failing", "data": {"status": 500}})
-    failing_id = failing.json()["ids"][0]
-    attempts = [c for c in calls(server, "rec-retry", 2) if c["call_id"] == failing_id]
-    assert len(attempts) == 2  # a 500 is retried (retries: 1), with the same X-Call-Id
-    final = httpx.post(f"{server.url}/_faasemu/events", json={"type": "order.failing", "data": {"status": 400}})
+    call = matching(server, "rec", lambda c: c["topic"] == "order.created", 1)[0]
+    assert (call["method"], call["path"], json.loads(call["body"])) == ("POST", "/", {"id": 7})
+    assert call["call_id"] != event_id and uuid.UUID(call["call_id"]).version == 4  # the gateway assigns one
+    httpx.post(f"{server.url}/_faasemu/events", json={"type": "order.failing", "data": {"status": 500, "n": "f1"}})
+    attempts = matching(server, "rec-retry", lambda c: body_n(c) == "f1", 2)
+    # a 500 is retried (retries: 1); the connector's second call through the gateway has a new X-Call-Id
+    assert len(attempts) == 2 and len({a["call_id"] for a in attempts}) == 2
+    final = httpx.post(f"{server.url}/_faasemu/events",
+                       json={"type": "order.failing", "data": {"status": 400, "n": "f2"}})
     final_id = final.json()["ids"][0]
     server.wait_for_output(f"evt {final_id}  attempt 1")
     time.sleep(0.5)
-    assert len([c for c in calls(server, "rec-retry", 3) if c["call_id"] == final_id]) == 1  # a 400 is final
+    assert len(matching(server, "rec-retry", lambda c: body_n(c) == "f2", 1)) == 1  # a 400 is final
+
+
+def test_async_invocation_retries_keep_their_call_id(server: Server) -> None:
+    response = httpx.post(f"{server.url}/async-function/rec-retry", json={"status": 500, "n": "a1"})
+    assert response.status_code == 202
+    attempts = matching(server, "rec-retry", lambda c: body_n(c) == "a1", 2)
+    assert [a["call_id"] for a in attempts] == [response.headers["x-call-id"]] * 2  # as the queue-worker replays it
 
 
 CHAOS_HANDLERS = '''\
@@ -229,11 +261,11 @@ import sqlite3
 
 def credit(event, context):
     order = json.loads(event.body)
+    key = {"call-id": event.headers.get("X-Call-Id"), "order": order["id"]}.get(os.environ["DEDUP"])
     db = sqlite3.connect(os.environ["FAASEMU_STATE"])
     with db:
-        if os.environ.get("DEDUP") == "1":
-            if not db.execute("INSERT OR IGNORE INTO seen (id) VALUES (?)", (event.headers["X-Call-Id"],)).rowcount:
-                return {"statusCode": 200, "body": "duplicate"}
+        if key is not None and not db.execute("INSERT OR IGNORE INTO seen (id) VALUES (?)", (key,)).rowcount:
+            return {"statusCode": 200, "body": "duplicate"}
         db.execute("INSERT INTO totals (account, total) VALUES (?, ?) "
                    "ON CONFLICT (account) DO UPDATE SET total = total + excluded.total", (order["account"], order["amount"]))
     db.close()
@@ -252,23 +284,26 @@ functions:
     events: [account.credited]
     env: {{DEDUP: "{dedup}"}}
 """
-    events = "".join(json.dumps({"type": "account.credited", "data": {"account": a, "amount": n}}) + "\n"
-                     for a, n in (("ada", 20), ("bob", 5), ("ada", 7)))
+    events = "".join(json.dumps({"type": "account.credited", "data": {"id": i, "account": a, "amount": n}}) + "\n"
+                     for i, a, n in (("c1", "ada", 20), ("c2", "bob", 5), ("c3", "ada", 7)))
     write_project(root, {"faasemu.yaml": manifest, "credit.py": CHAOS_HANDLERS, "events.jsonl": events,
                          "schema.sql": "CREATE TABLE totals (account TEXT PRIMARY KEY, total INTEGER);\n"
                                        "CREATE TABLE seen (id TEXT PRIMARY KEY);\n"})
     return root
 
 
-def test_chaos_passes_a_handler_deduplicating_on_x_call_id_and_fails_a_naive_one(tmp_path: Path) -> None:
-    roots = [chaos_project(tmp_path / "dedup", "1"), chaos_project(tmp_path / "naive", "0")]
+def test_chaos_fails_a_handler_deduplicating_on_x_call_id_and_passes_one_using_a_business_key(tmp_path: Path) -> None:
+    """A connector's redelivery is a new call with a new X-Call-Id, so deduplicating on it does not work."""
+    roots = [chaos_project(tmp_path / "call-id", "call-id"), chaos_project(tmp_path / "order", "order")]
     with ThreadPoolExecutor(2) as pool:  # two campaigns at once: each is mostly waiting on its workers
         procs = list(pool.map(lambda root: run_cli("chaos", "events.jsonl", "--runs", "10", "--seed", "1",
-                                                   "--json", "r.json", cwd=root), roots))
-    for root, proc, exit_code in zip(roots, procs, (0, 1)):
+                                                   "--json", "r.json", cwd=root, timeout=180), roots))
+    for root, proc, exit_code in zip(roots, procs, (1, 0)):
         assert proc.returncode == exit_code, proc.stdout + proc.stderr
         verdict = json.loads((root / "r.json").read_text())["functions"]["credit"]
         assert verdict["idempotent"] is (exit_code == 0)
+    hints = [v["hint"] for v in json.loads((roots[0] / "r.json").read_text())["functions"]["credit"]["violations"]]
+    assert any("new X-Call-Id" in h and "business key" in h for h in hints), hints
 
 
 def test_the_sample_serves(run_server: Any, tmp_path: Path) -> None:
@@ -277,6 +312,15 @@ def test_the_sample_serves(run_server: Any, tmp_path: Path) -> None:
     server = run_server(tmp_path / "faasemu.yaml")
     hello = httpx.get(f"{server.url}/function/hello", params={"name": "Ada"})
     assert hello.status_code == 200 and hello.json()["greeting"] == "hello, Ada"
-    accepted = httpx.post(f"{server.url}/async-function/record-order", json={"day": "d1", "total": 30})
+    accepted = httpx.post(f"{server.url}/async-function/record-order", json={"order": "A-9", "day": "d1", "total": 30})
     assert accepted.status_code == 202 and accepted.headers["x-call-id"]
     server.wait_for_output("record-order")
+
+
+def test_the_samples_campaign_passes(tmp_path: Path) -> None:
+    """The sample deduplicates on the order id, which survives a connector's redelivery."""
+    sample = Path(__file__).parent.parent / "sample_functions" / "openfaas"
+    shutil.copytree(sample, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".faasemu", "__pycache__"))
+    proc = run_cli("chaos", "events.jsonl", "--runs", "5", "--seed", "3", "--json", "r.json", cwd=tmp_path, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["functions"]["record-order"]["idempotent"] is True

@@ -196,6 +196,14 @@ def test_a_handler_class_sees_the_request_and_writes_the_response(server: Server
     assert headers["x-vercel-id"] == response.headers["x-vercel-id"]
 
 
+def test_a_file_is_also_served_at_its_own_path_with_the_extension(server: Server) -> None:
+    """As Vercel does: its fixtures probe `/api/python.py?query=...` beside `/api/python`."""
+    response = httpx.get(f"{server.url}/api/echo.py?query=hello%20%40world", timeout=10)
+    assert response.status_code == 200 and response.headers["server"] == "Vercel"
+    assert response.json()["path"] == "/api/echo.py?query=hello%20%40world"
+    assert httpx.get(f"{server.url}/api/echo", timeout=10).json()["path"] == "/api/echo"
+
+
 def test_a_method_the_handler_lacks_answers_501(server: Server) -> None:
     response = httpx.delete(f"{server.url}/api/echo", timeout=10)
     assert response.status_code == 501 and "Unsupported method ('DELETE')" in response.text
@@ -242,7 +250,8 @@ def test_a_file_without_an_entry_point_answers_503_saying_what_vercel_wants(serv
 def test_vercel_defaults_apply(server: Server) -> None:
     functions = {f["name"]: f for f in httpx.get(f"{server.url}/_faasemu/functions", timeout=10).json()["functions"]}
     assert (functions["echo"]["timeout"], functions["echo"]["retries"], functions["echo"]["memory"]) == (300, 0, 2048)
-    assert functions["echo"]["http"] == [{"path": "/api/echo", "methods": ["ANY"]}]
+    assert functions["echo"]["http"] == [{"path": "/api/echo", "methods": ["ANY"]},
+                                         {"path": "/api/echo.py", "methods": ["ANY"]}]
 
 
 # -- events ----------------------------------------------------------------------------------------

@@ -371,14 +371,11 @@ def test_body_just_under_6_mb_is_accepted(server: Server) -> None:
     assert len(response.json()["body"]) == len(body)
 
 
-def test_handler_error_answers_502_with_the_error_json(server: Server, client: httpx.Client) -> None:
+def test_handler_error_answers_500_as_an_http_api_does(server: Server, client: httpx.Client) -> None:
+    # Issue 8: API Gateway never passes the error document on (it answered 502 with it before)
     response = client.get("/boom")
-    assert response.status_code == 502
-    error = response.json()
-    assert error["errorMessage"] == "kaboom-http"
-    assert error["errorType"] == "ValueError"
-    assert isinstance(error["requestId"], str) and error["requestId"]
-    assert any("boom.py" in line and "line 3" in line for line in error["stackTrace"]), error["stackTrace"]
+    assert (response.status_code, response.content) == (500, b'{"message":"Internal Server Error"}')
+    assert response.headers["x-faasemu-error"] == "ValueError: kaboom-http"
     output = server.wait_for_output("kaboom-http")
     assert re.search(r"ValueError: kaboom-http", output)
     assert "boom.py" in output and "raise ValueError(detail)" in output  # the traceback, with the source line
@@ -394,10 +391,9 @@ def test_handler_output_is_relayed_with_the_function_name(server: Server, client
 
 def test_error_request_id_is_the_context_request_id(client: httpx.Client) -> None:
     response = client.get("/respond/raise-request-id")
-    assert response.status_code == 502
-    error = response.json()
-    assert error["errorType"] == "LookupError"
-    assert error["errorMessage"] == error["requestId"]
+    assert response.status_code == 500  # issue 8: API Gateway's answer, the error in faasemu's header
+    kind, _, request_id = response.headers["x-faasemu-error"].partition(": ")
+    assert kind == "LookupError" and len(request_id) == 36  # the context's UUID
 
 
 # --- context and environment -------------------------------------------------------------------
@@ -524,16 +520,16 @@ def test_log_format_json_lines_parse(tmp_path: Path, run_server) -> None:
     server = run_server(write_project(tmp_path, SMALL), "--log-format", "json")
     with httpx.Client(base_url=server.url, timeout=10) as client:
         assert client.get("/hello").status_code == 200
-        assert client.get("/fail").status_code == 502
+        assert client.get("/fail").status_code == 500  # issue 8: an HTTP API's answer to an unhandled error
     server.wait_for_output("marker-of-the-end")
-    server.wait_for_output('"status":502')
+    server.wait_for_output('"status":500')
     records = []
     for line in server.output().splitlines():
         if line.strip():
             records.append(json.loads(line))  # every line is a JSON object
     invocations = [r for r in records if r.get("event") == "invocation"]
     assert any(r["function"] == "hello" and r["status"] == 200 for r in invocations), records
-    assert any(r["function"] == "fail" and r["status"] == 502 for r in invocations), records
+    assert any(r["function"] == "fail" and r["status"] == 500 for r in invocations), records
     assert any("printed by hello" in json.dumps(r) for r in records)
 
 
@@ -542,8 +538,8 @@ def test_quiet_has_no_per_invocation_lines(tmp_path: Path, run_server) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for _ in range(3):
             assert client.get("/hello").status_code == 200
-        assert client.get("/fail").status_code == 502
+        assert client.get("/fail").status_code == 500  # issue 8: an HTTP API's answer to an unhandled error
     output = server.wait_for_output("marker-of-the-end")  # errors are still shown, after any earlier line
     assert "hello" in output  # the startup table is still printed
     assert not re.search(r"hello\s+GET /hello\s+200", output), output
-    assert not re.search(r"fail\s+GET /fail\s+502", output), output
+    assert not re.search(r"fail\s+GET /fail\s+500", output), output

@@ -30,6 +30,7 @@ Clock = Callable[[], float]
 JSON_HEADERS = [("content-type", "application/json")]
 ACCOUNT = "000000000000"  # a fixed fake account id, as in AWS's documentation examples
 DEFAULT_REGION = "us-east-1"
+INVOKE_EVENT_TYPE = "aws.lambda.invoke"  # the CloudEvent type of an Invoke API `Event` invocation, queued on the bus
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _THIS_FILE = os.path.abspath(__file__)
 # Bodies of these types travel as text; anything else is base64 (see `encode_body`).
@@ -63,7 +64,7 @@ class LambdaContext:
     """The `context` argument. `memory_limit_in_mb` is a str, as the runtime reads it from the environment."""
 
     def __init__(self, spec: FunctionSpec, inv: Invocation, clock: Clock = time.time,
-                 log_stream: str | None = None) -> None:
+                 log_stream: str | None = None, client_context: Any = None) -> None:
         self.aws_request_id = inv.request_id
         self.function_name = spec.name
         self.function_version = "$LATEST"
@@ -73,7 +74,7 @@ class LambdaContext:
         self.log_stream_name = log_stream or log_stream_name(spec, clock())
         # awslambdaric always builds an identity, with None fields outside mobile SDK calls
         self.identity = SimpleNamespace(cognito_identity_id=None, cognito_identity_pool_id=None)
-        self.client_context = None
+        self.client_context = client_context
         self._deadline_ms = int(inv.deadline * 1000)
         self._clock = clock
 
@@ -83,6 +84,69 @@ class LambdaContext:
     def log(self, msg: object) -> None:
         """The real context has it too; handlers written for Lambda call it."""
         sys.stdout.write(str(msg))
+
+
+class Client:
+    """`context.client_context.client`: the mobile SDK's app facts (awslambdaric's slots, None when absent)."""
+
+    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        for name in self.__slots__:
+            setattr(self, name, data.get(name))
+
+
+class ClientContext:
+    """`context.client_context`, built as awslambdaric builds it from the caller's JSON."""
+
+    __slots__ = ("custom", "env", "client")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.custom = data.get("custom")
+        self.env = data.get("env")
+        client = data.get("client")
+        self.client = Client(client) if isinstance(client, dict) else client
+
+
+def client_context(encoded: str) -> ClientContext | None:
+    """The Invoke API's `X-Amz-Client-Context` (base64 of a JSON object) as the handler sees it."""
+    if not encoded:
+        return None
+    data = json.loads(base64.b64decode(encoded))
+    return ClientContext(data) if isinstance(data, dict) else None
+
+
+def request_id(spec: FunctionSpec, seed: int, event: dict[str, Any], copy: int, attempt: int) -> str:
+    """`aws_request_id` of an event delivery: a version-4 UUID, as on Lambda, and a pure function of
+    (seed, function, event id, copy or attempt).
+
+    Lambda invokes EventBridge, SNS and Invoke `Event` targets asynchronously: its own retries of a
+    failed invocation keep the request id, while another delivery of the event by its source (a
+    duplicate, `copy` > 0) is a new invocation. An SQS event source mapping polls synchronously: every
+    receive is a new invocation, so there the id follows the attempt. An `Event` invocation keeps the
+    request id the Invoke API answered with (the event's id).
+    """
+    import hashlib
+
+    event_id = str(event.get("id"))
+    if event.get("type") == INVOKE_EVENT_TYPE:
+        if copy == 0 and _is_uuid(event_id):
+            return event_id
+        key = f"copy\0{copy}"
+    elif spec.options.get("event_source", "eventbridge") == "sqs":
+        key = f"attempt\0{attempt}"
+    else:
+        key = f"copy\0{copy}"
+    digest = hashlib.sha256(f"{seed}\0{spec.name}\0{event_id}\0{key}".encode()).digest()
+    value = int.from_bytes(digest[:16], "big")
+    value = (value & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)  # version 4, RFC variant
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _is_uuid(text: str) -> bool:
+    parts = text.split("-")
+    return [len(p) for p in parts] == [8, 4, 4, 4, 12] and all(c in "0123456789abcdef" for c in "".join(parts))
 
 
 def region(spec: FunctionSpec) -> str:
@@ -215,11 +279,28 @@ def failure_payload(kind: str, message: str, request_id: str) -> dict[str, Any]:
 
 def failure_response(kind: str, message: str, request_id: str) -> HttpResponse:
     status = {"timeout": 504, "unavailable": 503}.get(kind, 502)
-    return HttpResponse(status, list(JSON_HEADERS), json.dumps(failure_payload(kind, message, request_id)).encode())
+    payload = failure_payload(kind, message, request_id)
+    headers = [*JSON_HEADERS, ("x-faasemu-error", error_header(f"{payload['errorType']}: {payload['errorMessage']}"))]
+    return HttpResponse(status, headers, json.dumps(payload).encode())
 
 
-def error_response(exc: BaseException, inv: Invocation) -> HttpResponse:
-    return HttpResponse(502, list(JSON_HEADERS), json.dumps(error_payload(exc, inv)).encode())
+def error_header(text: str, limit: int = 512) -> str:
+    """`x-faasemu-error`: faasemu's own header, so a client can see what API Gateway's answer hides.
+    One line of printable ASCII (header values travel as latin-1), other characters escaped."""
+    safe = "".join(c if " " <= c <= "~" else " " for c in text.encode("ascii", "backslashreplace").decode())
+    safe = " ".join(safe.split())
+    return safe if len(safe) <= limit else safe[: limit - 3] + "..."
+
+
+def error_response(exc: BaseException, inv: Invocation, payload: str = "v2") -> HttpResponse:
+    """API Gateway's answer when the handler raised: it never passes the runtime's error document on.
+    HTTP API (format 2.0) answers 500 `{"message":"Internal Server Error"}`; REST API (1.0) 502
+    `{"message": "Internal server error"}`. The error itself goes to the console and `x-faasemu-error`."""
+    error = error_payload(exc, inv)
+    response = _gateway_error(502, "Internal server error") if payload == "v1" else _gateway_error(
+        500, "Internal Server Error")
+    response.headers.append(("x-faasemu-error", error_header(f"{error['errorType']}: {error['errorMessage']}")))
+    return response
 
 
 # -- HTTP requests (API Gateway) -------------------------------------------------------------------
@@ -343,7 +424,9 @@ def build_v1_event(request: HttpRequest, request_id: str) -> dict[str, Any]:
 
 
 def _gateway_error(status: int, message: str) -> HttpResponse:
-    return HttpResponse(status, list(JSON_HEADERS), json.dumps({"message": message}).encode())
+    # HTTP API's own errors (500) are written `{"message":"..."}`, REST API's (502) `{"message": "..."}`.
+    separators = (",", ":") if status == 500 else (", ", ": ")
+    return HttpResponse(status, list(JSON_HEADERS), json.dumps({"message": message}, separators=separators).encode())
 
 
 def _structured(result: dict[str, Any], multi: bool) -> HttpResponse | None:
@@ -473,8 +556,97 @@ def build_event(source: str, delivery: Delivery, spec: FunctionSpec) -> Any:
     return {  # EventBridge: whole seconds, as its `time` field carries
         "version": "0", "id": ce["id"], "detail-type": ce.get("type"), "source": ce.get("source"),
         "account": ACCOUNT, "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": aws_region,
-        "resources": [], "detail": data,
+        "resources": [], "detail": {} if data is None else data,  # no data: EventBridge's empty detail
     }
+
+
+def refuse_event(spec: FunctionSpec, event: dict[str, Any]) -> str | None:
+    """Why this event cannot reach this function, or None. EventBridge's `detail` is a JSON object
+    (PutEvents refuses anything else as `MalformedDetail`), and Powertools' EventBridgeModel rejects
+    any other detail: an event whose data is text, a list, a string or a number is refused where it
+    enters (the ingress, replay and chaos files), as EventBridge would, rather than delivered. An
+    event without data (or `null`) is delivered with `"detail": {}`, as EventBridge's own events
+    with nothing to add (Scheduled Event) carry."""
+    if spec.options.get("event_source", "eventbridge") != "eventbridge" or event.get("type") in _NOT_EVENTBRIDGE:
+        return None
+    try:
+        data, _ = event_payload(event)
+    except ValueError:
+        data = "undecodable base64"
+    if data is None or isinstance(data, dict):
+        return None
+    found = f"a JSON {_JSON_KINDS.get(type(data), type(data).__name__)}"
+    mime = str(event.get("datacontenttype") or "application/json")
+    if isinstance(data, str) and ("data_base64" in event or "json" not in mime):
+        found = f"text ({mime})"
+    return (f"event {event.get('id')!r} (type {event.get('type')!r}) cannot go to function {spec.name!r} "
+            f"(aws-lambda, event_source: eventbridge): its data is {found}, and EventBridge's detail must be "
+            f"a JSON object (PutEvents refuses others as MalformedDetail). Send a JSON object as data, or set "
+            f"event_source: sqs, sns or raw for {spec.name}")
+
+
+_NOT_EVENTBRIDGE = (INVOKE_EVENT_TYPE, "faasemu.http.request")
+_JSON_KINDS = {str: "string", list: "list", int: "number", float: "number", bool: "boolean"}
+
+
+class LogTail:
+    """The output of the invocation in progress, for the Invoke API's `LogType: Tail`.
+
+    Installed over sys.stdout and sys.stderr before the user's module is imported, so loggers that
+    keep a reference to the stream (logging.StreamHandler, Powertools' Logger) are seen too. Text is
+    written through unchanged; only while `start()`..`stop()` runs is a copy kept, bounded to the
+    last `limit` bytes, as Lambda's tail is.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self.active = False
+        self.buffer = bytearray()
+
+    def install(self) -> None:
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if not isinstance(stream, _TeeStream):
+                setattr(sys, name, _TeeStream(stream, self))
+
+    def add(self, text: str) -> None:
+        self.buffer += text.encode("utf-8", "replace")
+        if len(self.buffer) > 2 * self.limit:
+            del self.buffer[: -self.limit]
+
+    def start(self) -> None:
+        self.buffer.clear()
+        self.active = True
+
+    def stop(self) -> bytes:
+        self.active = False
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        return bytes(self.buffer[-self.limit :])
+
+
+class _TeeStream:
+    """A text stream that writes through to `stream` and copies into the LogTail while it is active."""
+
+    def __init__(self, stream: Any, tail: LogTail) -> None:
+        self._stream = stream
+        self._tail = tail
+
+    def write(self, text: str) -> int:
+        written = self._stream.write(text)
+        if self._tail.active:
+            self._tail.add(text)
+        return written
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 # -- the adapter --------------------------------------------------------------------------------
@@ -491,7 +663,7 @@ def _describe_module(module: ModuleType) -> str:
 class Adapter:
     """Lambda's runtime loop for one function: build the event, call `fn(event, context)`, answer."""
 
-    def __init__(self, spec: FunctionSpec, clock: Clock = time.time) -> None:
+    def __init__(self, spec: FunctionSpec, clock: Clock = time.time, capture_output: bool | None = None) -> None:
         self.spec = spec
         self.clock = clock
         self.handler: Callable[[Any, LambdaContext], Any] | None = None
@@ -499,6 +671,13 @@ class Adapter:
         self.event_source = spec.options.get("event_source", "eventbridge")
         self.log_stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
         self.ascii_only = escapes_unicode(os.environ.get("AWS_EXECUTION_ENV"))
+        # Inside a worker (the sandbox's variables are set), watch the output for `LogType: Tail`.
+        self.tail: LogTail | None = None
+        self.last_log: bytes | None = None
+        capture = bool(self.log_stream) if capture_output is None else capture_output
+        if capture:
+            self.tail = LogTail()
+            self.tail.install()
 
     def bind(self, module: ModuleType) -> None:
         name = self.spec.handler_attr
@@ -518,7 +697,7 @@ class Adapter:
         raise EntryPointError(f"{where}: {name!r} is a {type(handler).__name__}, not a function. Found: {listing}.")
 
     def context(self, inv: Invocation) -> LambdaContext:
-        return LambdaContext(self.spec, inv, self.clock, self.log_stream)
+        return LambdaContext(self.spec, inv, self.clock, self.log_stream, client_context(inv.client_context))
 
     def _call(self, event: Any, inv: Invocation) -> Any:
         if self.handler is None:
@@ -535,10 +714,26 @@ class Adapter:
         return response_v2(marshal(result, self.ascii_only))
 
     def invoke_raw(self, payload: bytes, inv: Invocation) -> bytes:
-        return marshal(self._call(unmarshal(payload), inv), self.ascii_only)
+        """The Invoke API's call; the invocation's output is kept in `last_log` for `LogType: Tail`."""
+        if self.tail is None:
+            return marshal(self._call(unmarshal(payload), inv), self.ascii_only)
+        self.tail.start()
+        try:
+            return marshal(self._call(unmarshal(payload), inv), self.ascii_only)
+        except Exception as exc:
+            # awslambdaric logs an unhandled error as `[ERROR] Type: message` and the traceback
+            error = error_payload(exc, inv)
+            self.tail.add(f"[ERROR] {error['errorType']}: {error['errorMessage']}\n"
+                          + ("Traceback (most recent call last):\n" + "".join(error["stackTrace"])
+                             if error["stackTrace"] else ""))
+            raise
+        finally:
+            self.last_log = self.tail.stop()
 
     def deliver(self, delivery: Delivery, inv: Invocation) -> None:
         self._call(build_event(self.event_source, delivery, self.spec), inv)
 
-    error_response = staticmethod(error_response)
+    def error_response(self, exc: BaseException, inv: Invocation) -> HttpResponse:
+        return error_response(exc, inv, self.payload)
+
     error_payload = staticmethod(error_payload)

@@ -19,7 +19,7 @@ import threading
 import typing
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import ModuleType
 from typing import Any
@@ -42,22 +42,79 @@ _EMPTY_500 = (500, [("Content-Length", "0")], b"")
 # -- the function app: host.json, local.settings.json, routes, environment ----------------------
 
 
+class ConfigError(ValueError):
+    """A function.json (or host.json) the host cannot read. The message names the file and the line."""
+
+
+def newtonsoft_json(text: str, where: str) -> Any:
+    r"""Parse JSON as the host's Newtonsoft reader does: `//` and `/* */` comments, trailing commas
+    before `}` or `]`, and single-quoted strings are accepted (the Python worker's own repository
+    ships function.json files with trailing commas, which the host reads). Anything else that is not
+    JSON raises ConfigError naming `where` and the line.
+
+    >>> newtonsoft_json('{"a": [1, 2,], // note\n}', "f.json")
+    {'a': [1, 2]}
+    """
+    out: list[str] = []
+    pending_comma = -1  # the index in `out` of a comma followed so far by blanks and comments only
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char in "\"'":  # copy a string, re-quoting a single-quoted one
+            j, chunk = i + 1, []
+            while j < n and text[j] != char:
+                step = text[j:j + 2] if text[j] == "\\" else text[j]
+                chunk.append('\\"' if step == '"' else "'" if step == "\\'" else step)
+                j += len(step)
+            out.append(f'"{"".join(chunk)}"' if char == "'" else text[i:j + 1])
+            pending_comma, i = -1, j + 1
+        elif text.startswith("//", i) or text.startswith("/*", i):  # blanks, keeping lines for messages
+            j = text.find("\n", i) if text[i + 1] == "/" else text.find("*/", i + 2)
+            j = n if j < 0 else j if text[i + 1] == "/" else j + 2
+            out.append("".join(c if c == "\n" else " " for c in text[i:j]))
+            i = j
+        else:
+            if char in "}]" and pending_comma >= 0:  # a trailing comma: Newtonsoft skips it
+                out[pending_comma] = " "
+            if char == ",":
+                pending_comma = len(out)
+            elif char not in " \t\r\n":
+                pending_comma = -1
+            out.append(char)
+            i += 1
+    try:
+        return json.loads("".join(out))
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        at = f" line {line}" if line else ""
+        reason = getattr(exc, "msg", str(exc))
+        raise ConfigError(f"{where}{at}: {reason} (the Functions host reads it as JSON, with comments and "
+                          "trailing commas allowed)") from None
+
+
 def _read_json(path: str) -> dict[str, Any]:
+    """host.json and local.settings.json, read leniently; a missing or unreadable file counts as empty."""
     try:
         with open(path, encoding="utf-8-sig") as file:
-            value = json.load(file)
+            value = newtonsoft_json(file.read(), path)
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
 
 
-def host_json(spec: FunctionSpec) -> dict[str, Any]:
-    """The app's host.json: beside the handler (v2 function_app.py) or one folder up (v1 function folders)."""
+def app_root(spec: FunctionSpec) -> str | None:
+    """The function app's folder (where host.json is): beside the handler (v2 function_app.py) or one
+    folder up (v1 function folders)."""
     folder = os.path.dirname(spec.handler_file or "")
     for candidate in (folder, os.path.dirname(folder)) if folder else ():
         if os.path.isfile(os.path.join(candidate, "host.json")):
-            return _read_json(os.path.join(candidate, "host.json"))
-    return {}
+            return candidate
+    return None
+
+
+def host_json(spec: FunctionSpec) -> dict[str, Any]:
+    root = app_root(spec)
+    return _read_json(os.path.join(root, "host.json")) if root else {}
 
 
 def route_prefix(spec: FunctionSpec) -> str:
@@ -76,6 +133,40 @@ def azure_path(path: str, prefix: str) -> str:
 def http_routes(spec: FunctionSpec) -> tuple[HttpTrigger, ...]:
     prefix = route_prefix(spec)
     return tuple(HttpTrigger(azure_path(t.path, prefix), t.methods) for t in spec.http)
+
+
+# The host's home page is a 150 KB page with an embedded font; this is its title, which is what
+# health checks and people look for (azure-functions-host: src/WebJobs.Script.WebHost/Home.html).
+HOMEPAGE = (b"<!DOCTYPE html>\n<html>\n<head>\n    <title>Your Azure Function App is up and running.</title>\n"
+            b"</head>\n<body>\n    <h1>Your Functions 4.0 app is up and running</h1>\n"
+            b"    <p>Azure Functions is an event-based serverless compute experience to accelerate your "
+            b"development. (Served by faasemu.)</p>\n</body>\n</html>\n")
+
+
+def _setting(spec: FunctionSpec, name: str) -> str:
+    """An app setting as the host reads it: the environment `func start` builds from local.settings.json."""
+    if name in spec.env:
+        return spec.env[name]
+    root = app_root(spec) or os.path.dirname(spec.handler_file or "")
+    values = _read_json(os.path.join(root, "local.settings.json")).get("Values") if root else None
+    return str(values.get(name, "")) if isinstance(values, dict) else ""
+
+
+def host_routes(spec: FunctionSpec) -> tuple[tuple[HttpTrigger, HttpResponse], ...]:
+    """What the Functions host itself answers, beside the functions (the gateway serves these only when
+    no function's route takes the request):
+
+    - `/`: HomepageMiddleware's page, 200 `text/html`, or 204 when `AzureWebJobsDisableHomepage` is
+      true (any method: it answers whenever no function ran for the path `/`);
+    - `GET`/`POST /admin/host/ping`: HostController.Ping, an empty 200 that must not be cached.
+    """
+    if _setting(spec, "AzureWebJobsDisableHomepage").lower() == "true":
+        home = HttpResponse(204, [], b"")
+    else:
+        home = HttpResponse(200, [("Content-Type", "text/html")], HOMEPAGE)
+    ping = HttpResponse(200, [("Cache-Control", "no-store,no-cache"), ("Pragma", "no-cache"),
+                              ("Content-Length", "0")], b"")
+    return (HttpTrigger("/", ()), home), (HttpTrigger("/admin/host/ping", ("GET", "POST")), ping)
 
 
 def environment(spec: FunctionSpec, root: str) -> dict[str, str]:
@@ -104,11 +195,18 @@ class RetryContext:
     rpc_exception: Any = None
 
 
-@dataclass
 class TraceContext:
-    trace_parent: str
-    trace_state: str = ""
-    attributes: dict[str, str] = field(default_factory=dict)
+    """The worker's TraceContext: the W3C `traceparent` and `tracestate` of the invocation, under the
+    library's snake_case names and under the worker's older ones (`Traceparent`, `Tracestate`,
+    `Attributes`), which the worker's own test functions and many apps still use."""
+
+    def __init__(self, trace_parent: str, trace_state: str = "", attributes: dict[str, str] | None = None) -> None:
+        self.__trace_parent, self.__trace_state = trace_parent, trace_state
+        self.__attributes = dict(attributes or {})
+
+    trace_parent = Traceparent = property(lambda self: self.__trace_parent)
+    trace_state = Tracestate = property(lambda self: self.__trace_state)
+    attributes = Attributes = property(lambda self: self.__attributes)
 
 
 class Context:
@@ -153,12 +251,27 @@ def invocation_id(request_id: str) -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def build_context(plan: Plan, inv: Invocation, attempt: int = 1) -> Context:
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\Z")
+
+
+def trace_context(iid: str, traceparent: str | None = None, tracestate: str = "") -> TraceContext:
+    """The invocation's W3C trace context. ASP.NET continues a caller's valid `traceparent` (same trace
+    id and flags, a new span for the invocation) and keeps its `tracestate`; otherwise the trace starts
+    here, its ids derived from the invocation id."""
+    span = iid.replace("-", "")[16:]
+    found = _TRACEPARENT.match((traceparent or "").strip().lower())
+    if found and found.group(1) != "0" * 32 and found.group(2) != "0" * 16:
+        return TraceContext(f"00-{found.group(1)}-{span}-{found.group(3)}", tracestate)
+    return TraceContext(f"00-{iid.replace('-', '')}-{span}-00")
+
+
+def build_context(plan: Plan, inv: Invocation, attempt: int = 1, request: HttpRequest | None = None) -> Context:
     """`retry_context` is the host's: (0, 0) unless a retry policy drives the attempts, as queue and
     Event Grid redeliveries do not (their count is `dequeue_count`, or nothing)."""
     iid = invocation_id(inv.request_id)
     retry = RetryContext(attempt - 1, plan.max_retry) if plan.max_retry else RetryContext(0, 0)
-    trace = TraceContext(f"00-{iid.replace('-', '')}-{iid.replace('-', '')[:16]}-00")
+    headers = request.header if request is not None else (lambda name, default=None: default)
+    trace = trace_context(iid, headers("traceparent"), headers("tracestate", "") or "")
     return Context(plan.name, plan.directory, iid, trace, retry)
 
 
@@ -313,11 +426,58 @@ def string_result(text: str) -> HttpResponse:
                         _dotnet_text(value[keys["body"]]).encode("utf-8"))
 
 
+def cookie_expires(morsel: Any) -> datetime | None:
+    """The worker's parse_cookie_attr_expires: dateutil's parser, as the worker uses it (a wrong weekday
+    is ignored, so the host writes the right one); without dateutil, the forms cookies use (RFC 1123,
+    RFC 850, asctime, `12-Jan-2017`, ISO 8601). A value neither reads is the worker's error: a 500."""
+    text = morsel["expires"]
+    if not text:
+        return None
+    try:
+        from dateutil import parser
+    except ImportError:
+        parsed = _cookie_date(text)
+    else:
+        try:
+            parsed = parser.parse(text)
+        except (ValueError, OverflowError):
+            parsed = None
+    if parsed is None:
+        raise ValueError(f"Can not parse value {text} of expires in the cookie due to invalid format.")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # the worker's clock is UTC
+
+
+def _cookie_date(text: str) -> datetime | None:
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    try:  # "Thu, 12-Jan-2017 13:55:08 GMT" and "Thursday, 12-Jan-17 ..." read as RFC 1123 once unhyphenated
+        return parsedate_to_datetime(re.sub(r"(\d{1,2})-([A-Za-z]{3})-(\d{2,4})", r"\1 \2 \3", text))
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 def cookie_header(name: str, morsel: Any) -> str:
-    """ASP.NET Core's Set-Cookie for the worker's RpcHttpCookie: lower-case attributes, path `/` by default."""
+    """The Set-Cookie the host writes for the worker's RpcHttpCookie (ASP.NET Core's SetCookieHeaderValue):
+    lower-case attributes in its order; `expires` re-printed in RFC 1123 form from the parsed date (whole
+    seconds, in GMT); `domain` and `path` always sent, empty when the cookie has none (the worker sends
+    the morsel's '' and ASP.NET writes any non-null value); `max-age` as whole seconds."""
     parts = [f"{urllib.parse.quote(name, safe='')}={urllib.parse.quote(morsel.value, safe='')}"]
-    parts += [f"{key}={morsel[key]}" for key in ("expires", "max-age", "domain") if morsel[key]]
-    parts.append(f"path={morsel['path'] or '/'}")
+    expires = cookie_expires(morsel)
+    if expires is not None:
+        from email.utils import formatdate
+
+        parts.append(f"expires={formatdate(int(expires.timestamp()), usegmt=True)}")
+    if morsel["max-age"] != "":
+        try:
+            max_age = float(morsel["max-age"])
+        except (TypeError, ValueError):
+            raise TypeError(f"Cannot parse value {morsel['max-age']} of 'cookie.maxAge' to float.") from None
+        parts.append(f"max-age={int(max_age)}")
+    parts += [f"domain={morsel['domain']}", f"path={morsel['path']}"]
     parts += ["secure"] if morsel["secure"] else []
     if str(morsel["samesite"]).lower() in ("lax", "strict", "none"):
         parts.append(f"samesite={str(morsel['samesite']).lower()}")
@@ -413,6 +573,25 @@ def event_grid_data(event: dict[str, Any], cloud_events: bool = False) -> TypedD
 # -- the adapter ---------------------------------------------------------------------------------
 
 
+def function_json(folder: str) -> dict[str, Any]:
+    """A v1 function's function.json, read as the host reads it; {} when there is none. A file the host
+    cannot read fails the function's load (naming the file and line): its bindings are never guessed."""
+    path = os.path.join(folder, "function.json")
+    try:
+        with open(path, encoding="utf-8-sig") as file:
+            text = file.read()
+    except FileNotFoundError:
+        return {}
+    where = os.path.relpath(path)
+    try:
+        config = newtonsoft_json(text, where)
+    except ConfigError as exc:
+        raise EntryPointError(str(exc)) from None
+    if not isinstance(config, dict):
+        raise EntryPointError(f"{where}: expected a JSON object with \"bindings\", found {type(config).__name__}")
+    return config
+
+
 class Adapter:
     """The worker for one function: find it behind its decorator, decode the trigger, call, read the answer."""
 
@@ -492,7 +671,7 @@ class Adapter:
 
     def _plan_v1(self, handler: Callable[..., Any], module: ModuleType) -> Plan:
         folder = os.path.dirname(os.path.abspath(module.__file__ or "."))
-        config = _read_json(os.path.join(folder, "function.json"))
+        config = function_json(folder)
         if config.get("bindings"):  # the function is named after its folder, as the host does
             bindings = [{**b, "direction": str(b.get("direction", "in")).lower()} for b in config["bindings"]]
             retry = config.get("retry") or host_json(self.spec).get("retry") or {}
@@ -553,14 +732,15 @@ class Adapter:
             raise TypeError(f"unable to decode incoming TypedData: unsupported combination of TypedData field "
                             f"{data[0]!r} and expected binding type {converter}") from None
 
-    def _call(self, value: Any, inv: Invocation, attempt: int = 1) -> tuple[Any, dict[str, Out]]:
+    def _call(self, value: Any, inv: Invocation, attempt: int = 1,
+              request: HttpRequest | None = None) -> tuple[Any, dict[str, Out]]:
         plan, handler = self.plan, self.handler
         if plan is None or handler is None:
             raise RuntimeError("Adapter.bind() was not called")
         outs = {name: Out() for name in plan.outputs}
         kwargs: dict[str, Any] = {plan.trigger: value, **outs}
         if plan.requires_context:
-            kwargs["context"] = build_context(plan, inv, attempt)
+            kwargs["context"] = build_context(plan, inv, attempt, request)
         if plan.is_async:
             import asyncio
 
@@ -574,11 +754,13 @@ class Adapter:
 
     def invoke_http(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
         assert self.plan is not None
-        result, outs = self._call(self._decode(http_data(request), {}), inv)
+        result, outs = self._call(self._decode(http_data(request), {}), inv, request=request)
         out = self.plan.http_out
         value = result if out == "$return" else outs[out].get() if out else None
         if value is None and out != "$return":
-            return HttpResponse(200, [("Content-Length", "0")], b"")  # no response set: the host's OkResult
+            # No http output binding, or one left unset: the worker sends no response and the host
+            # answers 204 No Content (Functions 2.x and later; 1.x answered an empty 200).
+            return HttpResponse(204, [], b"")
         converter = self.registry.get("http")
         try:
             datum = converter.encode(value, expected_type=None)

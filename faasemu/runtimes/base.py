@@ -19,6 +19,9 @@ A runtime module exposes:
   (OpenFaaS `/async-function/<name>`, Netlify `-background` functions). The adapter receives such a
   request through `deliver()`: the Delivery's event has type `faasemu.http.request` and its data is
   `HttpRequest.to_wire()` plus `body_base64`; `request_of(delivery)` rebuilds it.
+- optional `host_routes(spec) -> tuple[tuple[HttpTrigger, HttpResponse], ...]`: paths the platform's
+  host answers itself with a fixed response (Azure's `GET /` and `/admin/host/ping`), served by the
+  gateway without a worker when no function's route takes the request (pure).
 
 Platform SDKs (flask, cloudevents, azure-functions ...) are imported only inside the adapter (in
 `__init__` or `bind`), never at module level; when one is missing, raise `MissingSDK`: the function
@@ -121,21 +124,25 @@ class HttpResponse:
 class Invocation:
     """Per-call facts a context object is built from.
 
-    `request_id` is per attempt: random for HTTP calls, and for event deliveries a pure function
-    of (seed, function, event id, attempt) so campaigns reproduce. `deadline` is the epoch time in
+    `request_id` is random for HTTP calls, and for event deliveries a pure function of (seed,
+    function, event id, attempt) so campaigns reproduce, or of the runtime's own rule
+    (`runtimes/request_ids.py`: Lambda's async retries keep theirs). `deadline` is the epoch time in
     seconds at which the supervisor kills the call (what `get_remaining_time_in_millis` counts to).
     """
 
     request_id: str
     deadline: float
     attempt: int = 1
+    client_context: str = ""  # Lambda's Invoke API `X-Amz-Client-Context` (base64 JSON), when the caller sent one
 
     def to_wire(self) -> dict[str, Any]:
-        return {"request_id": self.request_id, "deadline": self.deadline, "attempt": self.attempt}
+        return {"request_id": self.request_id, "deadline": self.deadline, "attempt": self.attempt,
+                "client_context": self.client_context}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Invocation:
-        return cls(request_id=data["request_id"], deadline=data["deadline"], attempt=data.get("attempt", 1))
+        return cls(request_id=data["request_id"], deadline=data["deadline"], attempt=data.get("attempt", 1),
+                   client_context=data.get("client_context", ""))
 
 
 @dataclass(slots=True)

@@ -6,17 +6,30 @@ handler that adds `X-Google-Status: crash`. faasemu builds the same app from the
 Flask (the SDK is imported inside the Adapter only) and calls it through WSGI with an environ made
 from the neutral request, so Flask itself does routing, `make_response`, `abort()` pages and HEAD.
 Events reach it as the platform sends them: an HTTP POST, a binary-mode CloudEvent for `http` and
-`cloudevent` functions, the legacy `{"context", "data"}` JSON for `event` functions.
+`cloudevent` functions, the legacy `{"context", "data"}` JSON for `event` functions. `typed` functions
+(`@functions_framework.typed`) get their input class built `from_dict` of the JSON body. Functions
+decorated with `@functions_framework.aio.http` / `.aio.cloud_event`, and every function when
+`FUNCTION_USE_ASGI` is set (`functions-framework --asgi`), are served as functions-framework's ASGI
+mode serves them: a Starlette app whose routes give the function a Starlette `Request`, run here
+as uvicorn would run it. The handler file is loaded as functions-framework loads it: a module named
+after the file that is a package over its own folder, so `main.py` may use relative imports.
 
 Checked against GoogleCloudPlatform/functions-framework-python 3.10 (`__init__.py`: create_app,
-_configure_app, crash_handler, the three view wrappers; `_function_registry.py`; `execution_id.py`;
-`event_conversion.py`) and Google's docs on timeouts (2nd gen / Cloud Run: 504).
+_configure_app, crash_handler, the view wrappers, `errorhandler`; `_function_registry.py`:
+load_function_module; `_typed_event.py`; `aio/__init__.py`; `execution_id.py`; `event_conversion.py`),
+uvicorn's httptools protocol (the ASGI scope and what it makes of the messages sent back) and Google's
+docs on timeouts (2nd gen / Cloud Run: 504).
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextvars
 import hashlib
+import inspect
 import io
+import json
 import os
 import sys
 import types
@@ -38,9 +51,14 @@ from faasemu.runtimes.base import (
 from faasemu.spec import FunctionSpec, HttpTrigger
 
 # What a campaign's spare workers import ahead of time (SPEC §6 lets them hold the SDKs).
-PRELOAD = ("flask", "werkzeug", "cloudevents.http")  # not functions_framework: its presence tells whether user code imported it
+PRELOAD = ("flask", "werkzeug", "cloudevents.http", "functions_framework")
+# functions-framework's load_function_module: see importer.import_handler_module.
+IMPORT_STYLE = "source"
 
-SIGNATURES = ("http", "cloudevent", "event")
+SIGNATURES = ("http", "cloudevent", "event", "typed")
+# What click reads as true in FUNCTION_USE_ASGI, the variable behind `functions-framework --asgi`.
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_ASGI_METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"]  # aio's http routes
 CRASH_HEADER = "X-Google-Status"  # functions-framework's _FUNCTION_STATUS_HEADER_FIELD
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # Cloud Run's answer when a request outlives the function's timeout (2nd gen; 1st gen said 408).
@@ -213,6 +231,75 @@ def run_wsgi(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> Ht
                         b"".join(chunks))
 
 
+def asgi_scope(request: HttpRequest, exec_id: str) -> dict[str, Any]:
+    """The HTTP scope uvicorn's httptools protocol builds (what functions-framework's ASGI mode runs on).
+
+    Header names are lower-cased bytes in arrival order; `Function-Execution-Id` is appended when the
+    client sent none, as functions-framework's AsgiMiddleware does. `server` is the container's port.
+    """
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in request.headers]
+    if not any(name == b"function-execution-id" for name, _ in headers):
+        headers.append((b"function-execution-id", exec_id.encode("latin-1")))
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "server": ("127.0.0.1", 8080), "client": (request.source_ip, 0), "scheme": request.scheme,
+        "root_path": "", "headers": headers, "state": {}, "method": request.method, "path": request.path,
+        "raw_path": urllib.parse.quote(request.path, safe=_PATH_SAFE).encode("ascii"),
+        "query_string": request.query.encode("latin-1"),
+    }
+
+
+def _uvicorn_500() -> HttpResponse:
+    """uvicorn's own answer when the application raised or ended before it started a response."""
+    return HttpResponse(500, [("content-type", "text/plain; charset=utf-8"), ("content-length", "21"),
+                              ("connection", "close")], b"Internal Server Error")
+
+
+async def run_asgi(app: Callable[..., Any], scope: dict[str, Any], body: bytes) -> HttpResponse:
+    """Call an ASGI app as uvicorn would; the whole body is collected.
+
+    The request body comes in one `http.request` message; a further `receive()` waits until the
+    response is complete and then answers `http.disconnect`. Header names come back lower-cased (as
+    uvicorn writes them) and a HEAD response has no body.
+    """
+    started: dict[str, Any] = {}
+    chunks: list[bytes] = []
+    complete = asyncio.Event()
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return pending.pop()
+        await complete.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if not started:
+            if message["type"] != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{message['type']}'.")
+            started["status"] = int(message["status"])
+            started["headers"] = [(bytes(name).decode("latin-1").lower(), bytes(value).decode("latin-1"))
+                                  for name, value in message.get("headers", [])]
+        elif not complete.is_set():
+            if message["type"] != "http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
+            if scope["method"] != "HEAD":
+                chunks.append(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                complete.set()
+        else:
+            raise RuntimeError(f"Unexpected ASGI message '{message['type']}' sent, after response already completed.")
+
+    try:
+        await app(scope, receive, send)
+    except Exception:  # after the response started, uvicorn cuts it off; here it ends where it stopped
+        if not started:
+            return _uvicorn_500()
+    if not started:
+        return _uvicorn_500()
+    return HttpResponse(started["status"], started["headers"], b"".join(chunks))
+
+
 # -- the function ----------------------------------------------------------------------------------
 
 
@@ -236,23 +323,39 @@ def find_function(module: types.ModuleType, target: str) -> Callable[..., Any]:
     return function
 
 
-def resolve_signature(target: str, configured: str) -> str:
-    """Decorator first (`@functions_framework.http` / `.cloud_event` record the function's name in
-    `_function_registry.REGISTRY_MAP`), then the manifest, as get_func_signature_type orders them.
+def _registry() -> types.ModuleType | None:
+    """functions-framework's decorator registry, if it is imported (it is whenever it is installed)."""
+    return sys.modules.get("functions_framework._function_registry")
 
-    The registry is read only if the user's code imported functions_framework already.
-    """
-    registry = sys.modules.get("functions_framework._function_registry")
+
+def resolve_signature(target: str, configured: str) -> str:
+    """Decorator first (`@functions_framework.http`, `.cloud_event`, `.typed` and the `aio` ones record the
+    function's name in `_function_registry.REGISTRY_MAP`), then the manifest, as get_func_signature_type
+    orders them."""
+    registry = _registry()
     if registry is None:
         return configured
-    if target in getattr(registry, "ASGI_FUNCTIONS", ()):
-        raise EntryPointError(f"'{target}' is decorated with @functions_framework.aio, which faasemu's gcf "
-                              "runtime does not run yet; use @functions_framework.http or .cloud_event")
     registered = getattr(registry, "REGISTRY_MAP", {}).get(target, "")
     if registered and registered not in SIGNATURES:
         raise EntryPointError(f"'{target}' has the {registered!r} signature (@functions_framework.{registered}), "
                               f"which faasemu's gcf runtime does not run; it runs {', '.join(SIGNATURES)}")
     return registered or configured
+
+
+def uses_asgi(target: str, environ: Any = os.environ) -> bool:
+    """Whether functions-framework would serve the target in its ASGI mode: it is decorated with
+    `@functions_framework.aio.*` (create_app hands those to create_asgi_app_from_module), or the
+    function's environment sets FUNCTION_USE_ASGI (the `--asgi` flag's variable)."""
+    registry = _registry()
+    if registry is not None and target in getattr(registry, "ASGI_FUNCTIONS", ()):
+        return True
+    return str(environ.get("FUNCTION_USE_ASGI", "")).strip().lower() in _TRUE
+
+
+def input_type(target: str) -> Any:
+    """The class a typed function takes (`@typed(T)` or the first parameter's annotation)."""
+    registry = _registry()
+    return getattr(registry, "INPUT_TYPE_MAP", {}).get(target) if registry is not None else None
 
 
 def user_traceback(exc: BaseException, function: Callable[..., Any] | None) -> types.TracebackType | None:
@@ -289,10 +392,23 @@ class Adapter:
         # A handler's exception leaves the app, so the worker reports its traceback; `error_response`
         # then gives the answer Flask's handle_exception + crash_handler would have given.
         self.app.config["PROPAGATE_EXCEPTIONS"] = True
+        try:
+            import functions_framework
+        except ImportError:  # plain `fn(request)` functions need only Flask
+            pass
+        else:
+            # create_app points `functions_framework.errorhandler` (until then a do-nothing placeholder)
+            # at the app's own before it imports the user's module, so `@functions_framework.errorhandler(E)`
+            # registers a Flask error handler: a handled exception is that handler's answer, not a crash.
+            functions_framework.errorhandler = self.app.errorhandler
         # functions-framework imports the user's module inside an app context: `current_app` works there.
         self._import_context: Any = self.app.app_context()
         self._import_context.push()
         self.function: Callable[..., Any] | None = None
+        self.input_type: Any = None
+        self.asgi: Any = None  # the Starlette app, in ASGI mode
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._asgi_error: BaseException | None = None
 
     def bind(self, module: types.ModuleType) -> None:
         if self._import_context is not None:
@@ -304,6 +420,21 @@ class Adapter:
         self.function = find_function(module, target)
         self.signature = resolve_signature(target, self.signature)
         os.environ["FUNCTION_SIGNATURE_TYPE"] = self.signature
+        if uses_asgi(target):
+            self._configure_asgi()
+            return
+        if self.signature == "typed":
+            self.input_type = input_type(target)
+            if self.input_type is None:
+                raise EntryPointError(f"'{target}' has the 'typed' signature but no input type: decorate it with "
+                                      "@functions_framework.typed(InputType), or annotate its parameter")
+        if inspect.iscoroutinefunction(self.function):
+            # functions-framework's Flask server calls it and gets a coroutine back: an http function answers
+            # 500, an event function answers OK without having run. Said once, so the user knows why.
+            print(f"gcf: '{target}' in {_describe(module)} is an async def, which functions-framework's Flask "
+                  "server does not await: decorate it with @functions_framework.aio.http or "
+                  "@functions_framework.aio.cloud_event, or set FUNCTION_USE_ASGI: 'true' in its env "
+                  "(functions-framework --asgi)", file=sys.stderr)
         self._configure()
 
     # -- the app's routes, per signature (functions-framework's _configure_app) ------------------
@@ -326,6 +457,8 @@ class Adapter:
             except ImportError:
                 raise MissingSDK("cloudevents<2", "gcf", "gcf") from None
             view = self._cloud_event_view
+        elif self.signature == "typed":
+            view = self._typed_view
         else:
             try:
                 import functions_framework.event_conversion  # noqa: F401
@@ -371,6 +504,26 @@ class Adapter:
                 f"Got data: {request.get_data()}\nGot CloudEvent exception: {error!r}\n"
                 f"Got background event conversion exception: {exc!r}"))
 
+    def _typed_view(self, path: str) -> Any:
+        """The JSON body through `InputType.from_dict`, the result through `to_dict` (builtins as they are);
+        anything that fails, the user's error included, is functions-framework's FunctionsFrameworkException."""
+        from functions_framework.exceptions import FunctionsFrameworkException
+
+        try:
+            value = self.input_type.from_dict(self.flask.request.get_json())
+            result = self._call(value)
+            if result is None:
+                return "", 200
+            if result.__class__.__module__ == "builtins":
+                return result
+            if not callable(getattr(result, "to_dict", None)):
+                raise AttributeError(f"The type {type(result)} does not have the required method called  'to_dict'.")
+            return json.dumps(result.to_dict())
+        except Exception as exc:
+            wrapped = FunctionsFrameworkException("Function execution failed with the error")
+            wrapped.faasemu_cause = exc  # type: ignore[attr-defined]  # what the console shows (invoke_http)
+            raise wrapped from exc
+
     def _event_view(self, path: str) -> str:
         """`fn(data, context)`: a convertible Google CloudEvent, a binary one, or the legacy JSON."""
         from cloudevents.sdk.converters import is_binary
@@ -403,14 +556,110 @@ class Adapter:
             raise RuntimeError("Adapter.bind() was not called")
         return self.function(*args)
 
+    # -- ASGI mode (functions-framework's aio: _create_asgi_app_with_function) ---------------------
+
+    def _configure_asgi(self) -> None:
+        """A Starlette app with aio's routes and wrappers. Its crash answer is aio's
+        ExceptionHandlerMiddleware's; the exception is kept for the worker to report (the console shows
+        the traceback, as functions-framework logs it)."""
+        from starlette.applications import Starlette
+        from starlette.middleware import Middleware
+        from starlette.routing import Route
+
+        if self.signature == "typed":
+            raise EntryPointError("ASGI server does not support typed events (signature type: 'typed'). ")
+        if self.signature == "event":
+            raise EntryPointError("ASGI server does not support legacy background events (signature type: "
+                                  "'event'). Use 'cloudevent' signature type instead.")
+        if self.signature == "http":
+            routes = [Route("/", self._asgi_http, methods=_ASGI_METHODS),
+                      Route("/robots.txt", _asgi_not_found, methods=["GET"]),
+                      Route("/favicon.ico", _asgi_not_found, methods=["GET"]),
+                      Route("/{path:path}", self._asgi_http, methods=_ASGI_METHODS)]
+        else:
+            try:
+                import cloudevents.http  # noqa: F401
+            except ImportError:
+                raise MissingSDK("cloudevents<2", "gcf", "gcf") from None
+            routes = [Route("/{path:path}", self._asgi_cloud_event, methods=["POST"]),
+                      Route("/", self._asgi_cloud_event, methods=["POST"])]
+        self.asgi = Starlette(routes=routes, middleware=[Middleware(_CrashAnswer)])
+        self.loop = asyncio.new_event_loop()
+        atexit.register(self.loop.close)
+
+    async def _asgi_run(self, argument: Any) -> Any:
+        """The function itself: awaited when it is a coroutine function, else on a thread of the loop's
+        executor with the context copied, as aio does."""
+        from starlette.exceptions import HTTPException
+
+        function = self.function
+        if function is None:
+            raise RuntimeError("Adapter.bind() was not called")
+        try:
+            if inspect.iscoroutinefunction(function):
+                return await function(argument)
+            context = contextvars.copy_context()
+            return await asyncio.get_running_loop().run_in_executor(None, context.run, function, argument)
+        except HTTPException:  # Starlette answers it, as Flask answers abort(): not a crash
+            raise
+        except Exception as exc:
+            self._asgi_error = exc
+            raise
+
+    async def _asgi_http(self, request: Any) -> Any:
+        """aio's http wrapper: str -> Response, dict -> JSONResponse, (content, status), None -> 500."""
+        from starlette.exceptions import HTTPException
+        from starlette.responses import JSONResponse, Response
+
+        result = await self._asgi_run(request)
+        if isinstance(result, str):
+            return Response(result)
+        if isinstance(result, dict):
+            return JSONResponse(result)
+        if isinstance(result, tuple) and len(result) == 2:
+            content, status_code = result
+            if isinstance(content, dict):
+                return JSONResponse(content, status_code=status_code)
+            return Response(content, status_code=status_code)
+        if result is None:
+            raise HTTPException(status_code=500, detail="No response returned")
+        return result
+
+    async def _asgi_cloud_event(self, request: Any) -> Any:
+        """aio's cloudevent wrapper: the SDK's CloudEvent from the request, or a 400 naming why not."""
+        from cloudevents.http import from_http
+        from starlette.exceptions import HTTPException
+        from starlette.responses import Response
+
+        data = await request.body()
+        try:
+            event = from_http(request.headers, data)
+        except Exception as exc:
+            raise HTTPException(400, detail=f"Bad Request: Got CloudEvent exception: {exc!r}") from None
+        await self._asgi_run(event)
+        return Response("OK")
+
     # -- the runtime interface -------------------------------------------------------------------
 
     def invoke_http(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
+        if self.asgi is not None and self.loop is not None:
+            self._asgi_error = None
+            scope = asgi_scope(request, execution_id(inv.request_id))
+            response = self.loop.run_until_complete(run_asgi(self.asgi, scope, request.body))
+            error, self._asgi_error = self._asgi_error, None
+            if error is not None:  # answered by the crash middleware; the worker reports the exception
+                error.gcf_response = response  # type: ignore[attr-defined]  # what error_response answers
+                raise error.with_traceback(user_traceback(error, self.function))
+            return response
         try:
             return run_wsgi(self.app.wsgi_app, wsgi_environ(request, execution_id(inv.request_id)))
         except Exception as exc:
-            # The console shows the user's frames, not Flask's dispatch above them.
-            raise exc.with_traceback(user_traceback(exc, self.function))
+            # The console shows the user's error and frames, not Flask's dispatch above them (nor the
+            # FunctionsFrameworkException a typed function's error is wrapped in: the answer is the same).
+            error = getattr(exc, "faasemu_cause", exc)
+            if error is exc:
+                raise exc.with_traceback(user_traceback(exc, self.function))
+            raise error.with_traceback(user_traceback(error, self.function)) from error.__cause__
 
     def deliver(self, delivery: Delivery, inv: Invocation) -> None:
         """POST the event as the platform would; a non-2xx answer is a failed delivery (retried if
@@ -423,7 +672,11 @@ class Adapter:
             raise DeliveryFailed(f"the function answered {response.status}: {text[:500]}")
 
     def error_response(self, exc: BaseException, inv: Invocation) -> HttpResponse:
-        """Flask's answer to an unhandled exception: InternalServerError through crash_handler."""
+        """Flask's answer to an unhandled exception: InternalServerError through crash_handler (in ASGI
+        mode, the answer the app gave)."""
+        answered = getattr(exc, "gcf_response", None)
+        if isinstance(answered, HttpResponse):
+            return answered
         from werkzeug.exceptions import InternalServerError
 
         error = InternalServerError(original_exception=exc)
@@ -431,6 +684,31 @@ class Adapter:
             response = self.app.make_response(crash_handler(error))
         return HttpResponse(response.status_code, [(str(k), str(v)) for k, v in response.headers.items()],
                             response.get_data())
+
+
+class _CrashAnswer:
+    """aio's ExceptionHandlerMiddleware: an exception from the function is a plain-text 500 marked as a
+    crash (`X-Google-Status: crash`). It does not log here: the worker reports the exception instead."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [[b"content-type", b"text/plain"], [CRASH_HEADER.encode(), b"crash"]]})
+            await send({"type": "http.response.body", "body": b"Internal Server Error"})
+
+
+async def _asgi_not_found(request: Any) -> Any:
+    from starlette.exceptions import HTTPException
+
+    raise HTTPException(status_code=404, detail="Not Found")
 
 
 def _google_event_type(event_type: Any) -> bool:

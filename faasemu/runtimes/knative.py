@@ -38,6 +38,10 @@ from faasemu.spec import FunctionSpec, HttpTrigger
 PRELOAD = ("cloudevents", "func_python.http", "func_python.cloudevent")
 
 RUNTIME = "knative"
+# func's scaffolding says `from function import new` in the project folder: the handler's package chain
+# is imported from the folder above it, so `my-fn/function/func.py` is `function.func` and its relative
+# imports (`from .mylib import greet`) work whatever the project folder is called (importer.py).
+IMPORT_STYLE = "package"
 CHUNK = 65536  # hypercorn reads the socket 64 KiB at a time: a body reaches the app in such pieces
 # knative/eventing pkg/kncloudevents SelectiveRetry retries these and every 5xx; any other
 # non-2xx answer fails the delivery at once (data-plane spec: 400 and "other 4xx" are not retried).

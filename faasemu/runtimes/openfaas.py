@@ -304,6 +304,16 @@ def gateway_headers(request: HttpRequest, call_id: str) -> list[tuple[str, str]]
     return headers
 
 
+def connector_call_id(attempt_id: str) -> str:
+    """The X-Call-Id the gateway gives a connector's call: a new random UUID on every call there
+    (MakeCallIDMiddleware), here a UUID derived from the seeded attempt id, so that a campaign reproduces
+    and every attempt, duplicate or retry, gets a new one (as Kubeless' per-send `event-id`)."""
+    import hashlib
+
+    text = hashlib.sha256(f"openfaas-call\0{attempt_id}".encode()).hexdigest()[:32]
+    return str(uuid.UUID(hex=text, version=4))
+
+
 def failure_response(kind: str, message: str, request_id: str) -> HttpResponse:
     """of-watchdog answers an exec_timeout 504 and a dead upstream process 500, both with empty bodies
     (executor/http_runner.go); a function that cannot start answers 503 here, naming the error."""
@@ -426,6 +436,10 @@ class Adapter:
             body = request.body if as_bytes else request.body.decode("utf-8", "replace")
             response = flask_response(handler(body), view="main_route")
         if request.method == "HEAD":
+            # Flask runs the view for HEAD and werkzeug sets the GET body's Content-Length; waitress sends
+            # the headers without the body, and the watchdog and the gateway proxy them as they are.
+            if response.header("content-length") is None:
+                response.headers.append(("Content-Length", str(len(response.body))))
             response.body = b""
         return response
 
@@ -493,23 +507,30 @@ class Adapter:
 
     def deliver(self, delivery: Delivery, inv: Invocation) -> None:
         """An async invocation (the queue-worker POSTs the queued request, its X-Call-Id kept) or an
-        event (a connector POSTs the data, X-Topic = type); a failure status raises DeliveryFailed."""
+        event (a connector POSTs the data through the gateway, X-Topic = type, a new X-Call-Id per
+        call); a failure status raises DeliveryFailed."""
         event = delivery.event
         if event.get("type") == ASYNC_HTTP_TYPE:
+            # The queued request carries the call id the gateway answered 202 with; the queue-worker
+            # replays it on every attempt, so retries keep it.
             request = dataclasses.replace(request_of(delivery), method="POST")  # the queue-worker always POSTs
+            if request.header("x-call-id") is None:
+                request.headers.append(("x-call-id", event["id"]))
         else:
-            headers = [("x-topic", event["type"]), ("x-call-id", event["id"])]
+            # A connector calls the gateway synchronously for each message it receives: the gateway
+            # gives every call a new X-Call-Id, so a redelivered message does not keep one.
+            call = connector_call_id(delivery.attempt_id or f"{event['id']}/{delivery.attempt}")
+            headers = [("x-topic", event["type"]), ("x-call-id", call)]
             if event.get("datacontenttype"):
                 headers.insert(0, ("content-type", event["datacontenttype"]))
             request = HttpRequest("POST", "/", "", headers, data_bytes(event), time_ms=int(self.clock() * 1000))
-        if request.header("x-call-id") is None:
-            request.headers.append(("x-call-id", event["id"]))
+        call_id = request.header("x-call-id") or event["id"]
         try:
             response = self.invoke_http(request, inv)
         except Exception as exc:
-            self._callback(request, self.error_response(exc, inv), event["id"])
+            self._callback(request, self.error_response(exc, inv), call_id)
             raise
-        self._callback(request, response, event["id"])
+        self._callback(request, response, call_id)
         if not 200 <= response.status < 300:
             raise DeliveryFailed(f"the function answered {response.status}", retryable=response.status in RETRY_CODES)
 

@@ -57,9 +57,26 @@ def default_route(handler: str) -> str:
     return _SEGMENT.sub(lambda m: "{" + m.group(2) + ("+}" if m.group(1) else "}"), route)
 
 
+def file_routes(handler: str) -> tuple[str, ...]:
+    """Every URL Vercel serves a function file at: its clean route first, then the file's own path
+    with its extension, which Vercel answers too (`api/python.py` at `/api/python` and at
+    `/api/python.py`, as its own fixtures' probes request it); an index file also at `.../index`.
+    A file with dynamic segments is served at its templated route only."""
+    clean = default_route(handler)
+    path = handler.rpartition(":")[0] if handler.count(":") and not handler.endswith(".py") else handler
+    path = "/" + "/".join(p for p in os.path.normpath(path).replace(os.sep, "/").split("/") if p not in ("", "."))
+    if _SEGMENT.search(path) or not path.endswith(".py"):
+        return (clean,)
+    routes = [clean, path]
+    if path.endswith("/index.py"):
+        routes.insert(1, path.removesuffix(".py"))
+    return tuple(dict.fromkeys(routes))
+
+
 def http_routes(spec: FunctionSpec) -> tuple[HttpTrigger, ...]:
-    """Declared `http:` routes win; otherwise the file's own path, every method (as on Vercel)."""
-    return spec.http or (HttpTrigger(default_route(spec.handler)),)
+    """Declared `http:` routes win; otherwise the file's own paths, every method (as on Vercel). The
+    first is the one events are pushed to."""
+    return spec.http or tuple(HttpTrigger(route) for route in file_routes(spec.handler))
 
 
 def environment(spec: FunctionSpec, root: str) -> dict[str, str]:

@@ -10,8 +10,11 @@ import os
 import sqlite3
 import tempfile
 
-from faasemu.errors import ManifestError
+from faasemu.errors import CorruptDatabase, ManifestError
+from faasemu.private import is_project_folder, private_folder
 from faasemu.spec import Manifest
+
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def ensure_project_state(manifest: Manifest) -> str:
@@ -24,13 +27,21 @@ def ensure_project_state(manifest: Manifest) -> str:
     default = os.path.join(manifest.root, ".faasemu", "state.db")
     if state.kind == "dir":
         path = state.path or os.path.join(manifest.root, ".faasemu", "state")
+        if is_project_folder(os.path.dirname(os.path.abspath(path))):
+            private_folder(os.path.dirname(os.path.abspath(path)))
         os.makedirs(path, exist_ok=True)
         return path
     path = state.path or default
-    if state.kind == "hooks" or os.path.exists(path):
+    if state.kind == "hooks":
+        return path
+    if os.path.exists(path):
+        check_state_database(manifest, path)
         return path
     folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
+    if is_project_folder(folder):
+        private_folder(folder)
+    else:
+        os.makedirs(folder, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=".state-", suffix=".db", dir=folder)
     os.close(fd)
     try:
@@ -51,3 +62,35 @@ def ensure_project_state(manifest: Manifest) -> str:
             os.unlink(temporary)
         raise
     return path
+
+
+def check_state_database(manifest: Manifest, path: str) -> None:
+    """Refuse a state file SQLite cannot read, before a handler trips over it with a DatabaseError
+    of its own (a 500 for every request): name it, say why, and what deleting it costs."""
+    reason = ""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        head = SQLITE_HEADER
+    if head and head != SQLITE_HEADER:
+        reason = "it does not start with SQLite's header"
+    elif not reason:
+        try:
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                connection.close()
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorname", None) not in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+                return  # busy, locked, unreadable: the handlers' business, not proof of damage
+            reason = str(exc)
+    if reason:
+        schema = os.path.relpath(manifest.state.schema, manifest.root) if manifest.state.schema else None
+        rebuilt = f"rebuilt from state.schema ({schema})" if schema else "recreated empty"
+        raise CorruptDatabase(
+            path, reason, holds=f"what your handlers stored (state.sqlite in {os.path.basename(manifest.path)})",
+            lost=f"the next command finds it absent and it is {rebuilt}, and the rows in it are lost",
+        )

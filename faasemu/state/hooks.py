@@ -13,6 +13,7 @@ import subprocess
 import sys
 from typing import Any
 
+from faasemu.environment import handler_base_env
 from faasemu.errors import FaasemuError
 from faasemu.verify.model import Snapshot, Table
 
@@ -26,7 +27,8 @@ sys.stdout.write(json.dumps(result, sort_keys=True, default=str) if sys.argv[2] 
 
 def call(hook: str, what: str, root: str, env: dict[str, str]) -> Any:
     completed = subprocess.run(
-        [sys.executable, "-c", _CALL, hook, what], cwd=root, env={**os.environ, **env, "PYTHONPATH": root},
+        [sys.executable, "-c", _CALL, hook, what], cwd=root,
+        env={**handler_base_env(os.environ), **env, "PYTHONPATH": root},  # like a handler: not the whole shell
         capture_output=True, text=True, timeout=120,
     )
     if completed.returncode != 0:

@@ -113,6 +113,9 @@ class Campaign:
             unstable = unstable_parts(first, second, self.comparator)
             self.memo = memo_of(self.check, self.n)
             found = await asyncio.to_thread(self._search, first)
+            # The memo may know a violation's answer without having run it (shrink records what it
+            # learnt elsewhere): the report's diffs need both runs, and every check below too.
+            await self._ensure([c for v in found for c in (v.candidate, v.candidate.baseline())])
             # SPEC §6: before reporting, the baseline runs once more; what differs joins the
             # nondeterministic set and every violation is checked again.
             if found:

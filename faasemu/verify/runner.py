@@ -23,6 +23,7 @@ from typing import Any
 from faasemu.chaos import DeliveryRef, Step, apply
 from faasemu.effects import EffectLog, LocalEffectServer
 from faasemu.events import IngressError, parse_ingress
+from faasemu.private import private_folder
 from faasemu.runtimes import load_adapter
 from faasemu.spec import FunctionSpec, Manifest
 from faasemu.state import folder as dir_state
@@ -113,6 +114,7 @@ class Runner:
         await self.close()
 
     def _disk_folder(self) -> str:
+        private_folder(os.path.join(self.manifest.root, ".faasemu"))  # the project's folder is the user's alone
         folder = os.path.join(self.manifest.root, ".faasemu", "chaos")
         os.makedirs(folder, exist_ok=True)
         return folder
@@ -234,7 +236,8 @@ class Runner:
         items = []
         for step in steps:
             event = self.events[step.ref.event_index]
-            items.append({"event": event, "base": counts.get((event["id"], name), 0)})
+            copy = step.copy if "duplicate" in step.tags else 0  # the request id's copy (runtimes/request_ids.py)
+            items.append({"event": event, "base": counts.get((event["id"], name), 0), "copy": copy})
         done: list[dict[str, Any]] = []
         message = {"op": "batch", "seed": self.seed, "timeout": spec.timeout, "retries": spec.retries, "items": items}
         self.watchdog.track(worker, spec.memory)
@@ -305,7 +308,8 @@ class Runner:
         return hook_state.to_snapshot(value)
 
     def _hook_env(self, lane: Lane) -> dict[str, str]:
-        return {"FAASEMU_STATE": lane.state_path, "FAASEMU_SINK_URL": lane.sink_url,
+        # the project's configuration (.env, top-level env): hooks reach the same store the handlers do
+        return {**self.manifest.env, "FAASEMU_STATE": lane.state_path, "FAASEMU_SINK_URL": lane.sink_url,
                 "FAASEMU_EVENTS_URL": lane.events_url}
 
     @staticmethod

@@ -1,13 +1,15 @@
 """A worker process: loads one function, then answers invocations over a socket, one at a time.
 
-Started as `python -m faasemu.workers.entry FD` with the supervisor's end of a socketpair at FD.
+Started as `python -m faasemu.workers.entry FD PID` with its end of a socketpair at FD; it ends when
+the process PID (the supervisor that started it) does.
 It imports only the standard library (a bare interpreter starts in ~20 ms; the supervisor's web
 stack would add 0.3 s to every cold start and reload). User code is imported only after the
 `load` message has set the function's environment, so a pre-started worker holds no user module.
 
 Messages (see `faasemu/wire.py` for framing):
   in:  preload {runtimes} (optional, before load)  out: preloaded
-  in:  load {function, root, env}          out: ready {ms, modules} | load_error {error}
+  in:  load {function, root, env, timeout} out: ready {ms, modules} | load_error {error}
+                                           (an import still running after `timeout` s: InitTimeout)
   in:  http {id, req, inv} + body          out: done {id, ok, res, error?, ms, modules?} + body
   in:  event {id, delivery, inv}           out: done {id, ok, error?, ms, modules?}
   in:  raw {id, inv} + payload             out: done {id, ok, error?, ms, modules?} + result
@@ -23,6 +25,7 @@ sees the socket close and answers for it, as a platform reports a runtime exit.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -32,6 +35,7 @@ from typing import Any
 from faasemu import wire
 from faasemu.runtimes import load_adapter
 from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation, new_request_id
+from faasemu.runtimes.request_ids import invocation_id
 from faasemu.spec import FunctionSpec
 from faasemu.workers import importer
 
@@ -43,6 +47,73 @@ _IMPORT_MACHINERY = (os.path.dirname(os.__file__) + os.sep + "importlib", "<froz
 def _is_machinery(filename: str) -> bool:
     """faasemu's own frames and the import system's: noise above the user's first frame."""
     return filename.startswith(_OWN_PACKAGE + os.sep) or filename.startswith(_IMPORT_MACHINERY)
+
+
+class LoadDeadline(BaseException):
+    """Raised into the user's module code when its import runs past the load deadline. A
+    BaseException, so that the user's own `except Exception:` around a slow call does not swallow it."""
+
+
+_UNARMED = object()
+
+
+def _arm_load_deadline(seconds: float | None) -> Any:
+    """SIGALRM after `seconds`: it interrupts a sleep, a socket read or a lock wait at module level,
+    so the worker itself can say where its import was stuck. Returns the previous handler."""
+    if not seconds or seconds <= 0:
+        return _UNARMED
+
+    def expired(_signum: int, _frame: Any) -> None:
+        raise LoadDeadline(seconds)
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return previous
+
+
+def _disarm_load_deadline(previous: Any) -> None:
+    if previous is not _UNARMED:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
+
+
+def describe_load_deadline(exc: LoadDeadline, root: str) -> dict[str, Any]:
+    """An InitTimeout naming the project module whose top-level code was running, and the line."""
+    error = describe_error(exc, root)
+    seconds = exc.args[0] if exc.args else 0
+    frames = [f for f in error["frames"] if not _is_machinery(f[0])]
+    user = [f for f in frames if os.path.realpath(f[0]).startswith(root + os.sep)]
+    importing = [f for f in user if f[2] == "<module>"]
+    module = os.path.relpath(importing[-1][0], root) if importing else "the handler's module"
+    where = f"{os.path.relpath(user[-1][0], root)}:{user[-1][1]}" if user else ""
+    stuck = f"; stuck in `{user[-1][3]}`" if user and user[-1][3] else ""
+    # 10 s is pool.LOAD_TIMEOUT (not imported here: the pool's module brings asyncio into every worker)
+    error.update(
+        type="InitTimeout", where=where, frames=frames,
+        message=f"{module} did not finish importing within {seconds:g} s (the load deadline: the function's "
+                f"timeout, at least Lambda's 10 s init limit){stuck}",
+    )
+    return error
+
+
+def die_with_parent(parent: int) -> None:
+    """End this worker when the process that started it ends, however it ends (even `kill -9`).
+
+    Workers run in a session of their own (a Ctrl+C is the supervisor's to handle), so no signal from
+    the terminal reaches them; a worker stuck in its import never reads the socket whose EOF would
+    otherwise tell it. Linux's PR_SET_PDEATHSIG does; elsewhere the supervisor's shutdown must.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the request above took effect
+        os._exit(1)
 
 
 def describe_error(exc: BaseException, root: str) -> dict[str, Any]:
@@ -96,11 +167,21 @@ class Worker:
             sys.path.insert(0, self.root)
         importer.install_source_only_imports(self.root)
         spec = FunctionSpec.from_wire(message["function"])
+        previous = _arm_load_deadline(message.get("timeout"))
         try:
-            adapter = load_adapter(spec.runtime).Adapter(spec)
-            module = importer.import_handler_module(self.root, spec.handler_file, spec.handler_module)
+            runtime = load_adapter(spec.runtime)
+            adapter = runtime.Adapter(spec)
+            # each platform imports the handler's file its own way (importer.import_handler_module)
+            module = importer.import_handler_module(self.root, spec.handler_file, spec.handler_module,
+                                                    getattr(runtime, "IMPORT_STYLE", "dotted"))
             adapter.bind(module)
+            _disarm_load_deadline(previous)
+        except LoadDeadline as exc:  # stuck importing: say where, then this worker ends
+            _disarm_load_deadline(previous)
+            wire.write_frame(self.sock, {"op": "load_error", "error": describe_load_deadline(exc, self.root)})
+            raise SystemExit(3) from None
         except Exception as exc:  # the user's syntax or import error: reported, then this worker ends
+            _disarm_load_deadline(previous)
             wire.write_frame(self.sock, {"op": "load_error", "error": describe_error(exc, self.root)})
             raise SystemExit(3) from None
         self.adapter = adapter
@@ -160,6 +241,8 @@ class Worker:
                 reply["payload"] = self.adapter.error_payload(exc, inv)
         reply["ms"] = (time.perf_counter() - started) * 1000
         reply["rid"] = inv.request_id
+        if op == "raw" and getattr(self.adapter, "last_log", None) is not None:
+            reply["log"] = self.adapter.last_log  # the invocation's output, for Lambda's `LogType: Tail`
         return reply, out
 
     def batch(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +250,7 @@ class Worker:
 
         seed, timeout, retries = message["seed"], message["timeout"], message["retries"]
         name = self.adapter.spec.name
+        runtime = load_adapter(self.adapter.spec.runtime)
         counts: dict[str, int] = {}
         started = time.perf_counter()
         for index, item in enumerate(message["items"]):
@@ -177,9 +261,10 @@ class Worker:
             for used in range(1, retries + 2):
                 attempt += 1
                 attempt_id = hashlib.sha256(f"{seed}\0{name}\0{event_id}\0{attempt}".encode()).hexdigest()[:16]
+                rid = invocation_id(runtime, self.adapter.spec, seed, event, item.get("copy", 0), attempt)
                 try:
                     self.adapter.deliver(Delivery(event, attempt, attempt_id),
-                                         Invocation(attempt_id, time.time() + timeout, attempt))
+                                         Invocation(rid, time.time() + timeout, attempt))
                     report["status"] = "ok"
                     report.pop("error", None)
                     break
@@ -204,6 +289,8 @@ def main(argv: list[str]) -> None:
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     except AttributeError:
         pass
+    if len(argv) > 2:
+        die_with_parent(int(argv[2]))
     sock = socket.socket(fileno=int(argv[1]))
     worker = Worker(sock)
     while True:

@@ -14,6 +14,7 @@ import importlib.util
 import os
 import sys
 from types import ModuleType
+from typing import Literal
 
 _INSTALLED_MARKERS = ("site-packages", "dist-packages")
 
@@ -53,17 +54,34 @@ def install_source_only_imports(root: str) -> None:
     sys.path_importer_cache.clear()
 
 
-def import_handler_module(root: str, handler_file: str | None, handler_module: str | None) -> ModuleType:
-    """Import the module a handler lives in.
+ImportStyle = Literal["dotted", "source", "package"]
+IMPORT_STYLES: tuple[str, ...] = ("dotted", "source", "package")
 
-    `pkg.orders` is imported by name. A file `sample_functions/orders.py` is imported by its dotted
-    path from the root (`sample_functions.orders`, as the Lambda runtime reads `_HANDLER`), so
-    relative imports work; its own folder is also put on `sys.path` after the root so that sibling
-    imports (`import db`) work as they do when that folder is the deployed code root.
+
+def import_handler_module(root: str, handler_file: str | None, handler_module: str | None,
+                          style: ImportStyle = "dotted") -> ModuleType:
+    """Import the module a handler lives in, the way its platform's runtime does (`style`).
+
+    `pkg.orders` is imported by name. A handler file is imported:
+
+    - `dotted` (Lambda and most runtimes): by its dotted path from the root (`sample_functions/orders.py`
+      is `sample_functions.orders`, as the Lambda runtime reads `_HANDLER`), so relative imports work; its
+      own folder is also put on `sys.path` after the root so that sibling imports (`import db`) work as
+      they do when that folder is the deployed code root.
+    - `source` (functions-framework's `load_function_module`): as a module named after the file that is
+      also a package over its own folder, so `main.py` may say `from .test import foo` (`main.test`).
+    - `package` (Knative func's scaffolding, `from function import new`): the file's chain of package
+      folders (with `__init__.py`) is imported from the folder above it, whatever that folder is called:
+      `my-fn/function/func.py` is `function.func` with `my-fn/` on `sys.path`.
     """
     if handler_module:
         return importlib.import_module(handler_module)
-    assert handler_file is not None
+    if handler_file is None:
+        raise ImportError("the function names neither a handler file nor a module")
+    if style == "source":
+        return _import_as_package_file(handler_file)
+    if style == "package":
+        return _import_package_chain(root, handler_file)
     folder = os.path.dirname(handler_file)
     if folder not in sys.path:
         sys.path.insert(1, folder)
@@ -74,13 +92,53 @@ def import_handler_module(root: str, handler_file: str | None, handler_module: s
     if parts and not relative.startswith("..") and all(part.isidentifier() for part in parts):
         return importlib.import_module(".".join(parts))
     name = os.path.splitext(os.path.basename(handler_file))[0]
-    spec = importlib.util.spec_from_file_location(name, handler_file, loader=_SourceOnlyLoader(name, handler_file))
+    return _exec_source(name, handler_file)
+
+
+def _exec_source(name: str, path: str, search: list[str] | None = None) -> ModuleType:
+    """Execute `path` as the module `name` (a package over `search` when given), from source only."""
+    spec = importlib.util.spec_from_file_location(name, path, loader=_SourceOnlyLoader(name, path),
+                                                  submodule_search_locations=search)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {relative}")
+        raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)  # as the import system does: a half-run module is not left importable
+        raise
     return module
+
+
+def _import_as_package_file(handler_file: str) -> ModuleType:
+    """functions-framework's load: the module is named after the file, its folder is its package path
+    (so relative imports reach the files beside it) and is appended to `sys.path` (so plain ones do)."""
+    path = os.path.realpath(handler_file)
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.append(folder)
+    return _exec_source(os.path.splitext(os.path.basename(path))[0], path, [folder])
+
+
+def _import_package_chain(root: str, handler_file: str) -> ModuleType:
+    """Import `handler_file` below the highest folder of its package chain, as func's scaffolding imports
+    the `function` package from the project folder (the chain stops at the root, at a folder without
+    `__init__.py` and at a name that cannot be imported, such as `my-fn`)."""
+    path = os.path.realpath(handler_file)
+    root = os.path.realpath(root)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    parts = [] if stem == "__init__" else [stem]
+    base = os.path.dirname(path)
+    while (base != root and base.startswith(root + os.sep) and os.path.basename(base).isidentifier()
+           and os.path.isfile(os.path.join(base, "__init__.py"))):
+        parts.insert(0, os.path.basename(base))
+        base = os.path.dirname(base)
+    if not parts or not all(part.isidentifier() for part in parts):
+        return _exec_source(stem, path)
+    if base not in sys.path:
+        sys.path.insert(1, base)
+    return importlib.import_module(".".join(parts))
 
 
 def project_module_files(root: str) -> list[str]:

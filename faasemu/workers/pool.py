@@ -10,6 +10,7 @@ requests wait for new-generation workers, so no request fails because of a reloa
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,6 +22,21 @@ from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, Worke
 
 OutcomeKind = Literal["ok", "error", "timeout", "crash", "oom", "unavailable"]
 LOAD_TIMEOUT = 10.0  # Lambda's init phase limit; a handler's own timeout applies once it runs
+
+
+def load_deadline(spec: FunctionSpec) -> float:
+    """How long a worker may take to import the function: Lambda's 10 s init limit, or the function's
+    timeout when that is longer (Lambda then retries the init within the invocation's timeout)."""
+    return max(LOAD_TIMEOUT, spec.timeout)
+
+
+def load_timeout_error(spec: FunctionSpec, root: str, deadline: float) -> dict[str, Any]:
+    """The error of a load that ran past its deadline without the worker saying where it was stuck
+    (it was in C code that never let the interpreter run its alarm handler)."""
+    module = os.path.relpath(spec.handler_file, root) if spec.handler_file else spec.handler_module or spec.handler
+    return {"type": "InitTimeout", "where": "",
+            "message": f"{module} did not finish importing within {deadline:g} s (the load deadline: the function's "
+                       f"timeout, at least Lambda's {LOAD_TIMEOUT:g} s init limit); the worker was killed"}
 
 
 class PoolObserver(Protocol):
@@ -58,6 +74,10 @@ class Unavailable(Exception):
 
 class QueueTimeout(Exception):
     pass
+
+
+class _Stale(Exception):
+    """A worker's generation ended while it started."""
 
 
 class Watchdog:
@@ -131,7 +151,8 @@ class FunctionPool:
         self.generation = 0
         self.idle: list[WorkerProcess] = []
         self.busy: set[WorkerProcess] = set()
-        self.starting = 0
+        self._starting: dict[int, int] = {}  # generation -> workers being spawned or loading for it
+        self._loading: dict[WorkerProcess, int] = {}  # workers importing the function -> their generation
         self.waiters: deque[asyncio.Future[WorkerProcess]] = deque()
         self.broken: dict[str, Any] | None = None
         self.closing = False
@@ -234,23 +255,36 @@ class FunctionPool:
     def _current(self, worker: WorkerProcess) -> bool:
         return self._generation_of.get(worker) == self.generation
 
+    @property
+    def starting(self) -> int:
+        """Workers being started, of every generation (a reload does not wait for stale ones)."""
+        return sum(self._starting.values())
+
+    @property
+    def loading(self) -> bool:
+        """A worker is importing the function (what it imports is not known until it is ready)."""
+        return bool(self._loading)
+
+    def _starting_now(self) -> int:
+        return self._starting.get(self.generation, 0)
+
     def _count(self) -> int:
         """Workers of the current generation: idle, busy or starting."""
-        return len(self.idle) + self.starting + len(self.busy) - self._old_busy
+        return len(self.idle) + self._starting_now() + len(self.busy) - self._old_busy
 
     def _grow(self) -> None:
-        if self.starting >= len(self.waiters):
+        if self._starting_now() >= len(self.waiters):
             return  # the common case under load: nobody waits for a worker that is not coming
         while (
             not self.closing
             and self.broken is None
-            and self.starting < len(self.waiters)
+            and self._starting_now() < len(self.waiters)
             and self._count() < self.spec.concurrency
         ):
             self._start_worker()
 
     def _start_worker(self) -> None:
-        self.starting += 1
+        self._starting[self.generation] = self._starting.get(self.generation, 0) + 1
         task = asyncio.get_running_loop().create_task(self._spawn(self.generation))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -259,26 +293,39 @@ class FunctionPool:
         started = time.perf_counter()
         worker: WorkerProcess | None = None
         failure: dict[str, Any] | None = None
+        spec = self.spec
+        deadline = load_deadline(spec)
         try:
             worker = await WorkerProcess.spawn(self.root, self._output)
-            await worker.load(self.spec.to_wire(), self.root, self.environment(), max(LOAD_TIMEOUT, self.spec.timeout))
+            if generation != self.generation or self.closing:
+                raise _Stale()
+            self._loading[worker] = generation
+            await worker.load(spec.to_wire(), self.root, self.environment(), deadline)
+        except _Stale:
+            pass  # a reload happened while the interpreter started: its code would be stale
         except LoadFailed as exc:
             failure = exc.error
         except WorkerTimeout:
-            failure = {"type": "InitTimeout", "message": "loading the handler took too long", "where": ""}
+            failure = load_timeout_error(spec, self.root, deadline)
         except (WorkerDied, OSError) as exc:
             failure = {"type": "Runtime.ExitError", "message": f"while loading the handler: {exc}", "where": ""}
+        except asyncio.CancelledError:
+            if worker is not None:  # `up` is stopping: a worker still importing must not outlive it
+                worker.kill("shutdown")
+            raise
         finally:
-            self.starting -= 1
-        if failure is not None or worker is None:
+            self._starting[generation] -= 1
+            if not self._starting[generation]:
+                del self._starting[generation]
             if worker is not None:
-                worker.kill("load failed")
-            if generation == self.generation:
-                self._mark_broken(failure or {"type": "Error", "message": "worker did not start", "where": ""})
-            return
-        if generation != self.generation or self.closing:
-            worker.close()
-            self._grow()
+                self._loading.pop(worker, None)
+        if failure is not None or worker is None or generation != self.generation or self.closing:
+            if worker is not None:
+                worker.kill("load failed" if failure is not None else "stale")
+            if failure is not None and generation == self.generation and not self.closing:
+                self._mark_broken(failure)
+            else:
+                self._grow()  # requests queued for a newer generation still want a worker
             return
         self.ever_started = True
         self._generation_of[worker] = generation
@@ -366,9 +413,13 @@ class FunctionPool:
         for worker in self.idle:
             self._forget(worker)
         self.idle.clear()
+        # Workers still importing the old code are of no use, and one stuck in its import (a
+        # `time.sleep` at module level) would otherwise hold its slot until its load deadline.
+        for worker in list(self._loading):
+            worker.kill("reloaded")
         if self.warm:
             self._top_up()
-        elif was_in_use and self.starting == 0:
+        elif was_in_use and self._starting_now() == 0:
             self._start_worker()
         self._grow()
 
@@ -382,6 +433,8 @@ class FunctionPool:
         for worker in self.idle:
             self._forget(worker)
         self.idle.clear()
+        for worker in list(self._loading):
+            worker.kill("removed")
 
     async def close(self) -> None:
         self.closing = True
@@ -389,9 +442,11 @@ class FunctionPool:
             future = self.waiters.popleft()
             if not future.done():
                 future.set_exception(Unavailable({"type": "Shutdown", "message": "faasemu is stopping"}))
+        workers = [*self.idle, *self.busy, *self._retired, *self._loading]
+        for worker in workers:
+            worker.kill("shutdown")  # now, before any await: a worker stuck in its import reads no socket
         for task in list(self._tasks):
             task.cancel()
-        workers = [*self.idle, *self.busy, *self._retired]
         self.idle.clear()
         await asyncio.gather(*(worker.terminate() for worker in workers), return_exceptions=True)
 

@@ -17,8 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from faasemu import wire
+from faasemu.environment import handler_base_env
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+LOAD_GRACE = 1.0  # past a load's deadline, how long the worker has to report where it was stuck
 OutputSink = Callable[[str], None]
 
 
@@ -117,17 +119,28 @@ class WorkerProcess:
                 "-m",
                 "faasemu.workers.entry",
                 str(child.fileno()),
+                str(os.getpid()),  # the worker ends itself if this process goes (entry.die_with_parent)
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 pass_fds=(child.fileno(),),
                 cwd=root,
-                env=env if env is not None else dict(os.environ),
+                # never the whole shell (faasemu/environment.py); `load` adds the function's own
+                env=env if env is not None else handler_base_env(os.environ),
                 start_new_session=True,  # a Ctrl+C in the terminal is the supervisor's to handle
             )
         finally:
             child.close()
-        _, channel = await loop.create_unix_connection(_Channel, sock=parent)
+        try:
+            _, channel = await loop.create_unix_connection(_Channel, sock=parent)
+        except BaseException:  # cancelled (Ctrl+C) between the two: the process must not be left behind
+            try:
+                os.killpg(transport.get_pid(), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            transport.close()
+            parent.close()
+            raise
         return cls(transport, protocol, channel)
 
     @property
@@ -151,8 +164,13 @@ class WorkerProcess:
         await self.request({"op": "preload", "runtimes": runtimes}, b"", timeout)
 
     async def load(self, function: dict[str, Any], root: str, env: dict[str, str], timeout: float) -> dict[str, Any]:
-        """Send `load` and wait for `ready`. Raises LoadFailed with the user's error, or WorkerDied/Timeout."""
-        reply, _ = await self.request({"op": "load", "function": function, "root": root, "env": env}, b"", timeout)
+        """Send `load` and wait for `ready`. Raises LoadFailed with the user's error, or WorkerDied/Timeout.
+
+        The worker enforces `timeout` itself and answers an `InitTimeout` naming the module and line it
+        was stuck in; this side kills it LOAD_GRACE later in case it cannot (stuck in C code).
+        """
+        message = {"op": "load", "function": function, "root": root, "env": env, "timeout": timeout}
+        reply, _ = await self.request(message, b"", timeout + LOAD_GRACE)
         if reply.get("op") == "load_error":
             raise LoadFailed(reply["error"])
         self.ready_modules = reply.get("modules", [])

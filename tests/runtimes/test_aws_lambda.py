@@ -212,18 +212,36 @@ def failing(event: Any, context: Any) -> Any:
 
 
 def test_error_response_and_payload() -> None:
+    # Issue 8: API Gateway never passes the runtime's error document on. HTTP API (v2, the default)
+    # answers 500 {"message":"Internal Server Error"}; the error is in faasemu's own header.
     adapter = adapter_for(failing)
     with pytest.raises(ValueError) as caught:
         adapter.invoke_http(request(), inv("req-9"))
     response = adapter.error_response(caught.value, inv("req-9"))
-    assert response.status == 502 and response.header("content-type") == "application/json"
-    body = json.loads(response.body)
+    assert response.status == 500 and response.header("content-type") == "application/json"
+    assert response.body == b'{"message":"Internal Server Error"}'
+    assert response.header("x-faasemu-error") == "ValueError: bad order"
+    body = adapter.error_payload(caught.value, inv("req-9"))
     assert list(body) == ["errorMessage", "errorType", "requestId", "stackTrace"]
     assert body["errorMessage"] == "bad order" and body["errorType"] == "ValueError" and body["requestId"] == "req-9"
     # only the user's frames, formatted as traceback.format_list does
     assert len(body["stackTrace"]) == 1 and "in failing" in body["stackTrace"][0]
     assert body["stackTrace"][0].startswith(f'  File "{__file__}"')
-    assert adapter.error_payload(caught.value, inv("req-9")) == body
+
+
+def test_error_response_behind_a_rest_api_is_502() -> None:
+    adapter = adapter_for(failing, payload="v1")
+    with pytest.raises(ValueError) as caught:
+        adapter.invoke_http(request(), inv("req-9"))
+    response = adapter.error_response(caught.value, inv("req-9"))
+    assert response.status == 502 and response.body == b'{"message": "Internal server error"}'
+    assert response.header("x-faasemu-error") == "ValueError: bad order"
+
+
+def test_error_header_is_one_line_of_ascii_and_trimmed() -> None:
+    assert aws.error_header("KeyError: 'caf\u00e9'\nsecond line\r\x00") == "KeyError: 'caf\\xe9' second line"
+    assert aws.error_header("x" * 2000).endswith("...") and len(aws.error_header("x" * 2000)) == 512
+    assert aws.error_header("no route for [/orders]") == "no route for [/orders]"
 
 
 def test_failure_responses() -> None:
@@ -420,3 +438,74 @@ def test_bind_names_what_was_found(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ok = aws.Adapter(FunctionSpec("orders", "x", "aws-lambda", handler_file=str(source), handler_attr="list_orders"))
     ok.bind(module)
     assert ok.invoke_raw(b"", inv()) == b"2"
+
+
+# -- request ids, EventBridge's detail, client context, log tail (issue 8) -----------------------
+
+
+def test_request_id_is_a_uuid4_of_the_copy_for_async_sources_and_of_the_attempt_for_sqs() -> None:
+    import uuid
+
+    event = {"id": "e-1", "type": "order.created"}
+    bridge, sqs = make_spec(), make_spec(event_source="sqs")
+    first = aws.request_id(bridge, 7, event, 0, 1)
+    assert uuid.UUID(first).version == 4 and str(uuid.UUID(first)) == first
+    assert aws.request_id(bridge, 7, event, 0, 3) == first  # Lambda's async retry keeps it
+    assert aws.request_id(bridge, 7, event, 1, 1) != first  # a duplicate from the source is a new invocation
+    assert aws.request_id(bridge, 8, event, 0, 1) != first  # seeded
+    assert aws.request_id(sqs, 7, event, 0, 1) != aws.request_id(sqs, 7, event, 0, 2)  # every receive
+    assert aws.request_id(sqs, 7, event, 0, 2) == aws.request_id(sqs, 7, event, 0, 2)  # pure
+    invoked = {"id": "0b5c2d5e-58a8-4e4f-9d35-3a1f0c5d7e21", "type": aws.INVOKE_EVENT_TYPE}
+    assert aws.request_id(bridge, 7, invoked, 0, 2) == invoked["id"]  # the id the Invoke API answered
+
+
+@pytest.mark.parametrize(("event", "refused"), [
+    ({"data": {"a": 1}}, None), ({}, None), ({"data": None}, None),
+    ({"data_base64": base64.b64encode(b'{"a": 1}').decode()}, None),
+    ({"data": [1]}, "a JSON list"), ({"data": "s"}, "a JSON string"), ({"data": 1.5}, "a JSON number"),
+    ({"data": True}, "a JSON boolean"), ({"data": "hi", "datacontenttype": "text/plain"}, "text (text/plain)"),
+    ({"data_base64": base64.b64encode(b"\x00\x01").decode()}, "text (application/json)"),
+])
+def test_refuse_event_applies_eventbridges_detail_rule(event: dict[str, Any], refused: str | None) -> None:
+    event = {"id": "e-1", "type": "t", **event}
+    reason = aws.refuse_event(make_spec(), event)
+    assert (reason is None) if refused is None else (refused in str(reason) and "'orders'" in str(reason))
+    for source in ("sqs", "sns", "raw"):
+        assert aws.refuse_event(make_spec(event_source=source), event) is None
+
+
+def test_an_event_without_data_has_an_empty_detail() -> None:
+    delivery = Delivery({"id": "e", "type": "t", "time": "2024-01-01T00:00:00Z"})
+    event = aws.build_event("eventbridge", delivery, make_spec())
+    assert event["detail"] == {}
+
+
+def test_client_context_is_built_as_awslambdaric_builds_it() -> None:
+    encoded = base64.b64encode(json.dumps({"custom": {"k": 1}, "env": {"locale": "en"},
+                                           "client": {"app_title": "app"}}).encode()).decode()
+    seen: list[Any] = []
+    adapter = adapter_for(lambda e, c: seen.append(c.client_context))
+    adapter.invoke_raw(b"{}", Invocation("r", NOW + 3, 1, client_context=encoded))
+    adapter.invoke_raw(b"{}", inv())
+    assert (seen[0].custom, seen[0].env, seen[0].client.app_title) == ({"k": 1}, {"locale": "en"}, "app")
+    assert seen[0].client.installation_id is None and seen[1] is None
+
+
+def test_log_tail_keeps_only_the_invocations_output() -> None:
+    def talk(event: Any, context: Any) -> Any:
+        print("said", event["n"])
+        return None
+
+    spec = make_spec()
+    streams = sys.stdout, sys.stderr
+    adapter = aws.Adapter(spec, clock=lambda: NOW, capture_output=True)
+    adapter.bind(module_with(create_order=talk))
+    try:
+        print("before")
+        adapter.invoke_raw(b'{"n": 1}', inv())
+        assert adapter.last_log == b"said 1\n"
+        adapter.invoke_raw(b'{"n": 2}', inv())
+        assert adapter.last_log == b"said 2\n"
+    finally:
+        sys.stdout, sys.stderr = streams
+    assert adapter_for(talk).last_log is None  # outside a worker nothing is captured

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 import textwrap
 from http.cookies import SimpleCookie
@@ -68,6 +69,60 @@ def test_environment_is_the_hosts_plus_local_settings_values(tmp_path: Path) -> 
 def test_a_broken_local_settings_file_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "local.settings.json").write_text("{not json")
     assert azure.environment(spec_for(tmp_path), str(tmp_path))["FUNCTIONS_WORKER_RUNTIME"] == "python"
+
+
+# -- function.json, host.json as the host reads them (Newtonsoft) -----------------------------
+
+
+def test_json_with_comments_and_trailing_commas_reads_as_the_host_reads_it() -> None:
+    text = """{
+      // the trigger
+      "bindings": [
+        {"type": "httpTrigger", "direction": "in", "name": 'req', /* GET only */ "methods": ["get",],},
+        {"type": "http", "direction": "out", "name": "$return",},
+      ],
+    }"""
+    assert azure.newtonsoft_json(text, "F/function.json") == {"bindings": [
+        {"type": "httpTrigger", "direction": "in", "name": "req", "methods": ["get"]},
+        {"type": "http", "direction": "out", "name": "$return"}]}
+    assert azure.newtonsoft_json('{"url": "http://x/*y*/", "s": "a,]"}', "f") == {"url": "http://x/*y*/", "s": "a,]"}
+
+
+def test_a_function_json_the_host_cannot_read_fails_naming_the_file_and_line(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "Broken").mkdir()
+    broken = '{\n  "bindings": [\n    {"type": "httpTrigger" "name": "req"}\n]}'
+    (tmp_path / "Broken" / "function.json").write_text(broken)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(EntryPointError, match=r"Broken/function.json line 3: Expecting ',' delimiter"):
+        azure.function_json(str(tmp_path / "Broken"))
+    (tmp_path / "Broken" / "function.json").write_text('["httpTrigger"]')
+    with pytest.raises(EntryPointError, match=r"Broken/function.json: expected a JSON object"):
+        azure.function_json(str(tmp_path / "Broken"))
+    assert azure.function_json(str(tmp_path)) == {}  # none at all: the bindings come from the manifest
+
+
+def test_host_json_with_trailing_commas_is_honoured(tmp_path: Path) -> None:
+    (tmp_path / "host.json").write_text('{"version": "2.0", "extensions": {"http": {"routePrefix": "v1",},},}')
+    assert azure.http_routes(spec_for(tmp_path, http=(HttpTrigger("/orders"),)))[0].path == "/v1/orders"
+
+
+# -- what the host answers itself ---------------------------------------------------------------
+
+
+def test_the_host_answers_its_home_page_and_ping(tmp_path: Path) -> None:
+    (home, page), (ping, pong) = azure.host_routes(spec_for(tmp_path))
+    assert (home.path, home.methods, page.status, page.header("content-type")) == ("/", (), 200, "text/html")
+    assert b"<title>Your Azure Function App is up and running.</title>" in page.body
+    assert (ping.path, ping.methods, pong.status, pong.body) == ("/admin/host/ping", ("GET", "POST"), 200, b"")
+    assert pong.header("cache-control") == "no-store,no-cache" and pong.header("pragma") == "no-cache"
+
+
+def test_a_disabled_home_page_is_a_204(tmp_path: Path) -> None:
+    (tmp_path / "host.json").write_text("{}")
+    (tmp_path / "local.settings.json").write_text('{"Values": {"AzureWebJobsDisableHomepage": "true"}}')
+    (_, page), _ = azure.host_routes(spec_for(tmp_path))
+    assert (page.status, page.body) == (204, b"")
 
 
 # -- the HTTP request the host sends ----------------------------------------------------------
@@ -131,9 +186,45 @@ def test_http_response_keeps_the_content_type_and_formats_cookies() -> None:
     assert response.status == 202 and response.body == b"{}"
     assert response.headers == [
         ("Content-Type", "application/json"), ("X-A", "1"),
-        ("Set-Cookie", "session=abc; path=/app; secure; samesite=lax; httponly"),
-        ("Set-Cookie", "plain=1; path=/"),
+        ("Set-Cookie", "session=abc; domain=; path=/app; secure; samesite=lax; httponly"),
+        ("Set-Cookie", "plain=1; domain=; path="),
     ]
+
+
+def _cookie(text: str) -> str:
+    return "; ".join(azure.cookie_header(name, morsel) for name, morsel in SimpleCookie(text).items())
+
+
+@pytest.fixture(params=["dateutil", "stdlib"])
+def date_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The worker parses `expires` with dateutil; without it installed, faasemu reads the usual forms."""
+    if request.param == "stdlib":
+        monkeypatch.setitem(sys.modules, "dateutil", None)
+    else:
+        pytest.importorskip("dateutil")
+    return request.param
+
+
+def test_cookie_expires_is_rewritten_in_rfc1123_form_with_the_right_weekday(date_parser: str) -> None:
+    """The worker's multiple_set_cookie_resp_headers: 12 Jan 2018 was a Friday, and the host says so."""
+    header = _cookie("foo3=43; Domain=example.com; Expires=Thu, 12-Jan-2018 13:55:08 GMT; Path=/; "
+                     "Max-Age=10000000; Secure; HttpOnly")
+    assert header == ("foo3=43; expires=Fri, 12 Jan 2018 13:55:08 GMT; max-age=10000000; domain=example.com; "
+                      "path=/; secure; httponly")
+    assert _cookie("a=1; Expires=2017-01-12T13:55:08") == "a=1; expires=Thu, 12 Jan 2017 13:55:08 GMT; domain=; path="
+
+
+def test_empty_domain_and_path_are_sent_as_the_worker_sends_them() -> None:
+    """set_cookie_resp_header_default_values: the worker passes the morsel's empty strings, ASP.NET writes them."""
+    assert _cookie("foo=bar") == "foo=bar; domain=; path="
+
+
+def test_an_unparseable_expires_or_max_age_is_the_workers_error(date_parser: str) -> None:
+    """response_cookie_header_nullable_timestamp_err answers 500 on the host: the worker raised."""
+    with pytest.raises(ValueError, match="Can not parse value Dummy of expires in the cookie"):
+        _cookie("foo=bar; Domain=123; Expires=Dummy")
+    with pytest.raises(TypeError, match="Cannot parse value soon of 'cookie.maxAge' to float"):
+        _cookie("foo=bar; Max-Age=soon")
 
 
 @pytest.mark.parametrize("kind", ["timeout", "crash", "oom"])
@@ -216,6 +307,26 @@ def test_context_without_a_retry_policy() -> None:
     # the worker passes the host's RetryContext: (0, 0) when no retry policy drives the attempts
     assert (context.retry_context.retry_count, context.retry_context.max_retry_count) == (0, 0)
     assert context.trace_context.trace_parent.startswith("00-")
+
+
+def test_the_trace_context_has_the_workers_names_too() -> None:
+    """The worker's own return_context test function reads `Traceparent` and `Tracestate`."""
+    trace = azure.build_context(_plan(), Invocation("0123456789abcdef", 0.0)).trace_context
+    assert trace.Traceparent == trace.trace_parent and trace.Tracestate == trace.trace_state == ""
+    assert trace.Attributes == trace.attributes == {}
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", trace.Traceparent)
+    with pytest.raises(AttributeError):
+        trace.Traceparent = "other"  # type: ignore[misc]
+
+
+def test_a_callers_traceparent_is_continued_with_a_new_span() -> None:
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    request = HttpRequest("GET", "/api/x", headers=[("traceparent", caller), ("tracestate", "vendor=abc")])
+    trace = azure.build_context(_plan(), Invocation("0123456789abcdef", 0.0), request=request).trace_context
+    assert trace.Traceparent.startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-") and trace.Traceparent.endswith("-01")
+    assert trace.Traceparent != caller and trace.Tracestate == "vendor=abc"
+    bad = HttpRequest("GET", "/api/x", headers=[("traceparent", "00-" + "0" * 32 + "-00f067aa0ba902b7-01")])
+    assert "0" * 32 not in azure.build_context(_plan(), Invocation("x", 0.0), request=bad).trace_context.Traceparent
 
 
 def test_context_with_a_retry_policy_counts_retries() -> None:
@@ -461,3 +572,34 @@ def test_a_cloud_event_annotation_gets_the_cloudevents_schema(tmp_path: Path) ->
     adapter.bind(module)
     adapter.deliver(Delivery(EVENT, 1, "a"), Invocation("a", 0.0))
     assert module.GOT == [("CloudEvent", "evt-1", "/shop/orders", {"id": "o-1", "qty": 2})]
+
+
+@pytest.mark.azure
+@pytest.mark.parametrize("outputs", [[], [{"type": "http", "direction": "out", "name": "res"}]])
+def test_no_http_output_or_an_unset_one_answers_the_hosts_204(tmp_path: Path, outputs: list[dict[str, str]]) -> None:
+    """The worker sends no response; the host's answer is 204 No Content (Functions 2.x and later)."""
+    function_json = json.dumps({"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req"}, *outputs]})
+    params = "req, res" if outputs else "req"
+    module = load(tmp_path, "Fn/__init__.py", f'''
+        def main({params}):
+            pass
+        ''', {"Fn/function.json": function_json})
+    adapter = azure.Adapter(spec_for(tmp_path, handler="Fn/__init__.py:main", http=(HttpTrigger("/x"),)))
+    adapter.bind(module)
+    response = adapter.invoke_http(HttpRequest("GET", "/api/x"), Invocation("r", 0.0))
+    assert (response.status, response.body) == (204, b"")
+
+
+@pytest.mark.azure
+def test_a_function_json_with_trailing_commas_names_the_bindings(tmp_path: Path) -> None:
+    module = load(tmp_path, "Fn/__init__.py", '''
+        import azure.functions as func
+        def main(req, res: func.Out[func.HttpResponse]) -> None:
+            res.set(func.HttpResponse("set", status_code=202))
+        ''', {"Fn/function.json": '{"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req",},\n'
+                                  '  {"type": "http", "direction": "out", "name": "res",}, // named\n]}'})
+    adapter = azure.Adapter(spec_for(tmp_path, handler="Fn/__init__.py:main", http=(HttpTrigger("/x"),)))
+    adapter.bind(module)
+    assert adapter.plan is not None and adapter.plan.http_out == "res" and adapter.plan.name == "Fn"
+    response = adapter.invoke_http(HttpRequest("GET", "/api/x"), Invocation("r", 0.0))
+    assert (response.status, response.body) == (202, b"set")

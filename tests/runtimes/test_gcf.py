@@ -200,6 +200,58 @@ def test_status_of_reads_the_status_line() -> None:
     assert gcf.status_of("404 NOT FOUND") == 404
 
 
+# -- ASGI mode: the scope and the messages, as uvicorn ------------------------------------------------
+
+
+def test_asgi_scope_is_uvicorns_with_an_execution_id() -> None:
+    request = HttpRequest("POST", "/caf\u00e9/x", "a=1", [("host", "h:1"), ("X-Many", "1"), ("x-many", "2")], b"{}",
+                          source_ip="10.0.0.9")
+    scope = gcf.asgi_scope(request, "EXEC12345678")
+    assert (scope["type"], scope["method"], scope["path"], scope["query_string"]) == (
+        "http", "POST", "/caf\u00e9/x", b"a=1")
+    assert scope["raw_path"] == b"/caf%C3%A9/x"
+    assert scope["headers"] == [(b"host", b"h:1"), (b"x-many", b"1"), (b"x-many", b"2"),
+                                (b"function-execution-id", b"EXEC12345678")]
+    assert scope["client"] == ("10.0.0.9", 0) and scope["root_path"] == ""
+    mine = gcf.asgi_scope(HttpRequest("GET", "/", headers=[("function-execution-id", "mine")]), "generated")
+    assert mine["headers"] == [(b"function-execution-id", b"mine")]
+
+
+def _asgi(app: Callable[..., Any], request: HttpRequest) -> Any:
+    import asyncio
+
+    return asyncio.run(gcf.run_asgi(app, gcf.asgi_scope(request, "x"), request.body))
+
+
+def test_run_asgi_collects_the_response_and_drops_a_head_body() -> None:
+    received: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        received.append(await receive())
+        await send({"type": "http.response.start", "status": 201, "headers": [(b"X-Custom", b"1")]})
+        await send({"type": "http.response.body", "body": b"one,", "more_body": True})
+        await send({"type": "http.response.body", "body": b"two"})
+        received.append(await receive())
+
+    response = _asgi(app, HttpRequest("PUT", "/", body=b"in"))
+    assert (response.status, response.headers, response.body) == (201, [("x-custom", "1")], b"one,two")
+    assert received == [{"type": "http.request", "body": b"in", "more_body": False}, {"type": "http.disconnect"}]
+    assert _asgi(app, HttpRequest("HEAD", "/")).body == b""
+
+
+def test_run_asgi_answers_uvicorns_500_when_the_app_fails_before_answering() -> None:
+    async def raises(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("broken")
+
+    async def silent(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    for app in (raises, silent):
+        response = _asgi(app, HttpRequest("GET", "/"))
+        assert (response.status, response.body) == (500, b"Internal Server Error")
+        assert response.header("content-type") == "text/plain; charset=utf-8"
+
+
 # -- finding the function ---------------------------------------------------------------------------
 
 
@@ -226,15 +278,31 @@ def test_a_target_that_is_not_a_plain_function_is_refused() -> None:
 def test_the_decorator_registry_wins_when_the_user_imported_functions_framework(
         monkeypatch: pytest.MonkeyPatch) -> None:
     registry = types.ModuleType("functions_framework._function_registry")
-    registry.REGISTRY_MAP = {"on_event": "cloudevent", "typed_fn": "typed"}  # type: ignore[attr-defined]
+    registry.REGISTRY_MAP = {"on_event": "cloudevent", "typed_fn": "typed", "async_fn": "http",  # type: ignore
+                             "future_fn": "streaming"}
     registry.ASGI_FUNCTIONS = {"async_fn"}  # type: ignore[attr-defined]
+    registry.INPUT_TYPE_MAP = {"typed_fn": dict}  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "functions_framework._function_registry", registry)
     assert gcf.resolve_signature("on_event", "http") == "cloudevent"
     assert gcf.resolve_signature("plain", "event") == "event"
-    with pytest.raises(EntryPointError, match="typed"):
-        gcf.resolve_signature("typed_fn", "http")
-    with pytest.raises(EntryPointError, match="aio"):
-        gcf.resolve_signature("async_fn", "http")
+    assert gcf.resolve_signature("typed_fn", "http") == "typed"
+    assert gcf.input_type("typed_fn") is dict and gcf.input_type("plain") is None
+    assert gcf.resolve_signature("async_fn", "cloudevent") == "http"
+    with pytest.raises(EntryPointError, match="'streaming' signature"):
+        gcf.resolve_signature("future_fn", "http")
+
+
+def test_asgi_mode_is_for_aio_functions_and_function_use_asgi(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = types.ModuleType("functions_framework._function_registry")
+    registry.ASGI_FUNCTIONS = {"async_fn"}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "functions_framework._function_registry", registry)
+    assert gcf.uses_asgi("async_fn", {}) is True
+    assert gcf.uses_asgi("plain", {}) is False
+    for value in ("true", "1", "Yes", "on"):  # what click reads as true for `--asgi`'s variable
+        assert gcf.uses_asgi("plain", {"FUNCTION_USE_ASGI": value}) is True
+    assert gcf.uses_asgi("plain", {"FUNCTION_USE_ASGI": "false"}) is False
+    monkeypatch.delitem(sys.modules, "functions_framework._function_registry")
+    assert gcf.uses_asgi("async_fn", {}) is False
 
 
 def test_without_functions_framework_imported_the_manifest_decides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -267,12 +335,17 @@ def test_without_flask_the_adapter_names_the_package_and_extra(monkeypatch: pyte
 
 
 @pytest.fixture
-def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
     """load(source, target, **spec) -> (adapter, module), in the worker's order: Adapter, import, bind."""
+    import functions_framework
     from functions_framework import _function_registry
 
     monkeypatch.setattr(_function_registry, "REGISTRY_MAP", {})  # decorators in these tests stay here
+    monkeypatch.setattr(_function_registry, "ASGI_FUNCTIONS", set())
+    monkeypatch.setattr(_function_registry, "INPUT_TYPE_MAP", {})
+    monkeypatch.setattr(functions_framework, "errorhandler", functions_framework.errorhandler)
     monkeypatch.setenv("FUNCTION_SIGNATURE_TYPE", "unset")
+    monkeypatch.delenv("FUNCTION_USE_ASGI", raising=False)
     counter = iter(range(1000))
 
     def make(source: str, target: str, **kw: Any) -> tuple[gcf.Adapter, types.ModuleType]:
@@ -284,10 +357,15 @@ def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
+        made.append(adapter)
         adapter.bind(module)
         return adapter, module
 
-    return make
+    made: list[gcf.Adapter] = []
+    yield make
+    for adapter in made:  # ASGI mode runs on an event loop of the adapter's own (the worker's, in a worker)
+        if adapter.loop is not None:
+            adapter.loop.close()
 
 
 def get(path: str, query: str = "", headers: list[tuple[str, str]] | None = None, body: bytes = b"",
@@ -484,3 +562,154 @@ def test_bodies_and_forms_arrive_intact(load: Callable[..., Any]) -> None:
     form = adapter.invoke_http(get("/", headers=[("content-type", "application/x-www-form-urlencoded")],
                                    body=b"a=1&a=2&b=caf%C3%A9", method="POST"), INV)
     assert json.loads(form.body)["form"] == {"a": ["1", "2"], "b": ["caf\u00e9"]}
+
+
+@pytest.mark.gcf
+def test_errorhandler_registers_a_flask_error_handler(load: Callable[..., Any]) -> None:
+    adapter, _ = load("""
+        import functions_framework
+
+        @functions_framework.errorhandler(ZeroDivisionError)
+        def teapot(error):
+            return f"teapot: {error}", 418
+
+        def handler(request):
+            return str(1 / int(request.args["d"]))
+    """, "handler")
+    handled = adapter.invoke_http(get("/", "d=0"), INV)
+    assert (handled.status, handled.body) == (418, b"teapot: division by zero")
+    assert adapter.invoke_http(get("/", "d=2"), INV).body == b"0.5"
+    with pytest.raises(ValueError):  # an exception no handler takes is still the function's crash
+        adapter.invoke_http(get("/", "d=x"), INV)
+
+
+TYPED_SOURCE = """
+    import functions_framework
+
+    class Point:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        @classmethod
+        def from_dict(cls, obj):
+            return cls(int(obj["x"]), int(obj["y"]))
+
+        def to_dict(self):
+            return {"x": self.x, "y": self.y}
+
+    @functions_framework.typed(Point)
+    def handler(point):
+        if point.x < 0:
+            raise ValueError("negative x")
+        return Point(point.y, point.x)
+
+    @functions_framework.typed
+    def annotated(point: Point):
+        return {"sum": point.x + point.y}
+
+    @functions_framework.typed(Point)
+    def opaque(point):
+        return object.__new__(type("Opaque", (), {}))
+"""
+
+
+@pytest.mark.gcf
+def test_a_typed_function_gets_its_input_class_and_answers_its_to_dict(load: Callable[..., Any]) -> None:
+    adapter, _ = load(TYPED_SOURCE, "handler")
+    assert adapter.signature == "typed"
+    swapped = adapter.invoke_http(get("/any/path", body=b'{"x": 1, "y": 2}', method="POST",
+                                      headers=[("content-type", "application/json")]), INV)
+    assert (swapped.status, json.loads(swapped.body)) == (200, {"x": 2, "y": 1})
+    assert adapter.invoke_http(get("/"), INV).status == 405  # POST only, as functions-framework routes it
+    with pytest.raises(ValueError, match="negative x") as failed:  # the user's error, for the console
+        adapter.invoke_http(get("/", body=b'{"x": -1, "y": 2}', method="POST",
+                                headers=[("content-type", "application/json")]), INV)
+    crash = adapter.error_response(failed.value, INV)
+    assert crash.status == 500 and crash.header("x-google-status") == "crash"
+
+
+@pytest.mark.gcf
+@pytest.mark.parametrize(("target", "error"), [("annotated", None), ("opaque", AttributeError)])
+def test_typed_results_builtins_as_they_are_and_to_dict_required(load: Callable[..., Any], target: str,
+                                                                 error: type[Exception] | None) -> None:
+    adapter, _ = load(TYPED_SOURCE, target)
+    request = get("/", body=b'{"x": 1, "y": 2}', method="POST", headers=[("content-type", "application/json")])
+    if error is None:
+        assert json.loads(adapter.invoke_http(request, INV).body) == {"sum": 3}
+    else:
+        with pytest.raises(error, match="to_dict"):
+            adapter.invoke_http(request, INV)
+
+
+@pytest.mark.gcf
+def test_typed_without_an_input_type_is_refused_at_load(load: Callable[..., Any]) -> None:
+    with pytest.raises(EntryPointError, match="'typed' signature but no input type"):
+        load("def handler(x):\n    return x\n", "handler", options={"signature": "typed"})
+
+
+AIO_SOURCE = """
+    import functions_framework.aio
+    from starlette.responses import PlainTextResponse
+
+    got = []
+
+    @functions_framework.aio.http
+    async def handler(request):
+        if request.url.path == "/boom":
+            raise LookupError("aio boom")
+        body = await request.body()
+        return {"class": type(request).__name__, "body": body.decode(), "path": request.url.path,
+                "execution_id": request.headers["function-execution-id"]}
+
+    @functions_framework.aio.http
+    def sync_handler(request):
+        return PlainTextResponse("sync", status_code=201)
+
+    @functions_framework.aio.cloud_event
+    async def on_event(cloud_event):
+        got.append((cloud_event["id"], cloud_event.data))
+"""
+
+
+@pytest.mark.gcf
+def test_an_aio_http_function_gets_a_starlette_request(load: Callable[..., Any]) -> None:
+    adapter, _ = load(AIO_SOURCE, "handler")
+    response = adapter.invoke_http(get("/a/b", body=b"in", method="PATCH"), INV)
+    assert response.status == 200 and response.header("content-type") == "application/json"
+    assert json.loads(response.body) == {"class": "Request", "body": "in", "path": "/a/b",
+                                         "execution_id": gcf.execution_id("req-1")}
+    assert adapter.invoke_http(get("/favicon.ico"), INV).status == 404
+    with pytest.raises(LookupError, match="aio boom") as failed:
+        adapter.invoke_http(get("/boom"), INV)
+    crash = adapter.error_response(failed.value, INV)
+    assert (crash.status, crash.body, crash.header("x-google-status")) == (500, b"Internal Server Error", "crash")
+
+
+@pytest.mark.gcf
+def test_a_sync_aio_function_runs_off_the_loop_and_may_return_a_response(load: Callable[..., Any]) -> None:
+    adapter, _ = load(AIO_SOURCE, "sync_handler")
+    response = adapter.invoke_http(get("/"), INV)
+    assert (response.status, response.body) == (201, b"sync")
+
+
+@pytest.mark.gcf
+def test_an_aio_cloud_event_function_is_delivered_to(load: Callable[..., Any]) -> None:
+    adapter, module = load(AIO_SOURCE, "on_event", events=("order.*",))
+    adapter.deliver(Delivery(EVENT), INV)
+    assert module.got == [("ev-1", {"order": 7})]
+    refused = adapter.invoke_http(get("/", body=b"{}", method="POST", headers=[("content-type", "application/json")]),
+                                  INV)
+    assert refused.status == 400 and b"Got CloudEvent exception" in refused.body
+
+
+@pytest.mark.gcf
+@pytest.mark.parametrize(("signature", "message"), [
+    ("event", "ASGI server does not support legacy background events"),
+    ("typed", "ASGI server does not support typed events"),
+])
+def test_asgi_mode_refuses_what_functions_framework_refuses(load: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+                                                            signature: str, message: str) -> None:
+    monkeypatch.setenv("FUNCTION_USE_ASGI", "true")
+    source = TYPED_SOURCE if signature == "typed" else "def handler(data, context):\n    pass\n"
+    with pytest.raises(EntryPointError, match=message):
+        load(source, "handler", options={"signature": signature})

@@ -12,11 +12,13 @@ import os
 import sys
 import threading
 import types
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import faasemu
 from faasemu.runtimes import openfaas as of
 from faasemu.runtimes.base import ASYNC_HTTP_TYPE, Delivery, DeliveryFailed, EntryPointError, HttpRequest, Invocation
 from faasemu.spec import FunctionSpec, HttpTrigger
@@ -235,6 +237,17 @@ def test_methods_outside_the_template_answer_405_and_options_and_head_are_automa
     assert head.status == 200 and head.body == b"" and calls == ["HEAD"]
 
 
+def test_head_answers_the_content_length_of_the_get_body() -> None:
+    """werkzeug sets Content-Length from the body the view returned; waitress then drops the body only."""
+    adapter = adapter_for(lambda event, context: {"body": {"size": "large"}})
+    get = adapter.invoke_http(request(method="GET"), inv())
+    head = adapter.invoke_http(request(method="HEAD"), inv())
+    assert (head.status, head.body, head.header("content-type")) == (200, b"", "application/json")
+    assert head.header("content-length") == str(len(get.body)) == "17"
+    flask = adapter_for(lambda body: "café", "python3-flask").invoke_http(request(method="HEAD"), inv())
+    assert flask.header("content-length") == "5" and flask.body == b""
+
+
 def test_bind_names_the_missing_handle() -> None:
     adapter = of.Adapter(make_spec())
     with pytest.raises(EntryPointError, match="no function 'handle'.*Found: helper"):
@@ -283,7 +296,11 @@ def test_classic_python3_errors_and_exits() -> None:
             adapter.invoke_http(request(body=body), inv())
         response = adapter.error_response(caught.value, inv())
         assert response.status == 500 and response.body.decode().startswith(first)
-    assert response.body.decode().endswith("ValueError: bad input\n") and "faasemu" not in response.body.decode()
+    # The watchdog's traceback shows the user's frames only: none from faasemu's own package folder. (Not
+    # the word "faasemu": a checkout made by `git clone` is a folder named faasemu, and this file is in it.)
+    assert response.body.decode().endswith("ValueError: bad input\n")
+    assert f'File "{os.path.dirname(faasemu.__file__)}{os.sep}' not in response.body.decode()
+    assert __file__ in response.body.decode()  # the user's frame (this test's handler) is there
     assert adapter_for(handle, "python3").invoke_http(request(method="HEAD"), inv()).status == 405
 
 
@@ -313,8 +330,21 @@ def test_an_event_is_a_post_of_its_data_with_call_id_and_topic() -> None:
     adapter.deliver(Delivery(event, 2, "a1b2"), inv("a1b2"))
     method, path, body, headers = seen[0]
     assert (method, path, body) == ("POST", "/", b'{"id":7}')
-    assert headers["X-Call-Id"] == "evt-1" and headers["X-Topic"] == "order.created"
-    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Topic"] == "order.created" and headers["Content-Type"] == "application/json"
+    assert headers["X-Call-Id"] == of.connector_call_id("a1b2")
+
+
+def test_a_connectors_call_gets_a_new_call_id_per_attempt_derived_from_the_attempt_id() -> None:
+    """The gateway assigns a connector's every call a new UUID: a handler deduplicating on X-Call-Id
+    sees a redelivered message as new there, and so it does here (reproducibly)."""
+    seen: list[str] = []
+    adapter = adapter_for(lambda event, context: seen.append(event.headers["X-Call-Id"]))
+    event = {"specversion": "1.0", "id": "evt-1", "source": "shop", "type": "order.created", "data": {"id": 7}}
+    for attempt, attempt_id in ((1, "aaaa"), (2, "bbbb"), (1, "aaaa")):
+        adapter.deliver(Delivery(event, attempt, attempt_id), inv(attempt_id))
+    first, second, again = seen
+    assert first != second and first == again and "evt-1" not in seen
+    assert str(uuid.UUID(first)) == first and uuid.UUID(first).version == 4
 
 
 @pytest.mark.parametrize(("status", "retryable"), [(500, True), (429, True), (400, False), (503, False)])

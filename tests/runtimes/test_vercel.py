@@ -92,8 +92,19 @@ def test_the_default_route_is_the_file_path(handler: str, route: str) -> None:
     assert vercel.default_route(handler) == route
 
 
+@pytest.mark.parametrize("handler, routes", [
+    ("api/python.py", ("/api/python", "/api/python.py")),
+    ("api/index.py", ("/api", "/api/index", "/api/index.py")),
+    ("./api/v1/items.py:app", ("/api/v1/items", "/api/v1/items.py")),
+    ("api/users/[id].py", ("/api/users/{id}",)),
+])
+def test_a_file_is_served_at_its_clean_route_and_at_its_own_path(handler: str, routes: tuple[str, ...]) -> None:
+    """Vercel answers `/api/python.py` as well as `/api/python` (its own fixtures' probes request the first)."""
+    assert vercel.file_routes(handler) == routes
+
+
 def test_declared_routes_override_the_file_route() -> None:
-    assert vercel.http_routes(make_spec()) == (HttpTrigger("/api/users"),)
+    assert vercel.http_routes(make_spec()) == (HttpTrigger("/api/users"), HttpTrigger("/api/users.py"))
     declared = (HttpTrigger("/users", ("GET",)),)
     assert vercel.http_routes(make_spec(http=declared)) == declared
 
