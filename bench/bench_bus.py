@@ -41,7 +41,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from faasemu.eventlog import SCHEMA as EVENTLOG_SCHEMA
+from faasemu.delivery.eventlog import SCHEMA as EVENTLOG_SCHEMA
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_up import faasemu_command, free_port, median, proc_stat  # noqa: E402  (shared helpers)

@@ -1,3 +1,3 @@
-from faasemu.cli import main
+from faasemu.cli.main import main
 
 main()

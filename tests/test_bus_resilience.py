@@ -19,13 +19,13 @@ from typing import Any
 import httpx
 from conftest import write_project
 
-from faasemu.bus import Bus
-from faasemu.chaos import ShuffleBuffer
-from faasemu.console import Console
-from faasemu.eventlog import EventLog
-from faasemu.manifest import load_manifest
-from faasemu.supervisor import Supervisor
-from faasemu.up import project_env
+from faasemu.delivery.bus import Bus
+from faasemu.chaos.model import ShuffleBuffer
+from faasemu.project.console import Console
+from faasemu.delivery.eventlog import EventLog
+from faasemu.project.manifest import load_manifest
+from faasemu.server.supervisor import Supervisor
+from faasemu.server.up import project_env
 
 RECORDER = '''\
 def record(event, context):

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from faasemu.chaos import (
+from faasemu.chaos.model import (
     CAMPAIGN_DEFAULTS,
     ChaosOptions,
     DeliveryRef,
@@ -32,7 +32,7 @@ from faasemu.chaos import (
     select,
     swap,
 )
-from faasemu.spec import FunctionSpec
+from faasemu.project.spec import FunctionSpec
 
 
 def refs(n: int, functions: tuple[str, ...] = ("f",)) -> list[DeliveryRef]:

@@ -1,4 +1,4 @@
-"""What a handler's environment holds (faasemu/environment.py): not the shell, but the platform's
+"""What a handler's environment holds (faasemu/project/environment.py): not the shell, but the platform's
 variables, `.env`, the manifest's `env` with `${VAR}` references, and FAASEMU_*."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import httpx
 import pytest
 from conftest import Server, write_project
 
-from faasemu.environment import handler_base_env, interpolate, parse_env_file
-from faasemu.errors import ManifestError
-from faasemu.manifest import parse_manifest
+from faasemu.project.environment import handler_base_env, interpolate, parse_env_file
+from faasemu.project.errors import ManifestError
+from faasemu.project.manifest import parse_manifest
 
 SECRET = "leaky-7f3a"
 

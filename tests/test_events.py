@@ -11,8 +11,8 @@ import httpx
 import pytest
 from conftest import write_project
 
-from faasemu.errors import InputFileError
-from faasemu.events import (
+from faasemu.project.errors import InputFileError
+from faasemu.events.cloudevents import (
     BATCH,
     STRUCTURED,
     EventError,
@@ -27,7 +27,7 @@ from faasemu.events import (
     to_binary,
     to_structured,
 )
-from faasemu.spec import FunctionSpec
+from faasemu.project.spec import FunctionSpec
 
 
 def counter_ids() -> Callable[[], str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from faasemu.routing import MethodNotAllowed, Router
+from faasemu.server.router import MethodNotAllowed, Router
 from faasemu.runtimes.base import HttpResponse
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 APP = FunctionSpec(name="app", handler="function_app.py:app", runtime="azure")
 HOME = HttpResponse(200, [("Content-Type", "text/html")], b"home")

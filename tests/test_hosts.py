@@ -1,4 +1,4 @@
-"""DNS rebinding and cross-site requests: which requests a real `faasemu up` answers (faasemu/hosts.py)."""
+"""DNS rebinding and cross-site requests: which requests a real `faasemu up` answers (faasemu/project/hosts.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import Server, run_cli, write_project
 
-from faasemu.hosts import HostGuard
+from faasemu.project.hosts import HostGuard
 
 HANDLERS = '''\
 import json

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from faasemu.errors import ManifestError
-from faasemu.manifest import load_manifest, parse_duration, parse_manifest
+from faasemu.project.errors import ManifestError
+from faasemu.project.manifest import load_manifest, parse_duration, parse_manifest
 from faasemu.runtimes import RUNTIMES
-from faasemu.spec import HttpTrigger, Manifest, StateSpec
+from faasemu.project.spec import HttpTrigger, Manifest, StateSpec
 
 ORDERS = """\
 import os

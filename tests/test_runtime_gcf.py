@@ -28,7 +28,7 @@ import httpx
 import pytest
 from conftest import Server, free_port, run_cli, write_project
 
-from faasemu import events
+from faasemu.events import cloudevents as events
 
 HANDLERS = '''\
 """Written for Cloud Run functions; nothing here knows about faasemu."""

@@ -24,7 +24,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from faasemu.runtimes.base import Delivery, EntryPointError, HttpRequest, HttpResponse, Invocation
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 Clock = Callable[[], float]
 JSON_HEADERS = [("content-type", "application/json")]

@@ -24,10 +24,10 @@ from datetime import datetime, timedelta, timezone
 from types import ModuleType
 from typing import Any
 
-from faasemu.events import data_bytes
+from faasemu.events.cloudevents import data_bytes
 from faasemu.runtimes.base import (Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation,
                                    MissingSDK)
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 # What a campaign's spare workers import ahead of time (SPEC §6 lets them hold the SDKs).
 PRELOAD = ("azure.functions",)

@@ -38,7 +38,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from faasemu import events
+from faasemu.events import cloudevents as events
 from faasemu.runtimes.base import (
     Delivery,
     DeliveryFailed,
@@ -48,7 +48,7 @@ from faasemu.runtimes.base import (
     Invocation,
     MissingSDK,
 )
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 # What a campaign's spare workers import ahead of time (SPEC §6 lets them hold the SDKs).
 PRELOAD = ("flask", "werkzeug", "cloudevents.http", "functions_framework")

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from faasemu import events
+from faasemu.events import cloudevents as events
 from faasemu.runtimes.base import (
     Delivery,
     DeliveryFailed,
@@ -32,7 +32,7 @@ from faasemu.runtimes.base import (
     Invocation,
     MissingSDK,
 )
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 # What a campaign's spare workers import ahead of time (SPEC §6 lets them hold the SDKs).
 PRELOAD = ("cloudevents", "func_python.http", "func_python.cloudevent")

@@ -32,9 +32,9 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from faasemu.events import data_bytes
+from faasemu.events.cloudevents import data_bytes
 from faasemu.runtimes.base import Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 HTML = "text/html; charset=UTF-8"
 METHODS = ("DELETE", "GET", "PATCH", "POST")  # @app.route('/<:re:.*>', method=[...]); HEAD is served as GET

@@ -23,11 +23,11 @@ from collections.abc import Callable
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from faasemu import events
+from faasemu.events import cloudevents as events
 from faasemu.runtimes.aws_lambda import LambdaContext
 from faasemu.runtimes.base import (ASYNC_HTTP_TYPE, Delivery, DeliveryFailed, EntryPointError, HttpRequest,
                                    HttpResponse, Invocation, request_of)
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 Clock = Callable[[], float]
 PREFIX = "/.netlify/functions"

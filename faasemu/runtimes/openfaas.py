@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-from faasemu.events import data_bytes
+from faasemu.events.cloudevents import data_bytes
 from faasemu.runtimes.base import (
     ASYNC_HTTP_TYPE,
     Delivery,
@@ -39,7 +39,7 @@ from faasemu.runtimes.base import (
     Invocation,
     request_of,
 )
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 DEFAULT_TEMPLATE = "python3-http"
 HTML = "text/html; charset=utf-8"

@@ -12,11 +12,11 @@ import hashlib
 from types import ModuleType
 from typing import Any
 
-from faasemu.spec import FunctionSpec
+from faasemu.project.spec import FunctionSpec
 
 
 def attempt_value(seed: int, function: str, event_id: str, attempt: int) -> str:
-    """sha256 of (seed, function, event id, attempt), 16 hex digits: the same as `faasemu.bus.attempt_id`."""
+    """sha256 of (seed, function, event id, attempt), 16 hex digits: the same as `faasemu.delivery.bus.attempt_id`."""
     return hashlib.sha256(f"{seed}\0{function}\0{event_id}\0{attempt}".encode()).hexdigest()[:16]
 
 

@@ -22,9 +22,9 @@ import urllib.parse
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from faasemu import events
+from faasemu.events import cloudevents as events
 from faasemu.runtimes.base import Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 REGION = "dev1"  # the region `vercel dev` reports in x-vercel-id
 ENTRY_NAMES = ("app", "application")

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faasemu.chaos import ChaosOptions, DeliveryRef, Duplicate, LostAck, Step, duplicate_at_end, generate, select
-from faasemu.spec import Manifest
+from faasemu.chaos.model import ChaosOptions, DeliveryRef, Duplicate, LostAck, Step, duplicate_at_end, generate, select
+from faasemu.project.spec import Manifest
 from faasemu.verify import probes
 from faasemu.verify.classify import Violation, attribute, best_per_kind, classify
 from faasemu.verify.compare import Comparator, nondeterministic_columns, unstable_parts

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from faasemu.chaos import DeliveryRef, Duplicate, Fail, LostAck, Move, Perturbation, Step
+from faasemu.chaos.model import DeliveryRef, Duplicate, Fail, LostAck, Move, Perturbation, Step
 from faasemu.verify.model import Candidate
 from faasemu.verify.shrink import Check, memo_of, schedule_of, shrink
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from faasemu.chaos import Perturbation
+from faasemu.chaos.model import Perturbation
 
 Row = tuple[Any, ...]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from faasemu.chaos import (
+from faasemu.chaos.model import (
     DeliveryRef,
     Move,
     Perturbation,

@@ -20,15 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faasemu.chaos import DeliveryRef, Step, apply
-from faasemu.effects import EffectLog, LocalEffectServer
-from faasemu.events import IngressError, parse_ingress
-from faasemu.private import private_folder
+from faasemu.chaos.model import DeliveryRef, Step, apply
+from faasemu.delivery.effects import EffectLog, LocalEffectServer
+from faasemu.events.cloudevents import IngressError, parse_ingress
+from faasemu.project.private import private_folder
 from faasemu.runtimes import load_adapter
-from faasemu.spec import FunctionSpec, Manifest
-from faasemu.state import folder as dir_state
-from faasemu.state import hooks as hook_state
-from faasemu.state import sqlite as sqlite_state
+from faasemu.project.spec import FunctionSpec, Manifest
+from faasemu.verify.stores import folder as dir_state
+from faasemu.verify.stores import hooks as hook_state
+from faasemu.verify.stores import sqlite as sqlite_state
 from faasemu.verify.model import Candidate, EmittedEffect, Effects, RunResult, SinkEffect, Snapshot
 from faasemu.workers.pool import Watchdog
 from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
-from faasemu.chaos import DeliveryRef, Perturbation, Step, apply
+from faasemu.chaos.model import DeliveryRef, Perturbation, Step, apply
 from faasemu.verify.model import Candidate
 
 Check = Callable[[Sequence[Candidate]], list[bool]]

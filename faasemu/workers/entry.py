@@ -6,7 +6,7 @@ It imports only the standard library (a bare interpreter starts in ~20 ms; the s
 stack would add 0.3 s to every cold start and reload). User code is imported only after the
 `load` message has set the function's environment, so a pre-started worker holds no user module.
 
-Messages (see `faasemu/wire.py` for framing):
+Messages (see `faasemu/workers/wire.py` for framing):
   in:  preload {runtimes} (optional, before load)  out: preloaded
   in:  load {function, root, env, timeout} out: ready {ms, modules} | load_error {error}
                                            (an import still running after `timeout` s: InitTimeout)
@@ -32,11 +32,11 @@ import time
 import traceback
 from typing import Any
 
-from faasemu import wire
+from faasemu.workers import wire
 from faasemu.runtimes import load_adapter
 from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation, new_request_id
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.spec import FunctionSpec
+from faasemu.project.spec import FunctionSpec
 from faasemu.workers import importer
 
 

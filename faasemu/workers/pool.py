@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from faasemu.runtimes import load_adapter
-from faasemu.spec import FunctionSpec
+from faasemu.project.spec import FunctionSpec
 from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
 
 OutcomeKind = Literal["ok", "error", "timeout", "crash", "oom", "unavailable"]

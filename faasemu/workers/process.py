@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from faasemu import wire
-from faasemu.environment import handler_base_env
+from faasemu.workers import wire
+from faasemu.project.environment import handler_base_env
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 LOAD_GRACE = 1.0  # past a load's deadline, how long the worker has to report where it was stuck
@@ -125,7 +125,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 pass_fds=(child.fileno(),),
                 cwd=root,
-                # never the whole shell (faasemu/environment.py); `load` adds the function's own
+                # never the whole shell (faasemu/project/environment.py); `load` adds the function's own
                 env=env if env is not None else handler_base_env(os.environ),
                 start_new_session=True,  # a Ctrl+C in the terminal is the supervisor's to handle
             )

@@ -18,7 +18,7 @@ import pytest
 
 from faasemu.runtimes import aws_lambda as aws
 from faasemu.runtimes.base import FAILURE_KINDS, Delivery, EntryPointError, HttpRequest, Invocation
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

@@ -18,7 +18,7 @@ import pytest
 
 from faasemu.runtimes import azure
 from faasemu.runtimes.base import Delivery, EntryPointError, HttpRequest, Invocation, MissingSDK
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 
 def spec_for(tmp_path: Path, *, http: tuple[HttpTrigger, ...] = (), events: tuple[str, ...] = (),

@@ -27,7 +27,7 @@ from faasemu.runtimes.base import (
     Invocation,
     MissingSDK,
 )
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 INV = Invocation("req-1", 0.0)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from faasemu import events
+from faasemu.events import cloudevents as events
 from faasemu.runtimes import knative
 from faasemu.runtimes.base import (
     Delivery,
@@ -29,7 +29,7 @@ from faasemu.runtimes.base import (
     Invocation,
     MissingSDK,
 )
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 INV = Invocation("req-1", 0.0)
 EVENT = {"specversion": "1.0", "id": "e-1", "source": "shop", "type": "order.placed", "subject": "o/1",

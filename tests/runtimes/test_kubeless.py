@@ -13,7 +13,7 @@ import pytest
 
 from faasemu.runtimes import kubeless as kl
 from faasemu.runtimes.base import Delivery, DeliveryFailed, EntryPointError, HttpRequest, Invocation
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 NOW = 1_700_000_000.0
 PAGE_408 = (

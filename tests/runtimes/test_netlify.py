@@ -12,7 +12,7 @@ import pytest
 from faasemu.runtimes import netlify
 from faasemu.runtimes.base import (ASYNC_HTTP_TYPE, FAILURE_KINDS, Delivery, DeliveryFailed, EntryPointError,
                                    HttpRequest, Invocation)
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 NOW = 1_700_000_000.0
 

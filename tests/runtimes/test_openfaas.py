@@ -21,7 +21,7 @@ import pytest
 import faasemu
 from faasemu.runtimes import openfaas as of
 from faasemu.runtimes.base import ASYNC_HTTP_TYPE, Delivery, DeliveryFailed, EntryPointError, HttpRequest, Invocation
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 NOW = 1_700_000_000.0
 FLASK_500 = (b"<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>\n"

@@ -11,7 +11,7 @@ import pytest
 
 from faasemu.runtimes import vercel
 from faasemu.runtimes.base import FAILURE_KINDS, Delivery, DeliveryFailed, EntryPointError, HttpRequest, Invocation
-from faasemu.spec import FunctionSpec, HttpTrigger
+from faasemu.project.spec import FunctionSpec, HttpTrigger
 
 
 def make_spec(handler: str = "api/users.py", http: tuple[HttpTrigger, ...] = ()) -> FunctionSpec:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from faasemu.chaos import DeliveryRef, Duplicate, Fail, LostAck, Move, Perturbation, Step, swap
+from faasemu.chaos.model import DeliveryRef, Duplicate, Fail, LostAck, Move, Perturbation, Step, swap
 from faasemu.verify.classify import (
     Classified,
     Kind,

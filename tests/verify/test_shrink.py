@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from faasemu.chaos import CAMPAIGN_DEFAULTS, DeliveryRef, Duplicate, Fail, LostAck, Move, Step, generate, reverse
+from faasemu.chaos.model import CAMPAIGN_DEFAULTS, DeliveryRef, Duplicate, Fail, LostAck, Move, Step, generate, reverse
 from faasemu.verify.model import Candidate
 from faasemu.verify.shrink import Memo, ddmin, is_trivial, schedule_of, shrink
 

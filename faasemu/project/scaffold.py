@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 
-from faasemu.errors import UsageError
+from faasemu.project.errors import UsageError
 
 MANIFEST = """\
 # faasemu manifest (the faasemu README lists every key)

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from faasemu.errors import CorruptDatabase
-from faasemu.private import is_project_folder, private_file, private_folder, tighten
+from faasemu.project.errors import CorruptDatabase
+from faasemu.project.private import is_project_folder, private_file, private_folder, tighten
 
 DeliveryStatus = Literal["pending", "done", "dead"]
 

@@ -13,8 +13,8 @@ import subprocess
 import sys
 from typing import Any
 
-from faasemu.environment import handler_base_env
-from faasemu.errors import FaasemuError
+from faasemu.project.environment import handler_base_env
+from faasemu.project.errors import FaasemuError
 from faasemu.verify.model import Snapshot, Table
 
 _CALL = """

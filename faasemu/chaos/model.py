@@ -25,8 +25,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, Union
 
-from faasemu.events import subscribers
-from faasemu.spec import FunctionSpec
+from faasemu.events.cloudevents import subscribers
+from faasemu.project.spec import FunctionSpec
 
 Inject = Literal["fail", "lost-ack"]
 Shuffle = Union[int, Literal["all"]]

@@ -10,9 +10,9 @@ import os
 import sqlite3
 import tempfile
 
-from faasemu.errors import CorruptDatabase, ManifestError
-from faasemu.private import is_project_folder, private_folder
-from faasemu.spec import Manifest
+from faasemu.project.errors import CorruptDatabase, ManifestError
+from faasemu.project.private import is_project_folder, private_folder
+from faasemu.project.spec import Manifest
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 

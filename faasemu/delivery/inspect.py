@@ -10,11 +10,11 @@ import urllib.request
 
 from rich.table import Table
 
-from faasemu.console import plain, rich_console
-from faasemu.errors import UsageError
-from faasemu.eventlog import EventLog
-from faasemu.manifest import load_manifest
-from faasemu.up import running_server_url
+from faasemu.project.console import plain, rich_console
+from faasemu.project.errors import UsageError
+from faasemu.delivery.eventlog import EventLog
+from faasemu.project.manifest import load_manifest
+from faasemu.server.up import running_server_url
 
 
 def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: int, as_json: bool) -> None:
@@ -38,7 +38,7 @@ def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: in
     finally:
         log.close()
     if as_json:
-        from faasemu.gateway import events_json
+        from faasemu.server.gateway import events_json
 
         print(json.dumps(events_json(found), indent=2))
         return
@@ -71,7 +71,7 @@ def _wake(base_url: str) -> bool:
     base_url = base_url.replace("//0.0.0.0:", "//127.0.0.1:")
     try:
         request = urllib.request.Request(f"{base_url}/_faasemu/bus/wake", data=b"{}", method="POST",
-                                         headers={"content-type": "application/json"})  # faasemu/hosts.py
+                                         headers={"content-type": "application/json"})  # faasemu/project/hosts.py
         with urllib.request.urlopen(request, timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from faasemu.errors import InputFileError
-from faasemu.events import subscribers
+from faasemu.project.errors import InputFileError
+from faasemu.events.cloudevents import subscribers
 from faasemu.runtimes import load_adapter
-from faasemu.spec import FunctionSpec
+from faasemu.project.spec import FunctionSpec
 
 
 def refusal(event: dict[str, Any], functions: Sequence[FunctionSpec], target: str | None = None) -> str | None:

@@ -12,7 +12,7 @@ import os
 import shutil
 import sqlite3
 
-from faasemu.errors import ManifestError
+from faasemu.project.errors import ManifestError
 from faasemu.verify.model import Snapshot, Table
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from faasemu.chaos import CAMPAIGN_DEFAULTS, ChaosOptions, Duplicate, Fail, LostAck, Move, Perturbation
+from faasemu.chaos.model import CAMPAIGN_DEFAULTS, ChaosOptions, Duplicate, Fail, LostAck, Move, Perturbation
 from faasemu.verify.campaign import CampaignResult, FunctionVerdict, steps_json
 from faasemu.verify.classify import Violation
 from faasemu.verify.compare import format_diff

@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from faasemu.chaos import LiveChaos
-from faasemu.eventlog import DeliveryRow, EventLog
-from faasemu.events import data_bytes, subscribers
+from faasemu.chaos.model import LiveChaos
+from faasemu.delivery.eventlog import DeliveryRow, EventLog
+from faasemu.events.cloudevents import data_bytes, subscribers
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.supervisor import Supervisor
+from faasemu.server.supervisor import Supervisor
 from faasemu.workers.pool import Outcome
 
 SHUFFLE_HOLD = 1.0  # live --shuffle holds deliveries at most this long (SPEC §4)

@@ -20,11 +20,11 @@ from typing import NoReturn
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from faasemu.environment import EnvFileProblem, ReferenceProblem, interpolate, parse_env_file
-from faasemu.errors import ManifestError
-from faasemu.hosts import entry_problem
+from faasemu.project.environment import EnvFileProblem, ReferenceProblem, interpolate, parse_env_file
+from faasemu.project.errors import ManifestError
+from faasemu.project.hosts import entry_problem
 from faasemu.runtimes import DEFAULT_RUNTIME, RUNTIMES, available_runtimes
-from faasemu.spec import FunctionSpec, HttpTrigger, Manifest, StateSpec
+from faasemu.project.spec import FunctionSpec, HttpTrigger, Manifest, StateSpec
 
 TOP_KEYS = ("name", "host", "port", "allow_hosts", "env_file", "env", "state", "functions")
 FUNCTION_KEYS = ("handler", "runtime", "http", "events", "timeout", "memory", "concurrency", "retries", "env")

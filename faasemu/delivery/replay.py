@@ -28,18 +28,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from faasemu.admission import check_events_file
-from faasemu.bus import attempt_id, backoff
-from faasemu.chaos import ChaosOptions, DeliveryRef, Step, apply, canonical, describe, new_seed, perturb
-from faasemu.effects import LocalEffectServer
-from faasemu.console import plain, rich_console
-from faasemu.errors import FaasemuError, UsageError
-from faasemu.events import read_events_file, to_structured
-from faasemu.manifest import load_manifest
+from faasemu.delivery.admission import check_events_file
+from faasemu.delivery.bus import attempt_id, backoff
+from faasemu.chaos.model import ChaosOptions, DeliveryRef, Step, apply, canonical, describe, new_seed, perturb
+from faasemu.delivery.effects import LocalEffectServer
+from faasemu.project.console import plain, rich_console
+from faasemu.project.errors import FaasemuError, UsageError
+from faasemu.events.cloudevents import read_events_file, to_structured
+from faasemu.project.manifest import load_manifest
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.spec import Manifest
-from faasemu.state import ensure_project_state
+from faasemu.project.spec import Manifest
+from faasemu.project.state import ensure_project_state
 from faasemu.workers.pool import FunctionPool, Watchdog
 
 

@@ -28,7 +28,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from faasemu.errors import FaasemuError
+        from faasemu.project.errors import FaasemuError
 
         try:
             return command(*args, **kwargs)
@@ -70,8 +70,8 @@ def chaos_options(defaults: tuple[float, str, float, float]) -> Callable[[Callab
 
 
 def build_chaos(duplicates: float, shuffle: str, lost_ack: float, fail: float) -> Any:
-    from faasemu.chaos import ChaosOptions, parse_shuffle
-    from faasemu.errors import UsageError
+    from faasemu.chaos.model import ChaosOptions, parse_shuffle
+    from faasemu.project.errors import UsageError
 
     try:
         return ChaosOptions(duplicates, parse_shuffle(str(shuffle)), lost_ack, fail)
@@ -102,9 +102,9 @@ def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str
        log_format: str, quiet: bool, duplicates: float, shuffle: str, lost_ack: float, fail: float, seed: int | None,
        retry_delay: float) -> None:
     """Serve every function: HTTP routes, the event bus, hot reload, optional live chaos."""
-    from faasemu.errors import UsageError
-    from faasemu.hosts import entry_problem
-    from faasemu.up import UpOptions, run_up
+    from faasemu.project.errors import UsageError
+    from faasemu.project.hosts import entry_problem
+    from faasemu.server.up import UpOptions, run_up
 
     for entry in allow_hosts:
         if problem := entry_problem(entry):
@@ -124,7 +124,7 @@ def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str
 def replay(events_file: str, manifest: str, target: str | None, duplicates: float, shuffle: str, lost_ack: float,
            fail: float, seed: int | None, retry_delay: float) -> None:
     """Deliver a file of events to the subscribed functions, optionally perturbed."""
-    from faasemu.replay import ReplayOptions, run_replay
+    from faasemu.delivery.replay import ReplayOptions, run_replay
 
     chaos = build_chaos(duplicates, shuffle, lost_ack, fail)
     raise SystemExit(run_replay(ReplayOptions(manifest, events_file, target, chaos, seed, retry_delay)))
@@ -145,7 +145,7 @@ def chaos(events_file: str | None, manifest: str, runs: int, only: tuple[str, ..
           junit_path: str | None, replay_cex: str | None, duplicates: float, shuffle: str, lost_ack: float,
           fail: float, seed: int | None) -> None:
     """Find the handlers that are not idempotent or not order-tolerant (exit 1), with minimal counterexamples."""
-    from faasemu.chaos_command import ChaosCommandOptions, run_chaos
+    from faasemu.verify.command import ChaosCommandOptions, run_chaos
 
     options = ChaosCommandOptions(manifest, events_file, runs, only, json_path, junit_path, replay_cex,
                                   build_chaos(duplicates, shuffle, lost_ack, fail), seed)
@@ -161,7 +161,7 @@ def chaos(events_file: str | None, manifest: str, runs: int, only: tuple[str, ..
 @reports_errors
 def events(manifest: str, dead: bool, redrive: str | None, limit: int, as_json: bool) -> None:
     """List recent events and their deliveries, dead letters; redrive them."""
-    from faasemu.events_command import run_events
+    from faasemu.delivery.inspect import run_events
 
     run_events(manifest, dead=dead, redrive=redrive, limit=limit, as_json=as_json)
 
@@ -176,7 +176,7 @@ def events(manifest: str, dead: bool, redrive: str | None, limit: int, as_json: 
 def invoke(function: str, manifest: str, data: str | None, event_type: str | None,
            http: tuple[str, str] | None) -> None:
     """Invoke one function once, without a server, and print its result."""
-    from faasemu.invoke import InvokeOptions, run_invoke
+    from faasemu.server.invoke import InvokeOptions, run_invoke
 
     raise SystemExit(run_invoke(InvokeOptions(manifest, function, data, event_type, http)))
 
@@ -186,7 +186,7 @@ def invoke(function: str, manifest: str, data: str | None, event_type: str | Non
 @reports_errors
 def init(directory: str) -> None:
     """Scaffold a manifest, a sample handler and an events file in DIRECTORY."""
-    from faasemu.scaffold import run_init
+    from faasemu.project.scaffold import run_init
 
     run_init(directory)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from faasemu.errors import InputFileError
-from faasemu.spec import FunctionSpec
+from faasemu.project.errors import InputFileError
+from faasemu.project.spec import FunctionSpec
 
 SPECVERSION = "1.0"
 # The versions accepted: 0.3 events still come from older producers (Knative sources, the CloudEvents

@@ -17,16 +17,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from faasemu.console import Console
-from faasemu.effects import LocalEffectServer
-from faasemu.errors import InputFileError, UsageError
-from faasemu.manifest import load_manifest
-from faasemu.routing import MethodNotAllowed, Router
+from faasemu.project.console import Console
+from faasemu.delivery.effects import LocalEffectServer
+from faasemu.project.errors import InputFileError, UsageError
+from faasemu.project.manifest import load_manifest
+from faasemu.server.router import MethodNotAllowed, Router
 from faasemu.runtimes import load_adapter
 from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.spec import FunctionSpec, Manifest
-from faasemu.state import ensure_project_state
+from faasemu.project.spec import FunctionSpec, Manifest
+from faasemu.project.state import ensure_project_state
 from faasemu.workers.pool import FunctionPool, Watchdog, Outcome
 
 RAW_EVENT_RUNTIMES = ("aws-lambda", "netlify")  # `--data` alone is the raw event, as `sam local invoke -e`

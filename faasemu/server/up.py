@@ -10,12 +10,12 @@ import socket
 from dataclasses import dataclass
 
 from faasemu import __version__
-from faasemu.chaos import ChaosOptions, LiveChaos, new_seed
-from faasemu.console import Console, LogFormat, relative
-from faasemu.errors import FaasemuError, UsageError
-from faasemu.manifest import load_manifest
-from faasemu.spec import Manifest
-from faasemu.state import ensure_project_state
+from faasemu.chaos.model import ChaosOptions, LiveChaos, new_seed
+from faasemu.project.console import Console, LogFormat, relative
+from faasemu.project.errors import FaasemuError, UsageError
+from faasemu.project.manifest import load_manifest
+from faasemu.project.spec import Manifest
+from faasemu.project.state import ensure_project_state
 
 try:
     import fcntl
@@ -35,7 +35,7 @@ class UpOptions:
     chaos: ChaosOptions = ChaosOptions()
     seed: int | None = None
     retry_delay: float = 0.5
-    allow_hosts: tuple[str, ...] = ()  # --allow-host, added to the manifest's allow_hosts (faasemu/hosts.py)
+    allow_hosts: tuple[str, ...] = ()  # --allow-host, added to the manifest's allow_hosts (faasemu/project/hosts.py)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -174,7 +174,7 @@ class ProjectLock:
 
 def write_server_marker(manifest: Manifest, base_url: str) -> str:
     """`.faasemu/up.json`: where this `up` listens, so `faasemu events --redrive` can wake it."""
-    from faasemu.private import write_private_text
+    from faasemu.project.private import write_private_text
 
     path = server_marker_path(manifest)
     write_private_text(path, json.dumps({"url": base_url, "pid": os.getpid()}))  # .faasemu/ is 0600 throughout
@@ -233,10 +233,10 @@ def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock) -> None:
     base_url = local_url(host, sock.getsockname()[1])
     lock.write(base_url)
     console = Console(options.log_format, options.quiet)
-    from faasemu.bus import Bus
-    from faasemu.eventlog import EventLog
-    from faasemu.gateway import Gateway
-    from faasemu.supervisor import Supervisor
+    from faasemu.delivery.bus import Bus
+    from faasemu.delivery.eventlog import EventLog
+    from faasemu.server.gateway import Gateway
+    from faasemu.server.supervisor import Supervisor
 
     env = project_env(manifest, base_url)
     supervisor = Supervisor(manifest, console, env, warm=options.warm)
@@ -245,7 +245,7 @@ def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock) -> None:
     log_path = events_db_path(manifest)
     bus = Bus(EventLog(log_path), supervisor, seed=seed, chaos=chaos, retry_delay=options.retry_delay)
     supervisor.on_functions_changed.append(bus.sync_functions)
-    from faasemu.hosts import HostGuard
+    from faasemu.project.hosts import HostGuard
 
     gateway = Gateway(supervisor, bus, HostGuard(host, (*manifest.allow_hosts, *options.allow_hosts)))
     state = relative(env["FAASEMU_STATE"], manifest.root)
@@ -302,7 +302,7 @@ async def serve(gateway, supervisor, sock: socket.socket, manifest: Manifest, op
 
 
 async def watch(supervisor, manifest: Manifest, given_path: str, stop: asyncio.Event) -> None:
-    from faasemu.watch import source_changes
+    from faasemu.server.watch import source_changes
 
     manifest_path = os.path.realpath(manifest.path)
     async for paths in source_changes(manifest.root, manifest.path, stop):

@@ -11,11 +11,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from faasemu.console import Console, relative
-from faasemu.errors import FaasemuError
-from faasemu.routing import Router
+from faasemu.project.console import Console, relative
+from faasemu.project.errors import FaasemuError
+from faasemu.server.router import Router
 from faasemu.runtimes.base import HttpRequest, HttpResponse, new_request_id
-from faasemu.spec import FunctionSpec, Manifest
+from faasemu.project.spec import FunctionSpec, Manifest
 from faasemu.workers.pool import FunctionPool, Watchdog, Outcome
 
 

@@ -26,10 +26,10 @@ from starlette.routing import Route
 
 from faasemu.runtimes import aws_lambda
 from faasemu.runtimes.base import Invocation, new_request_id
-from faasemu.spec import FunctionSpec
+from faasemu.project.spec import FunctionSpec
 
 if TYPE_CHECKING:
-    from faasemu.gateway import Gateway
+    from faasemu.server.gateway import Gateway
 
 # Every API version that appears in the paths of Lambda's operations (botocore's lambda model).
 API_VERSIONS = ("2014-11-13", "2015-03-31", "2016-08-19", "2017-03-31", "2017-10-31", "2018-10-31", "2019-09-25",

@@ -21,15 +21,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from faasemu.admission import check_events_file
-from faasemu.chaos import CAMPAIGN_DEFAULTS, ChaosOptions, DeliveryRef, canonical, new_seed
-from faasemu.console import rich_console
-from faasemu.errors import InputFileError, UsageError
-from faasemu.eventlog import EventLog
-from faasemu.events import read_events_file
-from faasemu.manifest import load_manifest
-from faasemu.private import private_folder, tighten
-from faasemu.spec import Manifest
+from faasemu.delivery.admission import check_events_file
+from faasemu.chaos.model import CAMPAIGN_DEFAULTS, ChaosOptions, DeliveryRef, canonical, new_seed
+from faasemu.project.console import rich_console
+from faasemu.project.errors import InputFileError, UsageError
+from faasemu.delivery.eventlog import EventLog
+from faasemu.events.cloudevents import read_events_file
+from faasemu.project.manifest import load_manifest
+from faasemu.project.private import private_folder, tighten
+from faasemu.project.spec import Manifest
 from faasemu.verify.campaign import Campaign, steps_json
 from faasemu.verify.compare import Comparator, format_diff, nondeterministic_columns
 from faasemu.verify.model import Candidate
@@ -129,7 +129,7 @@ def run_chaos(options: ChaosCommandOptions) -> int:
         finally:
             campaign.runner.discard()  # lanes on /dev/shm are removed even after Ctrl+C
     elapsed = time.perf_counter() - started
-    from faasemu.report import print_report, report_json, write_counterexamples, write_json, write_junit
+    from faasemu.verify.report import print_report, report_json, write_counterexamples, write_json, write_junit
 
     invocation = {"events_file": options.events_file, "manifest": options.manifest, "options": options.chaos,
                   "root": manifest.root}
@@ -216,7 +216,7 @@ def _reaches_nothing(events: list[dict[str, Any]], manifest: Manifest) -> str:
 
 def replay_counterexample(path: str, manifest_path: str) -> int:
     """Re-run exactly the schedule a counterexample file holds, against its baseline."""
-    from faasemu.report import perturbation_from_json
+    from faasemu.verify.report import perturbation_from_json
 
     try:
         with open(path, encoding="utf-8") as file:

@@ -19,16 +19,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from faasemu import __version__
-from faasemu.admission import refusal
-from faasemu.bus import Bus, ingress_answer
-from faasemu.effects import EffectLog
-from faasemu.events import IngressError, parse_ingress
-from faasemu.hosts import HostGuard
-from faasemu.lambda_api import PREFIXES as LAMBDA_API_PREFIXES
-from faasemu.lambda_api import LambdaApi
-from faasemu.routing import MethodNotAllowed
+from faasemu.delivery.admission import refusal
+from faasemu.delivery.bus import Bus, ingress_answer
+from faasemu.delivery.effects import EffectLog
+from faasemu.events.cloudevents import IngressError, parse_ingress
+from faasemu.project.hosts import HostGuard
+from faasemu.server.lambda_api import PREFIXES as LAMBDA_API_PREFIXES
+from faasemu.server.lambda_api import LambdaApi
+from faasemu.server.router import MethodNotAllowed
 from faasemu.runtimes.base import ASYNC_HTTP_TYPE, HttpRequest, HttpResponse
-from faasemu.supervisor import Supervisor
+from faasemu.server.supervisor import Supervisor
 
 MAX_BODY = 6 * 1024 * 1024  # the Lambda payload limit; SPEC §4
 ADMIN_PREFIXES = ("/_faasemu/", *LAMBDA_API_PREFIXES)
@@ -91,7 +91,7 @@ class Gateway:
             Route("/_faasemu/bus/wake", self.wake, methods=["POST"]),
             Route("/_faasemu/sink", self.list_sink, methods=["GET"]),
             Route("/_faasemu/sink/{name:path}", self.sink, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-            *LambdaApi(self).routes(),  # faasemu/lambda_api.py: Invoke, ListFunctions, GetFunction ...
+            *LambdaApi(self).routes(),  # faasemu/server/lambda_api.py: Invoke, ListFunctions, GetFunction ...
         ]
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
