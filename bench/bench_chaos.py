@@ -90,7 +90,7 @@ class Context:
 def deliveries_of(project: str, manifest: str, events_path: str) -> list[tuple[str, dict[str, Any]]]:
     """(function name, Lambda event) in canonical order, the events built as the worker builds them."""
     from faasemu.chaos.model import canonical
-    from faasemu.events.cloudevents import read_events_file
+    from faasemu.events.files import read_events_file
     from faasemu.project.manifest import load_manifest
     from faasemu.runtimes.aws_lambda import build_event
     from faasemu.runtimes.base import Delivery
@@ -153,7 +153,7 @@ def phase_floor(project: str, events_path: str, repeats: int) -> dict[str, Any]:
 
 def phase_engine(project: str, events_path: str, rounds: int, traced: bool) -> dict[str, Any]:
     from faasemu.chaos.model import canonical
-    from faasemu.events.cloudevents import read_events_file
+    from faasemu.events.files import read_events_file
     from faasemu.project.manifest import load_manifest
     from faasemu.verify.model import Candidate
     from faasemu.verify.runner import Runner

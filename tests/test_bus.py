@@ -428,7 +428,7 @@ def test_the_answer_lists_an_events_functions_in_manifest_order(bus: Server) -> 
     event_id = uid("ordered")
     response = post(bus, {"type": "order.created", "id": event_id, "data": {"order": event_id}})
     assert response.status_code == 202, response.text
-    # canonical order (SPEC §3): for one event, the manifest's order of functions
+    # canonical order (docs/delivery.md#words): for one event, the manifest's order of functions
     assert response.json()["deliveries"][event_id] == ["watch-orders", "sqs-orders", "sns-orders", "raw-orders"]
 
 

@@ -3,13 +3,13 @@
 Every scenario folder is a project as a user writes it (`faasemu.yaml`, plain Lambda handlers using
 only the standard library, `schema.sql`, `events.jsonl`). It is copied into a temporary folder
 (campaigns write `.faasemu/`) and checked with `faasemu chaos events.jsonl --seed S --runs 20`; the
-tests assert on the JSON report (SPEC §6), the JUnit file, the console and the counterexample
-files. Campaigns are cached per (scenario, seed, options, copy) so tests share one run.
+tests assert on the JSON report (docs/verification.md#reports), the JUnit file, the console and the
+counterexample files. Campaigns are cached per (scenario, seed, options, copy) so tests share one run.
 
     counter      credit on every delivery                 not idempotent (accounts[id=alice].balance [20, 40])
     dedup        credit once per event id                 idempotent and order-tolerant under 3 seeds
     lww          last delivery wins / highest version     not order-tolerant / passes
-    cart         add and remove in two functions          an order violation, attributed (SPEC §6 Attribution)
+    cart         add and remove in two functions          order violation, attributed (docs/verification.md#attribution)
     email        email on every delivery / once per user  not idempotent (sink email [N, N+1]) / passes
     nondet       uuid4 + time.time() beside keyed data    passes, those columns nondeterministic /
                  a new row with a random id per delivery  not idempotent (the extra row is caught)
@@ -210,7 +210,7 @@ def test_replay_cex_fails_while_the_bug_is_there_and_passes_once_fixed(campaign,
 def test_dedup_counter_passes_under_several_seeds(campaign, seed: int) -> None:
     c = campaign("dedup", seed)
     assert c.proc.returncode == 0, c.out
-    # Line 5 repeats line 1's id and source: the same event again, one more delivery (SPEC §3).
+    # Line 5 repeats line 1's id and source: the same event again, one more delivery (docs/delivery.md#attempt-numbers).
     assert (c.report["seed"], c.report["events"], c.report["deliveries"]) == (seed, 5, 5)
     credit = c.fn("credit")
     assert (credit["idempotent"], credit["order_tolerant"], credit["violations"]) == (True, True, []), c.out
@@ -304,7 +304,8 @@ def test_only_reports_only_that_function_with_the_full_campaigns_verdicts(campai
 
 
 def test_only_gives_the_full_campaigns_counterexamples(campaign) -> None:
-    """SPEC §6: `--only FN` ... "so its verdicts and counterexamples are those of the full campaign".
+    """docs/verification.md#the-campaign: `--only FN` ... "so its verdicts and counterexamples are those of
+the full campaign".
 
     The `Reproduce:` line of the full report is exactly this `--only` command, so what it prints must be
     the counterexample the full report showed (schedule with its tags, diff).

@@ -1,7 +1,8 @@
 """Nothing accepted is lost: `kill -9` of `faasemu up` and every worker mid-delivery, then `up` again.
 
-SPEC §4: an event answered 202 is durably stored, and every delivery not acknowledged when faasemu
-died is delivered by the next `up`. The handler records each event id it receives into SQLite.
+docs/delivery.md#admission-and-durability-up: an event answered 202 is durably stored, and every
+delivery not acknowledged when faasemu died is delivered by the next `up`. The handler records each
+event id it receives into SQLite.
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ functions:
 
 def test_a_delivery_in_flight_when_killed_is_redelivered_as_a_new_attempt(tmp_path: Path) -> None:
     """SQS counts every receive: the redelivery after a crash has ApproximateReceiveCount 2 and a new
-    receiptHandle (RUNTIMES.md: per-attempt values are new for every redelivery), the same messageId."""
+    receiptHandle (docs/delivery.md#ids: per-attempt values are new for every redelivery), the same messageId."""
     manifest = write_project(tmp_path, {
         "faasemu.yaml": SQS_MANIFEST, "consumer.py": SQS_HANDLER,
         "schema.sql": "CREATE TABLE received (message_id TEXT, receive_count TEXT, receipt TEXT, request_id TEXT);\n",

@@ -263,3 +263,58 @@ def test_env_files_read_as_python_dotenv_reads_them(text: str) -> None:
     dotenv = pytest.importorskip("dotenv")  # uvicorn[standard] installs it; faasemu does not depend on it
     theirs = {k: v for k, v in dotenv.dotenv_values(stream=io.StringIO(text)).items() if v is not None}
     assert parse_env_file(text, {}) == theirs
+
+
+# --- the layering every command shares: platform, then the manifest's env, then FAASEMU_* ------------
+
+def test_handler_environment_layers_platform_then_manifest_then_faasemu() -> None:
+    from faasemu.project.environment import handler_environment
+
+    platform = {"AWS_REGION": "us-east-1", "TZ": ":UTC", "FAASEMU_STATE": "platform"}
+    manifest = {"AWS_REGION": "eu-west-1", "API_KEY": "k", "FAASEMU_STATE": "manifest"}
+    ours = {"FAASEMU_STATE": "/p/.faasemu/state.db", "FAASEMU_SINK_URL": "s", "FAASEMU_EVENTS_URL": "e"}
+    assert handler_environment(platform, manifest, ours) == {
+        "AWS_REGION": "eu-west-1", "TZ": ":UTC", "API_KEY": "k",  # the manifest overrides the platform
+        "FAASEMU_STATE": "/p/.faasemu/state.db", "FAASEMU_SINK_URL": "s", "FAASEMU_EVENTS_URL": "e",  # ours win
+    }
+    assert platform["AWS_REGION"] == "us-east-1"  # the inputs are left as they were
+
+
+def test_faasemu_env_names_state_sink_and_events_below_one_effect_server() -> None:
+    from faasemu.project.environment import effect_urls, faasemu_env
+
+    assert effect_urls("http://127.0.0.1:8080/_faasemu") == ("http://127.0.0.1:8080/_faasemu/sink",
+                                                             "http://127.0.0.1:8080/_faasemu/events")
+    assert faasemu_env("/s", *effect_urls("http://h/lane0")) == {
+        "FAASEMU_STATE": "/s", "FAASEMU_SINK_URL": "http://h/lane0/sink", "FAASEMU_EVENTS_URL": "http://h/lane0/events",
+    }
+
+
+def test_up_gives_handlers_its_own_sink_and_ingress(tmp_path: Path) -> None:
+    from faasemu.project.paths import ProjectPaths
+    from faasemu.server.up import project_env
+
+    manifest = parse(FUNCTIONS, tmp_path)
+    assert project_env(manifest, "http://127.0.0.1:8080") == {
+        "FAASEMU_STATE": ProjectPaths(str(tmp_path)).state_db,
+        "FAASEMU_SINK_URL": "http://127.0.0.1:8080/_faasemu/sink",
+        "FAASEMU_EVENTS_URL": "http://127.0.0.1:8080/_faasemu/events",
+    }
+
+
+def test_a_pool_loads_its_workers_with_the_shared_layering(tmp_path: Path) -> None:
+    from faasemu.workers.pool import FunctionPool, Watchdog
+
+    text = FUNCTIONS + "    env:\n      AWS_REGION: eu-central-1\n      FAASEMU_SINK_URL: mine\n      X: y\n"
+    spec = parse(text, tmp_path).functions[0]
+
+    class Quiet:
+        def worker_output(self, function: str, line: str) -> None: ...
+        def load_failed(self, function: str, error: object) -> None: ...
+        def load_recovered(self, function: str, ms: float) -> None: ...
+
+    ours = {"FAASEMU_STATE": "/s", "FAASEMU_SINK_URL": "sink", "FAASEMU_EVENTS_URL": "events"}
+    env = FunctionPool(spec, str(tmp_path), ours, Quiet(), Watchdog()).environment()
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "f"  # the platform's
+    assert env["AWS_REGION"] == "eu-central-1" and env["X"] == "y"  # the manifest's, over the platform's
+    assert {k: env[k] for k in ours} == ours  # faasemu's, over the manifest's

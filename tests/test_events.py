@@ -11,22 +11,11 @@ import httpx
 import pytest
 from conftest import write_project
 
+from faasemu.events.files import file_time, read_events_file
+from faasemu.events.ingress import BATCH, STRUCTURED, IngressError, parse_ingress
+from faasemu.events.model import EventError, data_bytes, normalize, to_binary, to_structured
+from faasemu.events.subscriptions import matches, subscribers
 from faasemu.project.errors import InputFileError
-from faasemu.events.cloudevents import (
-    BATCH,
-    STRUCTURED,
-    EventError,
-    IngressError,
-    data_bytes,
-    file_time,
-    matches,
-    normalize,
-    parse_ingress,
-    read_events_file,
-    subscribers,
-    to_binary,
-    to_structured,
-)
 from faasemu.project.spec import FunctionSpec
 
 

@@ -271,7 +271,7 @@ def test_stopping_the_server_ends_its_workers(tmp_path: Path, run_server) -> Non
     assert "Traceback" not in output
     for pid in pids:
         assert process_gone(pid), f"worker {pid} outlived faasemu up"
-    # SPEC §1: exit 1 means "violations found"; a server stopped as documented ends normally
+    # docs/verification.md#reports: exit 1 means "violations found"; a server stopped as documented ends normally
     # (0, or 130 as a shell reports an interrupted command), without an error message.
     assert code in (0, 130), f"exit code {code} after Ctrl+C:\n{output}"
     assert "Aborted!" not in output

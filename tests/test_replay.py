@@ -1,5 +1,5 @@
 """`faasemu replay EVENTS.jsonl` as a user runs it: the table and summary, exit codes, the defaults of
-SPEC §3, seeded chaos that reproduces, effects listed but not delivered, and `--target URL`.
+docs/delivery.md#events-files, seeded chaos that reproduces, effects listed but not delivered, and `--target URL`.
 Handlers record (function, event id, attempt) into $FAASEMU_STATE, in the order they ran.
 """
 
@@ -154,7 +154,7 @@ def test_replay_never_resets_the_state_file(tmp_path: Path) -> None:
     project(tmp_path, ORDERS)
     assert run_cli("replay", "events.jsonl", cwd=tmp_path).returncode == 0
     assert run_cli("replay", "events.jsonl", cwd=tmp_path).returncode == 0
-    assert len(calls(tmp_path)) == 10  # SPEC §2: `replay` never resets $FAASEMU_STATE
+    assert len(calls(tmp_path)) == 10  # docs/architecture.md#the-projects-folder: `replay` never resets $FAASEMU_STATE
 
 
 def test_default_ids_times_and_source_follow_the_file(tmp_path: Path) -> None:

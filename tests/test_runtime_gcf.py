@@ -28,7 +28,8 @@ import httpx
 import pytest
 from conftest import Server, free_port, run_cli, write_project
 
-from faasemu.events import cloudevents as events
+from faasemu.events import model as events
+from faasemu.events.ingress import STRUCTURED
 
 HANDLERS = '''\
 """Written for Cloud Run functions; nothing here knows about faasemu."""
@@ -404,7 +405,7 @@ def test_a_cloudevent_function_answers_405_to_get_and_ok_to_a_structured_post(bo
         refused = httpx.get(url)
         assert refused.status_code == 405
         assert refused.headers["allow"] == "POST"
-        taken = httpx.post(url, content=json.dumps(event), headers={"content-type": events.STRUCTURED})
+        taken = httpx.post(url, content=json.dumps(event), headers={"content-type": STRUCTURED})
         assert (taken.status_code, taken.text) == (200, "OK")
 
 
@@ -438,7 +439,7 @@ def post_binary(url: str, event: dict[str, Any]) -> httpx.Response:
 
 def ingest(server: Server, event: dict[str, Any]) -> None:
     answer = httpx.post(server.url + "/_faasemu/events", content=json.dumps(event),
-                        headers={"content-type": events.STRUCTURED})
+                        headers={"content-type": STRUCTURED})
     assert answer.status_code == 202, answer.text
 
 

@@ -349,8 +349,8 @@ def test_same_answers_as_func_python(tmp_path: Path, run_server: Any) -> None:
             our_reply = wait_for(lambda mode=mode: [r for r in calls(our_state, "sink", "reply")
                                                     if r["attributes"]["id"] == f"reply-evt-{mode}"])
             expected = dict(real_reply.get_attributes(), time=real_reply.get_time().isoformat())
-            # The one difference: every event on faasemu's bus has a datacontenttype (SPEC 3's
-            # default for JSON data); a broker forwards a reply without one as it is.
+            # The one difference: every event on faasemu's bus has a datacontenttype (the
+            # default for JSON data, docs/architecture.md#an-event); a broker forwards a reply without one as it is.
             expected.setdefault("datacontenttype", "application/json")
             assert our_reply == [{"attributes": expected, "data": real_reply.get_data()}]
         assert not calls(our_state, "sink", "reply")[2:]  # `raw` replied with nothing

@@ -273,3 +273,27 @@ def test_chaos_passes_a_deduplicating_webhook_and_fails_a_naive_one(tmp_path: Pa
     result = run_cli("chaos", "events.jsonl", "--runs", "10", "--seed", "1", "--json", "r.json", cwd=tmp_path)
     assert result.returncode == exit_code, result.stdout + result.stderr
     assert json.loads((tmp_path / "r.json").read_text())["functions"]["signups"]["idempotent"] is dedup
+
+
+def test_invoke_data_alone_names_the_runtime_and_what_to_use_instead(tmp_path: Path) -> None:
+    """Netlify has no raw invocation: `invoke --data` alone used to end in an AttributeError."""
+    write_project(tmp_path, {
+        "faasemu.yaml": """\
+            functions:
+              hello:
+                handler: app.py:handler
+                runtime: netlify
+            """,
+        "app.py": """\
+            def handler(event, context):
+                return {"statusCode": 200, "body": "hi"}
+            """,
+    })
+    result = run_cli("invoke", "hello", "--data", "{}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "AttributeError" not in result.stderr
+    assert "runtime netlify" in result.stderr and "no raw invocation" in result.stderr
+    assert "--event TYPE" in result.stderr and "--http METHOD PATH" in result.stderr
+    http = run_cli("invoke", "hello", "--http", "GET", "/.netlify/functions/hello", cwd=tmp_path)
+    assert http.returncode == 0, http.stderr
+    assert http.stdout.strip() == "hi"

@@ -1,4 +1,5 @@
-"""PURE: seeded chaos schedules (SPEC §6), shared by `replay`, live chaos in `up` and the campaign.
+"""PURE: seeded chaos schedules (docs/verification.md#chaos-model), shared by `replay` and the campaign (`live.py`
+draws the same chaos for `up`, one delivery at a time).
 
 A perturbed schedule is the canonical baseline plus an explicit list of perturbations, and
 `apply` turns the two into steps deterministically. Shrinking can then drop single deliveries
@@ -18,21 +19,18 @@ gives b1, b1 (duplicate), a0 (moved), c2 (fail), c2 (redelivery).
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar, Union
+from typing import Any, Literal
 
-from faasemu.events.cloudevents import subscribers
+from faasemu.events.subscriptions import subscribers
 from faasemu.project.spec import FunctionSpec
 
 Inject = Literal["fail", "lost-ack"]
-Shuffle = Union[int, Literal["all"]]
+Shuffle = int | Literal["all"]
 SCALE = 1000  # shuffle delays are drawn in thousandths of a position: readable, exact to compare
-LIVE_ALL_WINDOW = 1000  # `up --shuffle all`: a stream has no end, so "any order" is this many pending
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +99,8 @@ class DeliveryRef:
 
 
 def canonical(events: Sequence[Mapping[str, Any]], functions: Sequence[FunctionSpec]) -> list[DeliveryRef]:
-    """The baseline: events in order, and for one event its subscribers in manifest order (§3)."""
+    """The baseline: events in order, and for one event its subscribers in manifest order
+    (docs/verification.md#chaos-model)."""
     refs: list[DeliveryRef] = []
     for event_index, event in enumerate(events):
         for name in subscribers(event["type"], functions):
@@ -141,7 +140,7 @@ class LostAck:
     redeliver_at: float | None = None
 
 
-Perturbation = Union[Move, Duplicate, Fail, LostAck]
+Perturbation = Move | Duplicate | Fail | LostAck
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,19 +151,6 @@ class Step:
     copy: int = 0
     inject: Inject | None = None
     tags: tuple[str, ...] = ()
-
-
-def attempt_numbers(steps: Sequence[Step]) -> list[int]:
-    """The attempt a runner reports to the handler for each step: 1 + the earlier steps of the same delivery.
-
-    Every step either ran or failed, so each counts; a redelivery after an injected failure is attempt 2.
-    """
-    seen: Counter[int] = Counter()
-    attempts = []
-    for step in steps:
-        seen[step.ref.index] += 1
-        attempts.append(seen[step.ref.index])
-    return attempts
 
 
 def describe(step: Step) -> str:
@@ -296,97 +282,3 @@ def duplicate_at_end(indices: Iterable[int], n_deliveries: int) -> list[Perturba
 def reverse(n_deliveries: int) -> list[Perturbation]:
     return [Move(index, float(n_deliveries - 1 - index)) for index in range(n_deliveries)
             if n_deliveries - 1 - index != index]
-
-
-def swap(i: int, j: int) -> list[Perturbation]:
-    return [Move(i, float(j)), Move(j, float(i))]
-
-
-def late_copy_only(perturbations: Sequence[Perturbation], duplicate: Duplicate) -> list[Perturbation]:
-    """Drop a duplicate's original and keep the copy where it was: a reordering without duplicates.
-
-    The classification of §6 needs this: a violation with a late copy is `order` if it remains.
-    """
-    own_move = next((p for p in perturbations if isinstance(p, Move) and p.ref_index == duplicate.ref_index), None)
-    key = own_move.to if own_move else float(duplicate.ref_index)
-    if duplicate.at is not None:
-        key = max(key, float(duplicate.at))
-    rest = [p for p in perturbations if p != duplicate and p != own_move]
-    return rest + [Move(duplicate.ref_index, key)]
-
-
-# --- live chaos for `up`: deliveries arrive one at a time ----------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LiveDecision:
-    duplicate: bool = False
-    inject: Inject | None = None
-
-
-class LiveChaos:
-    """Decisions for `up --duplicates/--fail/--lost-ack/--shuffle --seed S`.
-
-    Each decision draws from a generator seeded by (seed, event id, function), not from one
-    shared stream: deliveries arrive in whatever order HTTP clients and workers produce, and a
-    keyed draw makes the same events get the same chaos under the same seed anyway. Call
-    `decide` once per delivery, not for its retries or injected redeliveries (never failed again).
-    """
-
-    def __init__(self, options: ChaosOptions, seed: int) -> None:
-        self.options = options
-        self.seed = seed
-
-    def decide(self, event_id: str, function: str) -> LiveDecision:
-        rng = random.Random(f"{self.seed}/{event_id}/{function}")
-        inject: Inject | None = None
-        if rng.random() < self.options.fail:
-            inject = "fail"
-        elif rng.random() < self.options.lost_ack:
-            inject = "lost-ack"
-        return LiveDecision(duplicate=rng.random() < self.options.duplicates, inject=inject)
-
-    @property
-    def window(self) -> int:
-        shuffle = self.options.shuffle
-        return LIVE_ALL_WINDOW if shuffle == "all" else shuffle
-
-    def shuffle_buffer(self) -> ShuffleBuffer[Any]:
-        return ShuffleBuffer(self.window, random.Random(f"{self.seed}/shuffle"))
-
-
-class ShuffleBuffer(Generic[T]):
-    """Holds at most `window` pending items and releases them in a seeded order.
-
-    The same delay model as `generate`: item number s gets key s + a uniform [0, W+1) delay and
-    is released once no later item can sort before it, so no item is overtaken by more than W
-    later ones and at most W stay pending. Time is the caller's: `up` flushes when the oldest
-    pending item has waited one second (SPEC §4), keeping this class pure.
-    """
-
-    def __init__(self, window: int, rng: random.Random) -> None:
-        if window < 0:
-            raise ValueError(f"window must be 0 or more, got {window}")
-        self.window = window
-        self._rng = rng
-        self._pending: list[tuple[int, int, T]] = []  # (key in 1/SCALE positions, arrival number, item)
-        self._pushed = 0
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    def push(self, item: T) -> list[T]:
-        """Add an item; returns the items released now, in order (possibly none, possibly this one)."""
-        seq = self._pushed
-        self._pushed += 1
-        heapq.heappush(self._pending, (seq * SCALE + self._rng.randrange((self.window + 1) * SCALE), seq, item))
-        released = []
-        while self._pending and self._pending[0][0] < (seq + 1) * SCALE:
-            released.append(heapq.heappop(self._pending)[2])
-        return released
-
-    def flush(self) -> list[T]:
-        """Release everything pending, in its seeded order."""
-        released = [entry[2] for entry in sorted(self._pending)]
-        self._pending.clear()
-        return released

@@ -14,6 +14,7 @@ import click
 from faasemu import __version__
 
 MANIFEST_HELP = "The manifest to use."
+LOG_FORMATS = ("text", "json")  # project/console.py's LogFormat; kept here so `--help` imports no rich
 
 
 def manifest_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,9 +34,12 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except FaasemuError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code
-            raise error from None
+            code = exc.exit_code
+
+            class Failed(click.ClickException):
+                exit_code = code  # a ClassVar in click: set per class, not on the instance
+
+            raise Failed(str(exc)) from None
 
     return wrapper
 
@@ -47,7 +51,7 @@ def main() -> None:
 
 
 def chaos_options(defaults: tuple[float, str, float, float]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The chaos model's flags (SPEC §6), with each command's defaults."""
+    """The chaos model's flags (docs/verification.md#chaos-model), with each command's defaults."""
     duplicates, shuffle, lost_ack, fail = defaults
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,7 +96,7 @@ RETRY_DELAY = click.option("--retry-delay", type=click.FloatRange(0, 60), defaul
                    "all: any). localhost, *.localhost, IP addresses and the bound address are always answered.")
 @click.option("--warm", is_flag=True, help="Start every function's workers now instead of on first use.")
 @click.option("--no-reload", is_flag=True, help="Do not watch the project for changes.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
               help="Per-invocation lines as text or as JSON objects.")
 @click.option("--quiet", is_flag=True, help="No per-invocation lines.")
 @chaos_options((0.0, "0", 0.0, 0.0))
@@ -102,6 +106,7 @@ def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str
        log_format: str, quiet: bool, duplicates: float, shuffle: str, lost_ack: float, fail: float, seed: int | None,
        retry_delay: float) -> None:
     """Serve every function: HTTP routes, the event bus, hot reload, optional live chaos."""
+    from faasemu.project.console import parse_log_format
     from faasemu.project.errors import UsageError
     from faasemu.project.hosts import entry_problem
     from faasemu.server.up import UpOptions, run_up
@@ -110,7 +115,7 @@ def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str
         if problem := entry_problem(entry):
             raise UsageError(f"--allow-host: {problem}")
     chaos = build_chaos(duplicates, shuffle, lost_ack, fail)
-    run_up(UpOptions(manifest, host, port, warm, not no_reload, log_format, quiet,  # type: ignore[arg-type]
+    run_up(UpOptions(manifest, host, port, warm, not no_reload, parse_log_format(log_format), quiet,
                      chaos, seed, retry_delay, allow_hosts=allow_hosts))
 
 
@@ -136,7 +141,8 @@ def replay(events_file: str, manifest: str, target: str | None, duplicates: floa
 @click.option("--runs", type=click.IntRange(0), default=100, show_default=True,
               help="Random schedules after the systematic probes (0: probes only).")
 @click.option("--only", multiple=True, metavar="FN", help="Perturb and report only FN (repeatable).")
-@click.option("--json", "json_path", metavar="FILE", help="Write the JSON report here (always, whatever the exit code).")
+@click.option("--json", "json_path", metavar="FILE",
+              help="Write the JSON report here (always, whatever the exit code).")
 @click.option("--junit", "junit_path", metavar="FILE", help="Write JUnit XML here (always, whatever the exit code).")
 @click.option("--replay-cex", metavar="FILE", help="Re-run exactly the schedule of a saved counterexample.")
 @chaos_options((0.1, "5", 0.05, 0.05))
@@ -171,7 +177,8 @@ def events(manifest: str, dead: bool, redrive: str | None, limit: int, as_json: 
 @manifest_option
 @click.option("--data", help="The event as JSON, or @FILE to read it from a file.")
 @click.option("--event", "event_type", metavar="TYPE", help="Deliver --data as the data of a CloudEvent of this type.")
-@click.option("--http", nargs=2, metavar="METHOD PATH", help="Send an HTTP request to the function (--data is the body).")
+@click.option("--http", nargs=2, metavar="METHOD PATH",
+              help="Send an HTTP request to the function (--data is the body).")
 @reports_errors
 def invoke(function: str, manifest: str, data: str | None, event_type: str | None,
            http: tuple[str, str] | None) -> None:

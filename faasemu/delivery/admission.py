@@ -1,6 +1,6 @@
 """Events a platform would refuse before any function sees them, refused where they enter faasemu.
 
-A runtime module may define `refuse_event(spec, event) -> str | None` (aws-lambda: EventBridge's
+A runtime may give `Runtime.refuse_event(spec, event) -> str | None` (aws-lambda: EventBridge's
 `detail` must be a JSON object). The ingress answers 400 naming the event and the function;
 `replay` and `chaos` stop on the file's line with exit 2, so no campaign passes on events the
 platform would never have delivered.
@@ -12,15 +12,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from faasemu.events.subscriptions import subscribers
 from faasemu.project.errors import InputFileError
-from faasemu.events.cloudevents import subscribers
-from faasemu.runtimes import load_adapter
+from faasemu.project.platforms import PLATFORMS
 from faasemu.project.spec import FunctionSpec
+from faasemu.runtimes.contract import load_runtime
 
 
 def refusal(event: dict[str, Any], functions: Sequence[FunctionSpec], target: str | None = None) -> str | None:
     """Why a function this event reaches (its subscribers, or `target`) would refuse it, or None."""
-    ruled = [(spec, rule) for spec in functions if (rule := getattr(load_adapter(spec.runtime), "refuse_event", None))]
+    ruled = [(spec, load_runtime(spec.runtime).refuse_event) for spec in functions
+             if PLATFORMS[spec.runtime].capabilities.refuses_events]
     if not ruled:  # no runtime with a rule: the ingress's hot path pays nothing more
         return None
     names = {target} if target else set(subscribers(str(event.get("type")), [spec for spec, _ in ruled]))

@@ -3,40 +3,41 @@
 Accepting an event and delivering it are separate: `publish` returns once the event and its
 delivery rows are committed to the event log (many requests share one commit), and each
 function's runners then deliver what is due, at most `concurrency` at a time. A delivery is
-acknowledged in the log only after its handler returned; a failure is retried after
-`retry_delay * 2**(n-1)` seconds up to the function's `retries`, then dead-lettered.
+acknowledged in the log only after its handler returned. What an attempt is numbered, the id it
+carries, and what follows its outcome (retry with backoff, dead letter, redelivery after injected
+chaos) are the shared delivery policy's (delivery/policy.py, docs/delivery.md); this module keeps
+them durable and timely.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import heapq
 import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from faasemu.chaos.model import LiveChaos
+from faasemu.chaos.live import LiveChaos
+from faasemu.delivery.deliverer import Deliverer
 from faasemu.delivery.eventlog import DeliveryRow, EventLog
-from faasemu.events.cloudevents import data_bytes, subscribers
+from faasemu.delivery.policy import (
+    INJECTED_ERRORS,
+    Attempts,
+    attempt_id,
+    backoff,
+    decide,
+    duplicate_delay,
+    runs_handler,
+    stored_inject,
+)
+from faasemu.events.model import data_bytes
+from faasemu.events.subscriptions import subscribers
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.server.supervisor import Supervisor
 from faasemu.workers.pool import Outcome
 
-SHUFFLE_HOLD = 1.0  # live --shuffle holds deliveries at most this long (SPEC §4)
-MAX_BACKOFF = 60.0
-
-
-def attempt_id(seed: int, function: str, event_id: str, attempt: int) -> str:
-    """The per-attempt value (request id, receipt handle, Kubeless event-id ...): a pure function of
-    (seed, function, event id, attempt), so it never depends on timing or schedule (RUNTIMES.md)."""
-    return hashlib.sha256(f"{seed}\0{function}\0{event_id}\0{attempt}".encode()).hexdigest()[:16]
-
-
-def backoff(retry_delay: float, failures: int) -> float:
-    return min(MAX_BACKOFF, retry_delay * 2 ** max(0, failures - 1))
+SHUFFLE_HOLD = 1.0  # live --shuffle holds deliveries at most this long (docs/delivery.md#live-chaos-in-up)
 
 
 @dataclass(slots=True)
@@ -104,7 +105,7 @@ class Bus:
     def __init__(
         self,
         log: EventLog,
-        supervisor: Supervisor,
+        supervisor: Deliverer,
         *,
         seed: int = 0,
         chaos: LiveChaos | None = None,
@@ -118,7 +119,7 @@ class Bus:
         self.retry_delay = retry_delay
         self.queues: dict[str, DueQueue] = {}
         self.runners: dict[str, list[asyncio.Task[None]]] = {}
-        self.attempts: dict[tuple[int, str], int] = {}
+        self.attempts = Attempts()  # per (event id, function): the policy's numbering
         self.inflight: set[tuple[int, str, int]] = set()
         self._incoming: list[tuple[list[tuple[dict[str, Any], str, list[DeliveryRow]]], asyncio.Future[list[int]]]] = []
         self._dirty: list[DeliveryRow] = []
@@ -132,11 +133,10 @@ class Bus:
         """Start a runner per worker slot and queue every delivery left open by an earlier run."""
         self.sync_functions()
         reopened = 0
+        for (event_id, function), made in self.log.attempts_of_open().items():
+            self.attempts.restore(event_id, function, made)
         for row, event in self.log.open_deliveries():
             if row.function in self.queues:
-                key = (row.event_seq, row.function)
-                if key not in self.attempts:
-                    self.attempts[key] = self.log.attempts_so_far(*key)
                 self.queues[row.function].push(Pending(row, event))
                 reopened += 1
         return reopened
@@ -145,7 +145,7 @@ class Bus:
         """Queue pending deliveries this process does not hold yet (redriven from another process)."""
         held = {item[-1].row.key for queue in self.queues.values() for item in queue.heap} | self.inflight
         if self._shuffle is not None:
-            held |= {entry[2].row.key for entry in self._shuffle._pending}
+            held |= {item.row.key for item in self._shuffle.held()}
         queued = 0
         for row, event in self.log.open_deliveries():
             if row.key not in held and row.function in self.queues:
@@ -189,7 +189,7 @@ class Bus:
                 inject = decision.inject if decision else None
                 rows.append(DeliveryRow(0, name, 0, op, next_at=now, inject=inject, tags=inject or ""))
                 if decision and decision.duplicate:
-                    delay = 0.05 + int(attempt_id(self.seed, name, event["id"], 0), 16) % 950 / 1000
+                    delay = duplicate_delay(self.seed, name, event["id"])
                     rows.append(DeliveryRow(0, name, 1, op, next_at=now + delay, tags="duplicate"))
             batch.append((event, origin, rows))
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
@@ -200,7 +200,8 @@ class Bus:
         for (event, _origin, rows), seq in zip(batch, seqs):
             accepted.append(Accepted(event["id"], seq, list(dict.fromkeys(r.function for r in rows))))
             if not rows:
-                self.console.invocation("-", f"event {event['type']}", "-", 0.0, note=f"evt {event['id']}  matched no function")
+                self.console.invocation("-", f"event {event['type']}", "-", 0.0,
+                                        note=f"evt {event['id']}  matched no function")
         return accepted
 
     def _schedule_flush(self) -> None:
@@ -228,7 +229,6 @@ class Bus:
                     position += len(batch)
                 for event, _, rows in everything:
                     for row in rows:
-                        self.attempts.setdefault((row.event_seq, row.function), 0)
                         self._enqueue(Pending(row, event))
         dirty, self._dirty = self._dirty, []
         self.log.update(dirty)
@@ -286,7 +286,7 @@ class Bus:
             self.inflight.add(item.row.key)
             try:
                 settled = await self._deliver(name, item)
-            except Exception as exc:  # noqa: BLE001 - a bug of ours, not the handler's: see _internal_failure
+            except Exception as exc:
                 self._internal_failure(name, item, exc)
                 settled = None
             finally:
@@ -295,7 +295,7 @@ class Bus:
                 continue
             try:
                 self._report(name, item, settled)
-            except Exception as exc:  # noqa: BLE001 - the delivery is settled in the log; only its line is lost
+            except Exception as exc:
                 self.console.internal_error(
                     f"could not log the delivery of event {item.event.get('id')!r} to {name} "
                     f"({settled.status}): {type(exc).__name__}: {exc}")
@@ -310,7 +310,7 @@ class Bus:
         error = f"faasemu internal error: {type(exc).__name__}: {exc}"
         failures = max(1, row.attempts - row.budget_from)
         row.last_error = error
-        if failures > retries:
+        if decide(inject=None, ok=False, failed_before=failures - 1, retries=retries).verdict == "dead":
             row.status = "dead"
             what = "dead-lettered (faasemu events --dead)"
         else:
@@ -321,7 +321,7 @@ class Bus:
                                     f"({type(exc).__name__}: {exc}); {what}")
         try:
             self._persist(row)
-        except Exception as persist_exc:  # noqa: BLE001 - keep it in memory; the log says so
+        except Exception as persist_exc:
             self.console.internal_error(f"could not store the state of that delivery: {persist_exc!r}")
         if row.status == "pending":
             self._queue(item)
@@ -333,17 +333,15 @@ class Bus:
         if pool is None:  # removed from the manifest: stays pending in the log for a later `up`
             return None
         row, event = item.row, item.event
-        key = (row.event_seq, name)
-        attempt = self.attempts.get(key, 0) + 1
-        self.attempts[key] = attempt
+        attempt = self.attempts.next(event["id"], name)
         request_id = attempt_id(self.seed, name, event["id"], attempt)
-        inject, row.inject = row.inject, None
+        inject, row.inject = stored_inject(row.inject), None
         # The attempt is on disk before the handler runs: if faasemu dies now, the redelivery after
         # a restart is the next attempt, with new per-attempt ids, as a platform's would be.
         row.attempts += 1
         self._persist(row)
         started = time.perf_counter()
-        if inject == "fail":
+        if not runs_handler(inject):
             outcome = None
         elif row.op == "raw":
             inv = Invocation(invocation_id(pool.adapter_module, pool.spec, self.seed, event, row.copy, attempt), 0.0,
@@ -356,32 +354,28 @@ class Bus:
                              attempt)
             outcome = await pool.call({"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()})
         ok = outcome is not None and outcome.ok
-        tags = [inject] if inject else ["duplicate"] if row.copy else ["redelivery"] if row.tags else []
-        if inject is not None:
-            # An injected failure is always redelivered once and does not count against `retries`.
-            row.budget_from += 1
+        tags: list[str] = [inject] if inject else ["duplicate"] if row.copy else ["redelivery"] if row.tags else []
+        failed_before = row.attempts - 1 - row.budget_from
+        retryable = outcome is None or outcome.error is None or outcome.error.retryable
+        decision = decide(inject=inject, ok=ok, failed_before=failed_before, retries=pool.spec.retries,
+                          retryable=retryable)
+        if decision.verdict == "redeliver":
+            row.budget_from += 1  # not counted against `retries`: the policy's rule for injected failures
             row.status = "pending"
             row.next_at = time.time() + self.retry_delay
-            row.last_error = "injected: failed before the handler ran" if inject == "fail" else "injected: ack lost"
-            status = "fail*" if inject == "fail" else "lost*"
-        elif ok:
+            row.last_error = INJECTED_ERRORS[inject] if inject else None
+        elif decision.verdict == "done":
             row.status = "done"
             row.last_error = None
-            status = "ok"
         else:
             assert outcome is not None
-            failures = row.attempts - row.budget_from
-            row.last_error = outcome.message or (outcome.error or {}).get("message") or outcome.kind
-            if outcome.error:
-                row.last_error = f"{outcome.error.get('type')}: {outcome.error.get('message')}"
-            retryable = (outcome.error or {}).get("retryable", True)
-            if failures > pool.spec.retries or not retryable:
+            row.last_error = outcome.error.headline if outcome.error else (outcome.message or outcome.kind)
+            if decision.verdict == "dead":
                 row.status = "dead"
-                status = "dead"
             else:
                 row.status = "pending"
-                row.next_at = time.time() + backoff(self.retry_delay, failures)
-                status = "retry"
+                row.next_at = time.time() + backoff(self.retry_delay, failed_before + 1)
+        status = decision.label
         ms = (time.perf_counter() - started) * 1000
         self._dirty.append(row)
         self._schedule_flush()
@@ -391,7 +385,9 @@ class Bus:
 
     def _report(self, name: str, item: Pending, settled: Settled) -> None:
         row, event = item.row, item.event
-        note = f"evt {event['id']}  attempt {settled.attempt}" + (f"  [{', '.join(settled.tags)}]" if settled.tags else "")
+        note = f"evt {event['id']}  attempt {settled.attempt}"
+        if settled.tags:
+            note += f"  [{', '.join(settled.tags)}]"
         if settled.status == "retry":
             note += f" -> retry in {max(0.0, row.next_at - time.time()):.1f} s"
         elif settled.status == "dead":
@@ -400,9 +396,6 @@ class Bus:
             self.console.invocation(name, f"event {event['type']}", settled.status, settled.ms, note=note)
         else:
             self.supervisor.report(name, f"event {event['type']}", settled.status, settled.outcome, note)
-
-    def status(self) -> dict[str, Any]:
-        return {"queued": {name: len(q) for name, q in self.queues.items()}, **self.log.counts()}
 
 
 def ingress_answer(accepted: list[Accepted]) -> dict[str, Any]:

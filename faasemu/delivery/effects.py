@@ -113,7 +113,7 @@ class LocalEffectServer:
     @property
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"  # an IPv4 server: the host is a str, whatever typeshed allows
 
     def add_lane(self, lane: str) -> tuple[str, str]:
         """A lane's own (sink URL, events URL)."""

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from faasemu.project.errors import CorruptDatabase
 from faasemu.project.private import is_project_folder, private_file, private_folder, tighten
@@ -90,7 +90,7 @@ def _reports_corruption(method: F) -> F:
                 raise
             raise error from None
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 @dataclass(slots=True)
@@ -218,12 +218,16 @@ class EventLog:
         return [(DeliveryRow(*row[:11]), json.loads(row[11])) for row in found]
 
     @_reports_corruption
-    def attempts_so_far(self, event_seq: int, function: str) -> int:
-        row = self.db.execute(
-            "SELECT COALESCE(SUM(attempts), 0) FROM deliveries WHERE event_seq = ? AND function = ?",
-            (event_seq, function),
-        ).fetchone()
-        return int(row[0])
+    def attempts_of_open(self) -> dict[tuple[str, str], int]:
+        """Attempts already made per (event id, function), for every pair with a pending delivery: a
+        restarted bus numbers the next attempt after them (attempts count per event id, delivery/policy.py)."""
+        found = self.db.execute(
+            "SELECT e.id, d.function, SUM(d.attempts) FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+            " WHERE (e.id, d.function) IN (SELECT e2.id, d2.function FROM deliveries d2"
+            " JOIN events e2 ON e2.seq = d2.event_seq WHERE d2.status = 'pending')"
+            " GROUP BY e.id, d.function"
+        ).fetchall()
+        return {(event_id, function): int(made) for event_id, function, made in found}
 
     @_reports_corruption
     def recent(self, limit: int = 50, dead_only: bool = False) -> list[tuple[StoredEvent, list[DeliveryRow]]]:
@@ -272,6 +276,18 @@ class EventLog:
         """Every event, in acceptance order (what `faasemu chaos` checks when given no file)."""
         return [json.loads(body) for (body,) in self.db.execute("SELECT body FROM events ORDER BY seq")]
 
-    @_reports_corruption
-    def counts(self) -> dict[str, int]:
-        return {status: n for status, n in self.db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status")}
+
+def events_json(found: list[tuple[StoredEvent, list[DeliveryRow]]]) -> list[dict[str, Any]]:
+    """`recent()` as JSON, one shape for `GET /_faasemu/events` and `faasemu events --json`."""
+    return [
+        {
+            "seq": stored.seq, "id": stored.event["id"], "type": stored.event["type"],
+            "source": stored.event.get("source"), "origin": stored.origin, "received_at": stored.received_at,
+            "deliveries": [
+                {"function": r.function, "copy": r.copy, "status": r.status, "attempts": r.attempts,
+                 "last_error": r.last_error, "tags": r.tags}
+                for r in rows
+            ],
+        }
+        for stored, rows in found
+    ]

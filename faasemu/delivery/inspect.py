@@ -10,16 +10,17 @@ import urllib.request
 
 from rich.table import Table
 
+from faasemu.delivery.eventlog import DeliveryRow, EventLog, events_json
 from faasemu.project.console import plain, rich_console
 from faasemu.project.errors import UsageError
-from faasemu.delivery.eventlog import EventLog
 from faasemu.project.manifest import load_manifest
-from faasemu.server.up import running_server_url
+from faasemu.project.ownership import running_server_url
+from faasemu.project.paths import ProjectPaths
 
 
 def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: int, as_json: bool) -> None:
     manifest = load_manifest(manifest_path)
-    path = os.path.join(manifest.root, ".faasemu", "events.db")
+    path = ProjectPaths(manifest.root).events_db
     if not os.path.exists(path):
         raise UsageError(f"no event log at {os.path.relpath(path)} yet: `faasemu up` creates it when it starts")
     log = EventLog(path)
@@ -38,8 +39,6 @@ def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: in
     finally:
         log.close()
     if as_json:
-        from faasemu.server.gateway import events_json
-
         print(json.dumps(events_json(found), indent=2))
         return
     table = Table(title="dead letters" if dead else f"the last {limit} events", box=None, header_style="bold")
@@ -48,7 +47,8 @@ def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: in
     for stored, rows in found:
         received = time.strftime("%H:%M:%S", time.localtime(stored.received_at))
         first = True
-        for row in rows or [None]:
+        shown: list[DeliveryRow | None] = [*rows] if rows else [None]
+        for row in shown:
             # Every cell is a Text: ids, types, origins and handler errors are user text, never markup.
             cells = [received, stored.event["id"], stored.event["type"], stored.origin] if first else ["", "", "", ""]
             texts = [plain(cell) for cell in cells]

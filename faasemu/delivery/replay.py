@@ -2,7 +2,7 @@
 
 Without `--target`, deliveries run here, one after another in schedule order, in worker processes
 exactly as under `up`, against the project's state file; emitted events and sink calls are recorded
-and listed, not delivered onward (SPEC §6). With `--target URL`, the events are posted to a running
+and listed, not delivered onward (docs/verification.md#effects). With `--target URL`, the events are posted to a running
 `faasemu up` instead, in the perturbed order, duplicates included.
 
 Progress goes to stderr (a bar on a terminal, a plain line per tenth otherwise), so stdout keeps
@@ -13,6 +13,7 @@ second run starts again from the first event, and the user must know what the fi
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import math
 import shlex
@@ -28,19 +29,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from faasemu.delivery.admission import check_events_file
-from faasemu.delivery.bus import attempt_id, backoff
 from faasemu.chaos.model import ChaosOptions, DeliveryRef, Step, apply, canonical, describe, new_seed, perturb
+from faasemu.delivery.admission import check_events_file
 from faasemu.delivery.effects import LocalEffectServer
+from faasemu.delivery.policy import INJECTED_ERRORS, Attempts, attempt_id, backoff, decide, runs_handler, source_copy
+from faasemu.events.files import read_events_file
+from faasemu.events.model import to_structured
 from faasemu.project.console import plain, rich_console
+from faasemu.project.environment import effect_urls, faasemu_env
 from faasemu.project.errors import FaasemuError, UsageError
-from faasemu.events.cloudevents import read_events_file, to_structured
+from faasemu.project.failures import WorkerError, format_error
 from faasemu.project.manifest import load_manifest
-from faasemu.runtimes.base import Delivery, Invocation
-from faasemu.runtimes.request_ids import invocation_id
 from faasemu.project.spec import Manifest
 from faasemu.project.state import ensure_project_state
-from faasemu.workers.pool import FunctionPool, Watchdog
+from faasemu.runtimes.base import Delivery, Invocation
+from faasemu.runtimes.request_ids import invocation_id
+from faasemu.workers.pool import FunctionPool, Outcome, Watchdog
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class ReplayOptions:
     manifest: str
     events_file: str
     target: str | None = None
-    chaos: ChaosOptions = ChaosOptions()
+    chaos: ChaosOptions = ChaosOptions()  # noqa: RUF009 - frozen: one shared default is safe
     seed: int | None = None
     retry_delay: float = 0.5
 
@@ -108,9 +112,8 @@ class _QuietObserver:
     def worker_output(self, function: str, line: str) -> None:
         self.console.print(Text.assemble((f"{function} |", "dim"), " ", line))
 
-    def load_failed(self, function: str, error: dict[str, Any]) -> None:
-        self.console.print(plain(f"{function}: cannot load the handler: {error.get('type')}: {error.get('message')}"
-                                 f" ({error.get('where', '')})", "red"))
+    def load_failed(self, function: str, error: WorkerError) -> None:
+        self.console.print(plain(f"{function}: cannot load the handler: {format_error(error)}", "red"))
 
     def load_recovered(self, function: str, ms: float) -> None:
         pass
@@ -136,11 +139,7 @@ def run_replay(options: ReplayOptions) -> int:
     baseline = canonical(events, manifest.functions)
     _, steps = perturb(baseline, options.chaos, seed) if options.chaos.active else ([], apply(baseline, []))
     with LocalEffectServer() as effects:
-        env = {
-            "FAASEMU_STATE": ensure_project_state(manifest),
-            "FAASEMU_SINK_URL": f"{effects.base_url}/sink",
-            "FAASEMU_EVENTS_URL": f"{effects.base_url}/events",
-        }
+        env = faasemu_env(ensure_project_state(manifest), *effect_urls(effects.base_url))
         results: list[StepResult] = []
         progress = ReplayProgress(len(steps), "deliveries")
         interrupted = False
@@ -186,7 +185,7 @@ async def _execute(
     observer = _QuietObserver(console)
     watch = Watchdog()
     pools: dict[str, FunctionPool] = {}
-    attempts: dict[tuple[str, str], int] = {}
+    attempts = Attempts()  # numbered per (event id, function), as by the bus (delivery/policy.py)
     try:
         for step in steps:
             ref = step.ref
@@ -198,32 +197,32 @@ async def _execute(
             result = StepResult(step, event)
             started = time.perf_counter()
             failures = 0
+            inject = step.inject  # an injected failure hits the step's first attempt only
             while True:
-                key = (event["id"], ref.function)
-                attempts[key] = attempt = attempts.get(key, 0) + 1
+                attempt = attempts.next(event["id"], ref.function)
                 result.attempts.append(attempt)
-                if step.inject == "fail" and len(result.attempts) == 1:
-                    result.status, result.error = "fail*", "injected: failed before the handler ran"
+                outcome = None
+                if runs_handler(inject):
+                    request_id = attempt_id(seed, ref.function, event["id"], attempt)
+                    rid = invocation_id(pool.adapter_module, spec, seed, event, source_copy(step), attempt)
+                    outcome = await pool.call({
+                        "op": "event", "delivery": Delivery(event, attempt, request_id).to_wire(),
+                        "inv": Invocation(rid, 0.0, attempt).to_wire(),
+                    })
+                ok = outcome is not None and outcome.ok
+                retryable = outcome is None or outcome.error is None or outcome.error.retryable
+                decision = decide(inject=inject, ok=ok, failed_before=failures, retries=spec.retries,
+                                  retryable=retryable)
+                result.status = decision.label  # `retry` is overwritten by the next attempt's
+                if inject is not None:  # fail* or lost*: the schedule's redelivery step follows
+                    failure = "" if ok or outcome is None else f"; {_describe(outcome)}"
+                    result.error = INJECTED_ERRORS[inject] + failure
                     break
-                request_id = attempt_id(seed, ref.function, event["id"], attempt)
-                copy = step.copy if "duplicate" in step.tags else 0  # a redelivery is a retry of the same copy
-                rid = invocation_id(pool.adapter_module, spec, seed, event, copy, attempt)
-                outcome = await pool.call({
-                    "op": "event", "delivery": Delivery(event, attempt, request_id).to_wire(),
-                    "inv": Invocation(rid, 0.0, attempt).to_wire(),
-                })
-                if step.inject == "lost-ack":
-                    result.status = "lost*"
-                    result.error = "injected: ack lost" + ("" if outcome.ok else f"; {_describe(outcome)}")
-                    break
-                if outcome.ok:
-                    result.status, result.error = "ok", ""
+                assert outcome is not None  # without an injection the handler ran
+                result.error = "" if ok else _describe(outcome)
+                if decision.verdict != "retry":
                     break
                 failures += 1
-                result.error = _describe(outcome)
-                if failures > spec.retries:
-                    result.status = "dead"
-                    break
                 await asyncio.sleep(backoff(retry_delay, failures))
             result.ms = (time.perf_counter() - started) * 1000
             results.append(result)
@@ -234,10 +233,9 @@ async def _execute(
         watch.stop()
 
 
-def _describe(outcome: Any) -> str:
+def _describe(outcome: Outcome) -> str:
     if outcome.error:
-        where = f" ({outcome.error['where']})" if outcome.error.get("where") else ""
-        return f"{outcome.error.get('type')}: {outcome.error.get('message')}{where}"
+        return format_error(outcome.error)
     return outcome.message or outcome.kind
 
 
@@ -262,7 +260,8 @@ def _post_to_target(options: ReplayOptions, events: list[dict[str, Any]], seed: 
                          "live failures, or replay without --target")
     refs = [DeliveryRef(e["id"], "*", i, i) for i, e in enumerate(events)]
     _, steps = perturb(refs, options.chaos, seed) if options.chaos.active else ([], apply(refs, []))
-    url = options.target.rstrip("/") + "/_faasemu/events"  # type: ignore[union-attr]
+    assert options.target is not None  # run_replay calls this only with --target
+    url = options.target.rstrip("/") + "/_faasemu/events"
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("#", "event", "type", "status", "delivered to", "chaos"):
         table.add_column(column)
@@ -281,7 +280,8 @@ def _post_to_target(options: ReplayOptions, events: list[dict[str, Any]], seed: 
             except urllib.error.HTTPError as exc:
                 answer, status = {}, f"{exc.code} {exc.read().decode(errors='replace')[:200]}"
                 failed += 1
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+                # HTTPException: the server died while answering (IncompleteRead), a lost target too
                 reason = getattr(exc, "reason", None) or exc
                 if number == 1:
                     raise UsageError(f"--target {options.target}: cannot reach faasemu up ({reason}); "

@@ -17,14 +17,24 @@ import json
 import os
 import sys
 import time
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, get_args
 
 from rich.console import Console as RichConsole
 from rich.table import Table
 from rich.text import Text
 from rich.traceback import Frame, Stack, Trace, Traceback
 
+from faasemu.project.failures import WorkerError
+
 LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
+
+
+def parse_log_format(name: str) -> LogFormat:
+    """`--log-format`'s value as the Literal: click hands the command a plain str."""
+    if name not in LOG_FORMATS:  # mypy narrows `name` to the Literal past this test: no cast needed
+        raise ValueError(f"log format {name!r}: choose one of {', '.join(LOG_FORMATS)}")
+    return name
 
 
 def rich_console(file: TextIO | None = None) -> RichConsole:
@@ -106,7 +116,8 @@ class Console:
                         ms=round(ms, 3), cold_ms=None if cold_ms is None else round(cold_ms, 1), note=note or None)
             return
         cold = f"  cold {cold_ms:.0f} ms" if cold_ms is not None else ""
-        self.line(f"{clock(now)}  {function:<14} {trigger:<24} {status!s:<5} {ms:7.1f} ms{cold}{'  ' + note if note else ''}")
+        tail = f"  {note}" if note else ""
+        self.line(f"{clock(now)}  {function:<14} {trigger:<24} {status!s:<5} {ms:7.1f} ms{cold}{tail}")
 
     def worker_output(self, function: str, line: str) -> None:
         if self.log_format == "json":
@@ -139,27 +150,26 @@ class Console:
             self.flush()
             self.file.write(f"{clock(time.time())}  faasemu internal error: {text}\n")
             self.file.flush()
-        except Exception:  # noqa: BLE001, S110 - last resort: the caller goes on whatever the console does
+        except Exception:  # last resort: the caller goes on whatever the console does
             pass
 
-    def error(self, function: str, error: dict[str, Any], context: str = "") -> None:
-        """A handler's exception, with its traceback highlighted."""
+    def error(self, function: str, error: WorkerError, context: str = "") -> None:
+        """A handler's exception, with its traceback highlighted (every part of it plain text, never markup)."""
         if self.log_format == "json":
+            # null, not "", for what the worker did not know (a timeout has no line and no traceback)
             self.record(time=time.time(), event="error", function=function, context=context or None,
-                        type=error.get("type"), message=error.get("message"), where=error.get("where"),
-                        traceback=error.get("text"))
+                        type=error.type, message=error.message, where=error.where or None,
+                        traceback=error.text or None)
             return
         self.flush()
-        where = f"  ({error['where']})" if error.get("where") else ""
+        where = f"  ({error.where})" if error.where else ""
         prefix = f"{context}: " if context else ""
-        self.rich.print(Text.assemble((str(function), "bold red"), "  ", prefix,
-                                      (f"{error.get('type')}: {error.get('message')}", "red"), where))
-        frames = error.get("frames") or []
-        if frames:
+        self.rich.print(Text.assemble((str(function), "bold red"), "  ", prefix, (error.headline, "red"), where))
+        if error.frames:
             stack = Stack(
-                exc_type=str(error.get("type")),
-                exc_value=str(error.get("message")),
-                frames=[Frame(filename=f, lineno=n, name=name, line=code) for f, n, name, code in frames],
+                exc_type=error.type,
+                exc_value=error.message,
+                frames=[Frame(filename=f, lineno=n, name=name, line=code) for f, n, name, code in error.frames],
             )
             self.rich.print(Traceback(Trace(stacks=[stack]), width=min(self.rich.width, 120), extra_lines=1))
 

@@ -55,6 +55,35 @@ def handler_base_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in environ.items() if name in BASE_NAMES or name.startswith(BASE_PREFIXES)}
 
 
+def handler_environment(
+    platform_env: Mapping[str, str], spec_env: Mapping[str, str], faasemu_env: Mapping[str, str],
+) -> dict[str, str]:
+    """What `load` sets in a worker on top of `handler_base_env`: the layering every command shares.
+
+    The platform's variables first, then the manifest's `env` (so a user may override what the
+    platform would set, as real platforms let configuration do), then faasemu's own `FAASEMU_*`
+    last, so no configuration can point a handler at another project's state or sink.
+
+    >>> handler_environment({"A": "platform", "B": "platform"}, {"B": "manifest"}, {"FAASEMU_STATE": "/s"})
+    {'A': 'platform', 'B': 'manifest', 'FAASEMU_STATE': '/s'}
+    """
+    return {**platform_env, **spec_env, **faasemu_env}
+
+
+def effect_urls(prefix: str) -> tuple[str, str]:
+    """The (sink URL, events URL) below an effect server's `prefix`, as every effect server serves them."""
+    return f"{prefix}/sink", f"{prefix}/events"
+
+
+def faasemu_env(state: str, sink_url: str, events_url: str) -> dict[str, str]:
+    """faasemu's own variables: where handlers keep state, record effects, and post follow-up events.
+
+    >>> faasemu_env("/p/.faasemu/state.db", *effect_urls("http://127.0.0.1:8000/_faasemu"))["FAASEMU_SINK_URL"]
+    'http://127.0.0.1:8000/_faasemu/sink'
+    """
+    return {"FAASEMU_STATE": state, "FAASEMU_SINK_URL": sink_url, "FAASEMU_EVENTS_URL": events_url}
+
+
 class ReferenceProblem(ValueError):
     """A `${...}` that cannot be resolved or is malformed. `variable` is None when malformed.
 

@@ -23,7 +23,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from faasemu.project.environment import EnvFileProblem, ReferenceProblem, interpolate, parse_env_file
 from faasemu.project.errors import ManifestError
 from faasemu.project.hosts import entry_problem
-from faasemu.runtimes import DEFAULT_RUNTIME, RUNTIMES, available_runtimes
+from faasemu.project.paths import ProjectPaths
+from faasemu.project.platforms import DEFAULT_RUNTIME, available_runtimes, is_background
+from faasemu.project.platforms import PLATFORMS as RUNTIMES
 from faasemu.project.spec import FunctionSpec, HttpTrigger, Manifest, StateSpec
 
 TOP_KEYS = ("name", "host", "port", "allow_hosts", "env_file", "env", "state", "functions")
@@ -32,7 +34,7 @@ HTTP_KEYS = ("path", "methods")
 STATE_KEYS = ("sqlite", "dir", "hooks", "schema", "ignore")
 HOOK_KEYS = ("reset", "snapshot")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
-# Platforms that find the entry point in a file themselves (RUNTIMES.md): `handler: api/users.py`.
+# Platforms that find the entry point in a file themselves (docs/runtime-contract.md): `handler: api/users.py`.
 FILE_ONLY_RUNTIMES = ("vercel", "knative")
 HANDLER_FORMS = "use FILE.py:CALLABLE or package.module:CALLABLE"
 DURATION_FORMS = 'use a number of seconds, "500ms", "3s" or "2m"'
@@ -146,7 +148,7 @@ class _Parser:
             raise ManifestError(self.file, mark.line + 1 if mark else None, f"not valid YAML: {reason}") from None
         except yaml.YAMLError as exc:
             raise ManifestError(self.file, None, f"not valid YAML: {exc}") from None
-        if _is_null(document):
+        if document is None or _is_null(document):  # `is None` spelled out so mypy narrows `document`
             self.fail(None, "the manifest is empty; add at least a 'functions:' section")
         self.check_tags(document)
         if not isinstance(document, MappingNode):
@@ -414,7 +416,7 @@ class _Parser:
         handler_file, handler_module, handler_attr = self.handler(handler_node, f"{where}.handler", handler, runtime)
         triggers = self.http(found["http"][1], f"{where}.http") if "http" in found else []
         events = self.strings(found["events"][1], f"{where}.events", "an event type") if "events" in found else []
-        background = runtime == "netlify" and name.endswith("-background")  # RUNTIMES.md: netlify
+        background = is_background(runtime, name)
 
         def number(field: str, low: int, default: int) -> int:
             return self.integer(found[field][1], f"{where}.{field}", low) if field in found else default
@@ -528,7 +530,7 @@ class _Parser:
     # --- state ---------------------------------------------------------------------------------
 
     def state(self, node: Node | None) -> StateSpec:
-        default_db = os.path.join(self.root, ".faasemu", "state.db")
+        default_db = ProjectPaths(self.root).state_db
         if node is None or _is_null(node):
             return StateSpec("sqlite", default_db)
         keys = self.keys(self.mapping(node, "state", "{sqlite: .faasemu/state.db}"), "state", STATE_KEYS)
@@ -558,7 +560,7 @@ class _Parser:
         for column in ignore:
             if not _COLUMN.fullmatch(column):
                 self.fail(keys["ignore"][1], f"state.ignore: '{column}' is not table.column, as in orders.updated_at")
-        return StateSpec(kind, path, schema, tuple(ignore), reset, snapshot)  # type: ignore[arg-type]
+        return StateSpec(kind, path, schema, tuple(ignore), reset, snapshot)
 
     def hook(self, hooks: Pairs, name: str, parent: Node) -> str:
         where = f"state.hooks.{name}"

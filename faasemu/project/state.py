@@ -11,6 +11,7 @@ import sqlite3
 import tempfile
 
 from faasemu.project.errors import CorruptDatabase, ManifestError
+from faasemu.project.paths import ProjectPaths
 from faasemu.project.private import is_project_folder, private_folder
 from faasemu.project.spec import Manifest
 
@@ -24,14 +25,14 @@ def ensure_project_state(manifest: Manifest) -> str:
     interrupted start never leaves a half-initialised database that would then never be reset.
     """
     state = manifest.state
-    default = os.path.join(manifest.root, ".faasemu", "state.db")
+    paths = ProjectPaths(manifest.root)
     if state.kind == "dir":
-        path = state.path or os.path.join(manifest.root, ".faasemu", "state")
+        path = state.path or paths.state_dir
         if is_project_folder(os.path.dirname(os.path.abspath(path))):
             private_folder(os.path.dirname(os.path.abspath(path)))
         os.makedirs(path, exist_ok=True)
         return path
-    path = state.path or default
+    path = state.path or paths.state_db
     if state.kind == "hooks":
         return path
     if os.path.exists(path):

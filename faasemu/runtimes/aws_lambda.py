@@ -19,12 +19,14 @@ import time
 import traceback
 import urllib.parse
 from collections.abc import Callable
-from datetime import datetime, timezone
-from types import ModuleType, SimpleNamespace
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from faasemu.runtimes.base import Delivery, EntryPointError, HttpRequest, HttpResponse, Invocation
 from faasemu.project.spec import FunctionSpec, HttpTrigger
+from faasemu.runtimes.adapter import BaseAdapter, handler_frames
+from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.contract import Runtime
 
 Clock = Callable[[], float]
 JSON_HEADERS = [("content-type", "application/json")]
@@ -89,7 +91,8 @@ class LambdaContext:
 class Client:
     """`context.client_context.client`: the mobile SDK's app facts (awslambdaric's slots, None when absent)."""
 
-    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+    # the SDK's order, not sorted
+    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")  # noqa: RUF023
 
     def __init__(self, data: dict[str, Any]) -> None:
         for name in self.__slots__:
@@ -99,7 +102,8 @@ class Client:
 class ClientContext:
     """`context.client_context`, built as awslambdaric builds it from the caller's JSON."""
 
-    __slots__ = ("custom", "env", "client")
+    # the SDK's order, not sorted
+    __slots__ = ("custom", "env", "client")  # noqa: RUF023
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.custom = data.get("custom")
@@ -252,9 +256,7 @@ def unmarshal(payload: bytes) -> Any:
 def stack_trace(exc: BaseException) -> list[str]:
     """`traceback.format_list` of the handler's frames: those below this module's last frame, as
     awslambdaric drops its own bootstrap.py frames."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    ours = [i for i, frame in enumerate(frames) if os.path.abspath(frame.filename) == _THIS_FILE]
-    return traceback.format_list(frames[ours[-1] + 1 :] if ours else frames)
+    return traceback.format_list(handler_frames(exc, _THIS_FILE))
 
 
 def error_payload(exc: BaseException, inv: Invocation) -> dict[str, Any]:
@@ -509,9 +511,9 @@ def event_payload(event: dict[str, Any]) -> tuple[Any, str]:
 def _event_time(event: dict[str, Any]) -> datetime:
     try:
         when = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
-        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
     except (KeyError, ValueError):
-        return datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def build_event(source: str, delivery: Delivery, spec: FunctionSpec) -> Any:
@@ -652,21 +654,12 @@ class _TeeStream:
 # -- the adapter --------------------------------------------------------------------------------
 
 
-def _describe_module(module: ModuleType) -> str:
-    path = getattr(module, "__file__", None)
-    if not path:
-        return module.__name__
-    relative = os.path.relpath(path, os.getcwd())
-    return path if relative.startswith("..") else relative
-
-
-class Adapter:
+class Adapter(BaseAdapter):
     """Lambda's runtime loop for one function: build the event, call `fn(event, context)`, answer."""
 
     def __init__(self, spec: FunctionSpec, clock: Clock = time.time, capture_output: bool | None = None) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self.clock = clock
-        self.handler: Callable[[Any, LambdaContext], Any] | None = None
         self.payload = spec.options.get("payload", "v2")
         self.event_source = spec.options.get("event_source", "eventbridge")
         self.log_stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
@@ -679,30 +672,11 @@ class Adapter:
             self.tail = LogTail()
             self.tail.install()
 
-    def bind(self, module: ModuleType) -> None:
-        name = self.spec.handler_attr
-        where = _describe_module(module)
-        if not name:
-            raise EntryPointError(f"handler {self.spec.handler!r} names no function: write it as file.py:function")
-        handler = getattr(module, name, None)
-        if callable(handler):
-            self.handler = handler
-            return
-        found = sorted(attr for attr, value in vars(module).items()
-                       if not attr.startswith("_") and callable(value)
-                       and getattr(value, "__module__", None) == module.__name__)
-        listing = ", ".join(found) if found else "no functions"
-        if handler is None:
-            raise EntryPointError(f"{where} has no function {name!r}. Found: {listing}.")
-        raise EntryPointError(f"{where}: {name!r} is a {type(handler).__name__}, not a function. Found: {listing}.")
-
     def context(self, inv: Invocation) -> LambdaContext:
         return LambdaContext(self.spec, inv, self.clock, self.log_stream, client_context(inv.client_context))
 
     def _call(self, event: Any, inv: Invocation) -> Any:
-        if self.handler is None:
-            raise RuntimeError("Adapter.bind() was not called")
-        return self.handler(event, self.context(inv))
+        return self.bound()(event, self.context(inv))
 
     def invoke_http(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
         if not request.time_ms:
@@ -737,3 +711,7 @@ class Adapter:
         return error_response(exc, inv, self.payload)
 
     error_payload = staticmethod(error_payload)
+
+
+RUNTIME = Runtime("aws-lambda", Adapter, environment, http_routes, failure_response, refuse_event=refuse_event,
+                  request_id=request_id, failure_payload=failure_payload)

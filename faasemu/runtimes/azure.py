@@ -20,17 +20,24 @@ import typing
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
-from faasemu.events.cloudevents import data_bytes
-from faasemu.runtimes.base import (Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation,
-                                   MissingSDK)
+from faasemu.events.model import data_bytes
 from faasemu.project.spec import FunctionSpec, HttpTrigger
-
-# What a campaign's spare workers import ahead of time (SPEC §6 lets them hold the SDKs).
-PRELOAD = ("azure.functions",)
+from faasemu.runtimes.adapter import BaseAdapter, describe_module
+from faasemu.runtimes.base import (
+    Delivery,
+    DeliveryFailed,
+    EntryPointError,
+    HttpRequest,
+    HttpResponse,
+    Invocation,
+    MissingSDK,
+)
+from faasemu.runtimes.contract import Runtime
+from faasemu.runtimes.drivers import HandlerLoop
 
 TypedData = tuple[str, Any]  # (type, value) as the host's gRPC TypedData: string, bytes, json, http
 TRIGGERS = {"httpTrigger": "http", "queueTrigger": "queue", "eventGridTrigger": "eventgrid"}
@@ -409,12 +416,13 @@ def string_result(text: str) -> HttpResponse:
     except ValueError:
         return HttpResponse(200, [("Content-Type", _TEXT_PLAIN)], text.encode("utf-8"))
     keys = {k.lower(): k for k in value} if isinstance(value, dict) else {}
-    if "body" not in keys:
+    if not isinstance(value, dict) or "body" not in keys:
         return HttpResponse(200, [("Content-Type", _TEXT_PLAIN)], _dotnet_text(value, 2).encode("utf-8"))
-    raw = value.get(keys.get("statuscode", ""), value.get(keys.get("status", "")))
+    raw: Any = value.get(keys.get("statuscode", ""), value.get(keys.get("status", "")))
     numeric = isinstance(raw, str) and raw.strip().lstrip("-").isdigit()
-    status = int(raw) if numeric or isinstance(raw, int) and not isinstance(raw, bool) else 200
-    headers, content_type = [], _TEXT_PLAIN
+    status = int(raw) if numeric or (isinstance(raw, int) and not isinstance(raw, bool)) else 200
+    headers: list[tuple[str, str]] = []
+    content_type = _TEXT_PLAIN
     given = value.get(keys.get("headers", ""))
     for name, header in given.items() if isinstance(given, dict) else ():
         text = _dotnet_text(header)
@@ -444,7 +452,7 @@ def cookie_expires(morsel: Any) -> datetime | None:
             parsed = None
     if parsed is None:
         raise ValueError(f"Can not parse value {text} of expires in the cookie due to invalid format.")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # the worker's clock is UTC
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)  # the worker's clock is UTC
 
 
 def _cookie_date(text: str) -> datetime | None:
@@ -516,8 +524,8 @@ def _event_time(event: dict[str, Any]) -> datetime:
     try:
         when = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
     except (KeyError, ValueError):
-        return datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _data_value(event: dict[str, Any]) -> Any:
@@ -545,7 +553,7 @@ def queue_data(delivery: Delivery, now: float) -> tuple[TypedData, dict[str, Typ
         body = ("bytes", raw)
     inserted = _event_time(event)
     per_attempt = delivery.attempt_id or f"{event['id']}/{delivery.attempt}"
-    visible = datetime.fromtimestamp(now, timezone.utc) + timedelta(minutes=10)  # the trigger's visibility timeout
+    visible = datetime.fromtimestamp(now, UTC) + timedelta(minutes=10)  # the trigger's visibility timeout
     return body, {  # DateTimeOffset and long values travel as JSON, as the host serialises them
         "Id": ("string", event["id"]),
         "DequeueCount": ("json", str(delivery.attempt)),
@@ -592,10 +600,11 @@ def function_json(folder: str) -> dict[str, Any]:
     return config
 
 
-class Adapter:
+class Adapter(BaseAdapter):
     """The worker for one function: find it behind its decorator, decode the trigger, call, read the answer."""
 
     def __init__(self, spec: FunctionSpec, clock: Callable[[], float] | None = None) -> None:
+        super().__init__(spec)
         try:
             import azure.functions as func
             from azure.functions import meta
@@ -616,7 +625,7 @@ class Adapter:
         self.handler: Callable[..., Any] | None = None
         self.plan: Plan | None = None
         self.cloud_events = False
-        self.loop: Any = None
+        self.loop = HandlerLoop()  # one loop for the worker's life, as the real host keeps
 
     # -- finding the function --------------------------------------------------------------------
 
@@ -624,7 +633,7 @@ class Adapter:
         """`file.py:fn` names a decorated function (v2), an app or blueprint (its function named like the
         manifest's, or its only one), or a plain function (v1, with function.json when one is beside it)."""
         func, (function_type, builder_type), spec = self.func, self.function_types, self.spec
-        where = os.path.relpath(getattr(module, "__file__", None) or module.__name__)
+        where = describe_module(module)
         target = getattr(module, spec.handler_attr or "", None)
         if isinstance(target, builder_type):
             target = target.build()
@@ -642,7 +651,7 @@ class Adapter:
         else:
             found = sorted(n for n, v in vars(module).items() if not n.startswith("_") and (
                 isinstance(v, (builder_type, func.FunctionRegister, func.Blueprint))
-                or callable(v) and getattr(v, "__module__", None) == module.__name__))
+                or (callable(v) and getattr(v, "__module__", None) == module.__name__)))
             listing = ", ".join(found) or "nothing"
             raise EntryPointError(f"{where} has no function {spec.handler_attr!r}. Found: {listing}.")
         self._check_triggers(plan, where)
@@ -742,10 +751,7 @@ class Adapter:
         if plan.requires_context:
             kwargs["context"] = build_context(plan, inv, attempt, request)
         if plan.is_async:
-            import asyncio
-
-            self.loop = self.loop or asyncio.new_event_loop()  # one loop for the worker's life, as the real one
-            result = self.loop.run_until_complete(handler(**kwargs))
+            result = self.loop.run(handler(**kwargs))
         else:
             result = handler(**kwargs)
         if result is not None and not plan.has_return:
@@ -785,3 +791,6 @@ class Adapter:
         self._call(self._decode(data, metadata), inv, delivery.attempt)
 
     error_response = staticmethod(error_response)
+
+
+RUNTIME = Runtime("azure", Adapter, environment, http_routes, failure_response, host_routes=host_routes)

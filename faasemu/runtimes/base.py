@@ -1,40 +1,25 @@
-"""The neutral shapes that cross the process boundary, and the interface every runtime implements.
+"""The neutral shapes that cross the process boundary, and the errors a runtime raises.
 
 The supervisor speaks only these: a `HttpRequest` in, a `HttpResponse` out, a `Delivery` of one
-event attempt. Each runtime module turns them into what its platform gives a handler and back.
-Standard library only (workers import this).
+event attempt. Each runtime module turns them into what its platform gives a handler and back;
+what such a module provides is the contract in `contract.py` (docs/runtime-contract.md), and what
+every adapter shares is `adapter.BaseAdapter`. Standard library only (workers import this).
 
-A runtime module exposes:
+An async route's request (OpenFaaS `/async-function/<name>`, Netlify `-background` functions)
+reaches the adapter through `deliver()`: the Delivery's event has type `faasemu.http.request` and
+its data is `HttpRequest.to_wire()` plus `body_base64`; `request_of(delivery)` rebuilds it.
 
-- `Adapter(spec)`: built inside the worker. `bind(module)` picks the entry point from the user's
-  imported module (raising `EntryPointError` naming what was found); `invoke_http(request, inv)`
-  returns an `HttpResponse`; `deliver(delivery, inv)` returns None or raises `DeliveryFailed`;
-  `error_response(exc, inv)` is the platform's answer when the handler raised `exc`.
-- `environment(spec) -> dict[str, str]`: the variables the platform sets (pure).
-- `failure_response(kind, message, request_id) -> HttpResponse`: the platform's answer when the
-  supervisor had to stop the invocation: `kind` is one of FAILURE_KINDS (pure).
-- `http_routes(spec) -> tuple[HttpTrigger, ...]`: the routes the function is served on (pure).
-- optional `async_routes(spec) -> tuple[HttpTrigger, ...]`: routes answered 202 at once (with an
-  `X-Call-Id` header) whose request is delivered later through the bus, retried per `retries`
-  (OpenFaaS `/async-function/<name>`, Netlify `-background` functions). The adapter receives such a
-  request through `deliver()`: the Delivery's event has type `faasemu.http.request` and its data is
-  `HttpRequest.to_wire()` plus `body_base64`; `request_of(delivery)` rebuilds it.
-- optional `host_routes(spec) -> tuple[tuple[HttpTrigger, HttpResponse], ...]`: paths the platform's
-  host answers itself with a fixed response (Azure's `GET /` and `/admin/host/ping`), served by the
-  gateway without a worker when no function's route takes the request (pure).
-
-Platform SDKs (flask, cloudevents, azure-functions ...) are imported only inside the adapter (in
-`__init__` or `bind`), never at module level; when one is missing, raise `MissingSDK`: the function
-then answers 503 naming the package and the extra to install, and every other function keeps serving.
+Platform SDKs (flask, cloudevents, azure-functions ...) are imported only inside the adapter, with
+`BaseAdapter.require`, never at module level; a missing one raises `MissingSDK`: the function then
+answers 503 naming the package and the extra to install, and every other function keeps serving.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-FailureKind = Literal["timeout", "crash", "oom", "unavailable"]
 FAILURE_KINDS: tuple[str, ...] = ("timeout", "crash", "oom", "unavailable")
 
 

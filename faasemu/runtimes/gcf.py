@@ -35,25 +35,15 @@ import sys
 import types
 import urllib.parse
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from faasemu.events import cloudevents as events
-from faasemu.runtimes.base import (
-    Delivery,
-    DeliveryFailed,
-    EntryPointError,
-    HttpRequest,
-    HttpResponse,
-    Invocation,
-    MissingSDK,
-)
+from faasemu.events import model as events
 from faasemu.project.spec import FunctionSpec, HttpTrigger
-
-# What a campaign's spare workers import ahead of time (SPEC §6 lets them hold the SDKs).
-PRELOAD = ("flask", "werkzeug", "cloudevents.http", "functions_framework")
-# functions-framework's load_function_module: see importer.import_handler_module.
-IMPORT_STYLE = "source"
+from faasemu.runtimes.adapter import BaseAdapter, describe_module
+from faasemu.runtimes.base import Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.contract import Runtime
+from faasemu.runtimes.drivers import AsgiExchange, HandlerLoop, run_wsgi
 
 SIGNATURES = ("http", "cloudevent", "event", "typed")
 # What click reads as true in FUNCTION_USE_ASGI, the variable behind `functions-framework --asgi`.
@@ -211,26 +201,6 @@ def status_of(status_line: str) -> int:
     return int(status_line.split(" ", 1)[0])
 
 
-def run_wsgi(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> HttpResponse:
-    """Call a WSGI app as a server would; the whole body is collected (streams are not streamed)."""
-    started: dict[str, Any] = {}
-    chunks: list[bytes] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-        started["status"], started["headers"] = status, headers
-        return chunks.append
-
-    result = app(environ, start_response)
-    try:
-        chunks.extend(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return HttpResponse(status_of(started["status"]), [(str(k), str(v)) for k, v in started["headers"]],
-                        b"".join(chunks))
-
-
 def asgi_scope(request: HttpRequest, exec_id: str) -> dict[str, Any]:
     """The HTTP scope uvicorn's httptools protocol builds (what functions-framework's ASGI mode runs on).
 
@@ -256,62 +226,22 @@ def _uvicorn_500() -> HttpResponse:
 
 
 async def run_asgi(app: Callable[..., Any], scope: dict[str, Any], body: bytes) -> HttpResponse:
-    """Call an ASGI app as uvicorn would; the whole body is collected.
-
-    The request body comes in one `http.request` message; a further `receive()` waits until the
-    response is complete and then answers `http.disconnect`. Header names come back lower-cased (as
-    uvicorn writes them) and a HEAD response has no body.
-    """
-    started: dict[str, Any] = {}
-    chunks: list[bytes] = []
-    complete = asyncio.Event()
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        if pending:
-            return pending.pop()
-        await complete.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if not started:
-            if message["type"] != "http.response.start":
-                raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{message['type']}'.")
-            started["status"] = int(message["status"])
-            started["headers"] = [(bytes(name).decode("latin-1").lower(), bytes(value).decode("latin-1"))
-                                  for name, value in message.get("headers", [])]
-        elif not complete.is_set():
-            if message["type"] != "http.response.body":
-                raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
-            if scope["method"] != "HEAD":
-                chunks.append(bytes(message.get("body", b"")))
-            if not message.get("more_body", False):
-                complete.set()
-        else:
-            raise RuntimeError(f"Unexpected ASGI message '{message['type']}' sent, after response already completed.")
-
+    """Call an ASGI app as uvicorn would (drivers.AsgiExchange): names lower-cased, no body for HEAD.
+    After the response started, uvicorn cuts it off when the app raises; here it ends where it stopped."""
+    exchange = AsgiExchange(scope, body, lower_names=True, head_body=False)
     try:
-        await app(scope, receive, send)
-    except Exception:  # after the response started, uvicorn cuts it off; here it ends where it stopped
-        if not started:
-            return _uvicorn_500()
-    if not started:
-        return _uvicorn_500()
-    return HttpResponse(started["status"], started["headers"], b"".join(chunks))
+        await exchange.run(app)
+    except Exception:
+        pass
+    return exchange.response or _uvicorn_500()
 
 
 # -- the function ----------------------------------------------------------------------------------
 
 
-def _describe(module: types.ModuleType) -> str:
-    path = getattr(module, "__file__", None) or module.__name__
-    relative = os.path.relpath(path, os.getcwd()) if os.path.isabs(path) else path
-    return path if relative.startswith("..") else relative
-
-
 def find_function(module: types.ModuleType, target: str) -> Callable[..., Any]:
     """The target, with functions-framework's rules: it must exist and be a plain function."""
-    where = _describe(module)
+    where = describe_module(module)
     if not hasattr(module, target):
         found = ", ".join(f"'{name}'" for name in dir(module) if isinstance(getattr(module, name), types.FunctionType))
         raise EntryPointError(f"File {where} is expected to contain a function named '{target}'. "
@@ -372,16 +302,13 @@ def crash_handler(error: Exception) -> tuple[str, int, dict[str, str]]:
     return str(error), 500, {CRASH_HEADER: "crash"}
 
 
-class Adapter:
+class Adapter(BaseAdapter):
     """One function's Flask app, configured as functions-framework's `create_app` configures it."""
 
     def __init__(self, spec: FunctionSpec) -> None:
-        try:
-            import flask
-        except ImportError:
-            raise MissingSDK("flask", "gcf", "gcf") from None
-        self.spec = spec
-        self.flask = flask
+        super().__init__(spec)
+        flask = self.require("flask", "flask", "gcf")
+        self.flask: Any = flask
         self.signature = default_signature(spec)
         source_dir = os.path.dirname(spec.handler_file) if spec.handler_file else os.getcwd()
         # Named after the target, templates beside the source, as create_app does; root_path is the
@@ -404,10 +331,9 @@ class Adapter:
         # functions-framework imports the user's module inside an app context: `current_app` works there.
         self._import_context: Any = self.app.app_context()
         self._import_context.push()
-        self.function: Callable[..., Any] | None = None
         self.input_type: Any = None
         self.asgi: Any = None  # the Starlette app, in ASGI mode
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop: HandlerLoop | None = None  # ASGI mode only
         self._asgi_error: BaseException | None = None
 
     def bind(self, module: types.ModuleType) -> None:
@@ -417,7 +343,7 @@ class Adapter:
         target = self.spec.handler_attr
         if not target:
             raise EntryPointError(f"handler {self.spec.handler!r} names no function: write it as main.py:function")
-        self.function = find_function(module, target)
+        self.handler = find_function(module, target)
         self.signature = resolve_signature(target, self.signature)
         os.environ["FUNCTION_SIGNATURE_TYPE"] = self.signature
         if uses_asgi(target):
@@ -428,10 +354,10 @@ class Adapter:
             if self.input_type is None:
                 raise EntryPointError(f"'{target}' has the 'typed' signature but no input type: decorate it with "
                                       "@functions_framework.typed(InputType), or annotate its parameter")
-        if inspect.iscoroutinefunction(self.function):
+        if inspect.iscoroutinefunction(self.handler):
             # functions-framework's Flask server calls it and gets a coroutine back: an http function answers
             # 500, an event function answers OK without having run. Said once, so the user knows why.
-            print(f"gcf: '{target}' in {_describe(module)} is an async def, which functions-framework's Flask "
+            print(f"gcf: '{target}' in {describe_module(module)} is an async def, which functions-framework's Flask "
                   "server does not await: decorate it with @functions_framework.aio.http or "
                   "@functions_framework.aio.cloud_event, or set FUNCTION_USE_ASGI: 'true' in its env "
                   "(functions-framework --asgi)", file=sys.stderr)
@@ -452,18 +378,12 @@ class Adapter:
             app.view_functions["error"] = lambda: self.flask.abort(404, description="Not Found")
             return
         if self.signature == "cloudevent":
-            try:
-                import cloudevents.http  # noqa: F401  (the 1.x SDK functions-framework pins; 2.x lacks it)
-            except ImportError:
-                raise MissingSDK("cloudevents<2", "gcf", "gcf") from None
+            self.require("cloudevents.http", "cloudevents<2", "gcf")  # the 1.x SDK functions-framework pins
             view = self._cloud_event_view
         elif self.signature == "typed":
             view = self._typed_view
         else:
-            try:
-                import functions_framework.event_conversion  # noqa: F401
-            except ImportError:
-                raise MissingSDK("functions-framework", "gcf", "gcf") from None
+            self.require("functions_framework.event_conversion", "functions-framework", "gcf")
             view = self._event_view
             rules.add(Rule("/", endpoint="get", methods=["GET"]))  # a GET / answers empty
             app.view_functions["get"] = lambda: ""
@@ -472,7 +392,7 @@ class Adapter:
         app.view_functions["run"] = view
 
     def _http_view(self, path: str) -> Any:
-        return self._call(self.flask.request._get_current_object())  # type: ignore[attr-defined]
+        return self._call(self.flask.request._get_current_object())
 
     def _cloud_event_view(self, path: str) -> str:
         import cloudevents.exceptions as ce_errors
@@ -521,7 +441,7 @@ class Adapter:
             return json.dumps(result.to_dict())
         except Exception as exc:
             wrapped = FunctionsFrameworkException("Function execution failed with the error")
-            wrapped.faasemu_cause = exc  # type: ignore[attr-defined]  # what the console shows (invoke_http)
+            wrapped.faasemu_cause = exc  # what the console shows (invoke_http)
             raise wrapped from exc
 
     def _event_view(self, path: str) -> str:
@@ -552,9 +472,7 @@ class Adapter:
         return "OK"
 
     def _call(self, *args: Any) -> Any:
-        if self.function is None:
-            raise RuntimeError("Adapter.bind() was not called")
-        return self.function(*args)
+        return self.bound()(*args)
 
     # -- ASGI mode (functions-framework's aio: _create_asgi_app_with_function) ---------------------
 
@@ -577,14 +495,11 @@ class Adapter:
                       Route("/favicon.ico", _asgi_not_found, methods=["GET"]),
                       Route("/{path:path}", self._asgi_http, methods=_ASGI_METHODS)]
         else:
-            try:
-                import cloudevents.http  # noqa: F401
-            except ImportError:
-                raise MissingSDK("cloudevents<2", "gcf", "gcf") from None
+            self.require("cloudevents.http", "cloudevents<2", "gcf")
             routes = [Route("/{path:path}", self._asgi_cloud_event, methods=["POST"]),
                       Route("/", self._asgi_cloud_event, methods=["POST"])]
         self.asgi = Starlette(routes=routes, middleware=[Middleware(_CrashAnswer)])
-        self.loop = asyncio.new_event_loop()
+        self.loop = HandlerLoop()
         atexit.register(self.loop.close)
 
     async def _asgi_run(self, argument: Any) -> Any:
@@ -592,9 +507,7 @@ class Adapter:
         executor with the context copied, as aio does."""
         from starlette.exceptions import HTTPException
 
-        function = self.function
-        if function is None:
-            raise RuntimeError("Adapter.bind() was not called")
+        function = self.bound()
         try:
             if inspect.iscoroutinefunction(function):
                 return await function(argument)
@@ -645,11 +558,11 @@ class Adapter:
         if self.asgi is not None and self.loop is not None:
             self._asgi_error = None
             scope = asgi_scope(request, execution_id(inv.request_id))
-            response = self.loop.run_until_complete(run_asgi(self.asgi, scope, request.body))
+            response = self.loop.run(run_asgi(self.asgi, scope, request.body))
             error, self._asgi_error = self._asgi_error, None
             if error is not None:  # answered by the crash middleware; the worker reports the exception
-                error.gcf_response = response  # type: ignore[attr-defined]  # what error_response answers
-                raise error.with_traceback(user_traceback(error, self.function))
+                self.keep_response(error, response)  # what error_response answers
+                raise error.with_traceback(user_traceback(error, self.handler))
             return response
         try:
             return run_wsgi(self.app.wsgi_app, wsgi_environ(request, execution_id(inv.request_id)))
@@ -658,8 +571,8 @@ class Adapter:
             # FunctionsFrameworkException a typed function's error is wrapped in: the answer is the same).
             error = getattr(exc, "faasemu_cause", exc)
             if error is exc:
-                raise exc.with_traceback(user_traceback(exc, self.function))
-            raise error.with_traceback(user_traceback(error, self.function)) from error.__cause__
+                raise exc.with_traceback(user_traceback(exc, self.handler))  # noqa: B904 (the same exception)
+            raise error.with_traceback(user_traceback(error, self.handler)) from error.__cause__
 
     def deliver(self, delivery: Delivery, inv: Invocation) -> None:
         """POST the event as the platform would; a non-2xx answer is a failed delivery (retried if
@@ -674,8 +587,8 @@ class Adapter:
     def error_response(self, exc: BaseException, inv: Invocation) -> HttpResponse:
         """Flask's answer to an unhandled exception: InternalServerError through crash_handler (in ASGI
         mode, the answer the app gave)."""
-        answered = getattr(exc, "gcf_response", None)
-        if isinstance(answered, HttpResponse):
+        answered = self.partial_response(exc)
+        if answered is not None:
             return answered
         from werkzeug.exceptions import InternalServerError
 
@@ -719,3 +632,5 @@ def _google_event_type(event_type: Any) -> bool:
         return False
     return event_type in getattr(event_conversion, "_CE_TO_BACKGROUND_TYPE", {})
 
+
+RUNTIME = Runtime("gcf", Adapter, environment, http_routes, failure_response)

@@ -22,26 +22,17 @@ from collections.abc import Iterator, Mapping
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from faasemu.events import cloudevents as events
-from faasemu.runtimes.base import (
-    Delivery,
-    DeliveryFailed,
-    EntryPointError,
-    HttpRequest,
-    HttpResponse,
-    Invocation,
-    MissingSDK,
-)
+from faasemu.events import ingress
+from faasemu.events import model as events
 from faasemu.project.spec import FunctionSpec, HttpTrigger
+from faasemu.runtimes.adapter import BaseAdapter, describe_module, module_functions
+from faasemu.runtimes.base import Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.contract import Runtime
+from faasemu.runtimes.drivers import HandlerLoop
 
-# What a campaign's spare workers import ahead of time (SPEC §6 lets them hold the SDKs).
-PRELOAD = ("cloudevents", "func_python.http", "func_python.cloudevent")
-
-RUNTIME = "knative"
-# func's scaffolding says `from function import new` in the project folder: the handler's package chain
-# is imported from the folder above it, so `my-fn/function/func.py` is `function.func` and its relative
-# imports (`from .mylib import greet`) work whatever the project folder is called (importer.py).
-IMPORT_STYLE = "package"
+# The handler is imported as func's scaffolding says (`from function import new` in the project folder):
+# the "package" import style of project/platforms.py and workers/importer.py.
+NAME = "knative"
 CHUNK = 65536  # hypercorn reads the socket 64 KiB at a time: a body reaches the app in such pieces
 # knative/eventing pkg/kncloudevents SelectiveRetry retries these and every 5xx; any other
 # non-2xx answer fails the delivery at once (data-plane spec: 400 and "other 4xx" are not retried).
@@ -75,11 +66,8 @@ def failure_response(kind: str, message: str, request_id: str) -> HttpResponse:
 
 
 def error_response(exc: BaseException, inv: Invocation) -> HttpResponse:
-    """The response the server had produced when the handler raised (see `Adapter.invoke_http`)."""
-    response = getattr(exc, "knative_response", None)
-    if isinstance(response, HttpResponse):
-        return response
-    return HttpResponse(500, [("content-length", "0"), ("connection", "close")], b"")  # hypercorn's own
+    """hypercorn's own answer when the handler raised before the server had produced one."""
+    return HttpResponse(500, [("content-length", "0"), ("connection", "close")], b"")
 
 
 # -- the request as hypercorn gives it to the ASGI application ----------------------------------
@@ -210,15 +198,15 @@ def reply_event(response: HttpResponse) -> dict[str, Any] | None:
 
     Binary (`ce-specversion`) or structured mode, in a 2xx other than 202 (the data-plane spec:
     "Responses with a 202 response code MUST NOT be processed as reply events"). A malformed
-    event raises `events.IngressError`.
+    event raises `ingress.IngressError`.
     """
     if retryable(response.status) is not None or response.status == 202:
         return None
     headers = {name.lower(): value for name, value in response.headers}
     content_type = headers.get("content-type")
-    if events.media_type(content_type) != events.STRUCTURED and "ce-specversion" not in headers:
+    if events.media_type(content_type) != ingress.STRUCTURED and "ce-specversion" not in headers:
         return None
-    return events.parse_ingress(content_type, headers, response.body)[0]
+    return ingress.parse_ingress(content_type, headers, response.body)[0]
 
 
 def publish(event: dict[str, Any]) -> None:
@@ -231,7 +219,7 @@ def publish(event: dict[str, Any]) -> None:
     if not url:
         print(f"knative: no FAASEMU_EVENTS_URL; reply event {event.get('id')} dropped", file=sys.stderr)
         return
-    request = urllib.request.Request(url, events.to_structured(event), {"content-type": events.STRUCTURED})
+    request = urllib.request.Request(url, events.to_structured(event), {"content-type": ingress.STRUCTURED})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             answer.read()
@@ -286,7 +274,7 @@ def parliament_app(module: ModuleType, record: SimpleNamespace) -> Any:
     try:
         from cloudevents import http as ce_http  # cloudevents < 2, what parliament imports
     except ImportError:
-        from cloudevents.v1 import http as ce_http  # type: ignore[no-redef]  # the same API in 2.x
+        from cloudevents.v1 import http as ce_http  # the same API in 2.x
 
     app = flask.Flask("parliament.server")
 
@@ -331,7 +319,8 @@ def _quietly(function: Any, *args: Any) -> Any:
 class ParliamentContext(Mapping[str, Any]):
     """parliament's `Context`: attributes, and a Mapping of the ones set (`'request' in context.keys()`)."""
 
-    __slots__ = ("request", "cloud_event")
+    # the platform's order: iteration and repr follow it, not sorted
+    __slots__ = ("request", "cloud_event")  # noqa: RUF023
 
     def __init__(self, request: Any) -> None:
         self.request = request
@@ -368,11 +357,11 @@ def run_wsgi(app: Any, request: HttpRequest) -> HttpResponse:
 # -- the adapter ------------------------------------------------------------------------------------
 
 
-class Adapter:
+class Adapter(BaseAdapter):
     """func-python's server for one function instance (or parliament's, for `main(context)`)."""
 
     def __init__(self, spec: FunctionSpec, publisher: Any = publish) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self.publish = publisher
         signature = spec.options.get("signature")
         self.kinds = {"http": signature or "http", "event": signature or "cloudevent"}
@@ -380,39 +369,31 @@ class Adapter:
         self.watched: Watched | None = None
         self.apps: dict[str, Any] = {}
         self.record = SimpleNamespace(error=None)
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop: HandlerLoop | None = None
 
     def bind(self, module: ModuleType) -> None:
         """The knative/func scaffolding imports `new`, else `handle`; parliament calls `main`."""
         name = self.spec.handler_attr or next((a for a in ("new", "handle", "main") if hasattr(module, a)), None)
         target = getattr(module, name, None) if name else None
         if not callable(target):
-            where = os.path.relpath(getattr(module, "__file__", None) or module.__name__)
-            names = sorted(a for a, v in vars(module).items() if callable(v) and not a.startswith("_")
-                           and getattr(v, "__module__", None) == module.__name__)
+            where = describe_module(module)
+            names = module_functions(module)
             wanted = f"'{name}'" if self.spec.handler_attr else ENTRY_POINTS
             raise EntryPointError(f"{where} is expected to export {wanted}. Found: {', '.join(names) or 'nothing'}.")
         if name == "main":
-            try:
-                import flask  # noqa: F401
-            except ImportError:
-                raise MissingSDK("flask", "knative-parliament", RUNTIME) from None
+            self.require("flask", "flask", "knative-parliament")
             self.style = "parliament"
             self.apps["wsgi"] = parliament_app(module, self.record)
             return
-        try:
-            import func_python.http
-        except ImportError:
-            raise MissingSDK("func-python", RUNTIME, RUNTIME) from None
+        func_http = self.require("func_python.http", "func-python", NAME)
         self.style = "asgi"
         # func_python.http.serve: `new` is a constructor; anything else is a plain `handle`
-        instance = target() if name == "new" else func_python.http.DefaultFunction(target)
+        instance = target() if name == "new" else func_http.DefaultFunction(target)
         self.watched = Watched(instance)
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
+        self.loop = HandlerLoop()
         first = self.app(self.kinds["event"] if self.spec.events and not self.spec.http else self.kinds["http"])
         try:  # the lifespan startup: start(os.environ.copy()) once, before any request
-            self.loop.run_until_complete(first.on_start())
+            self.loop.run(first.on_start())
         except Exception:  # hypercorn serves on without lifespan support
             print("ASGI Framework Lifespan error, continuing without Lifespan support", file=sys.stderr)
             traceback.print_exc()
@@ -421,13 +402,9 @@ class Adapter:
     def app(self, kind: str) -> Any:
         """func-python's `http` or `cloudevent` middleware around the one instance."""
         if kind not in self.apps:
-            import importlib
             import logging
 
-            try:
-                middleware = importlib.import_module(f"func_python.{kind}")
-            except ImportError:
-                raise MissingSDK("func-python", RUNTIME, RUNTIME) from None
+            middleware = self.require(f"func_python.{kind}", "func-python", NAME)
             logging.disable(logging.INFO if self.apps else logging.NOTSET)  # its startup notices: once
             try:
                 self.apps[kind] = middleware.ASGIApplication(self.watched)
@@ -438,7 +415,8 @@ class Adapter:
     def _stop(self, app: Any) -> None:
         """The lifespan shutdown, when the worker exits: func-python calls `stop()`."""
         try:
-            self.loop.run_until_complete(app.on_stop())  # type: ignore[union-attr]
+            if self.loop is not None:  # registered only once bind() made the loop
+                self.loop.run(app.on_stop())
         except Exception:
             traceback.print_exc()
 
@@ -452,13 +430,13 @@ class Adapter:
             raise RuntimeError("Adapter.bind() was not called")
         self.watched.error = None
         app = self.app(self.kinds[trigger])
-        response, crashed = self.loop.run_until_complete(serve_asgi(app, build_scope(request), request.body))
+        response, crashed = self.loop.run(serve_asgi(app, build_scope(request), request.body))
         return response, self.watched.error or crashed
 
     def invoke_http(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
         response, error = self.exchange(request, "http")
         if error is not None:
-            error.knative_response = response  # type: ignore[attr-defined]  # error_response answers it
+            self.keep_response(error, response)  # error_response answers it
             raise error
         return response
 
@@ -471,10 +449,15 @@ class Adapter:
             traceback.print_exception(error)
         try:
             reply = reply_event(response)
-        except events.IngressError as exc:
+        except ingress.IngressError as exc:
             raise DeliveryFailed(f"{self.spec.name} replied with an invalid CloudEvent: {exc.message}",
                                  retryable=False) from error
         if reply is not None:
             self.publish(reply)
 
-    error_response = staticmethod(error_response)
+    def error_response(self, exc: BaseException, inv: Invocation) -> HttpResponse:
+        """The response the server had produced when the handler raised (see `invoke_http`)."""
+        return self.partial_response(exc) or error_response(exc, inv)
+
+
+RUNTIME = Runtime("knative", Adapter, environment, http_routes, failure_response)

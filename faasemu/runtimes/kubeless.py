@@ -32,9 +32,11 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from faasemu.events.cloudevents import data_bytes
-from faasemu.runtimes.base import Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation
+from faasemu.events.model import data_bytes
 from faasemu.project.spec import FunctionSpec, HttpTrigger
+from faasemu.runtimes.adapter import BaseAdapter, prefixed_routes, strip_prefix
+from faasemu.runtimes.base import Delivery, DeliveryFailed, HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.contract import Runtime
 
 HTML = "text/html; charset=UTF-8"
 METHODS = ("DELETE", "GET", "PATCH", "POST")  # @app.route('/<:re:.*>', method=[...]); HEAD is served as GET
@@ -95,7 +97,9 @@ class FormsDict(Mapping[str, Any]):
             return default
 
     def decode(self, encoding: str = "utf8") -> FormsDict:
-        fix = (lambda s: s.encode("latin1").decode(encoding) if isinstance(s, str) else s)
+        def fix(s: Any) -> Any:
+            return s.encode("latin1").decode(encoding) if isinstance(s, str) else s
+
         return FormsDict((fix(k), fix(v)) for k, v in self.allitems())
 
     def __getattr__(self, name: str) -> Any:
@@ -381,15 +385,11 @@ def runtime_id() -> str:
 def http_routes(spec: FunctionSpec) -> tuple[HttpTrigger, ...]:
     """`http:` paths (an HTTP trigger's Ingress, path passed through), plus `/kubeless/<name>` standing
     for the function's own Service, whose prefix is stripped as a `kubectl proxy` call would."""
-    own = (HttpTrigger(f"/kubeless/{spec.name}"), HttpTrigger(f"/kubeless/{spec.name}/{{path+}}"))
-    return tuple(spec.http) + own
+    return (*spec.http, *prefixed_routes("/kubeless", spec.name))
 
 
 def function_path(spec: FunctionSpec, request: HttpRequest) -> str:
-    prefix = f"/kubeless/{spec.name}"
-    if request.path == prefix or request.path.startswith(prefix + "/"):
-        return request.path[len(prefix):] or "/"
-    return request.path
+    return strip_prefix(request.path, f"/kubeless/{spec.name}") or request.path
 
 
 def event_id(attempt_id: str) -> str:
@@ -418,7 +418,8 @@ def trigger_request(delivery: Delivery, clock: Callable[[], float] = time.time) 
     event = delivery.event
     body = data_bytes(event)
     media = "application/json" if is_json_object(body) else "application/x-www-form-urlencoded"
-    headers = [("content-type", media), ("event-id", event_id(delivery.attempt_id or f"{event['id']}/{delivery.attempt}")),
+    attempt_id = delivery.attempt_id or f"{event['id']}/{delivery.attempt}"
+    headers = [("content-type", media), ("event-id", event_id(attempt_id)),
                ("event-time", go_time(event["time"])), ("event-namespace", EVENT_NAMESPACE), ("event-type", media)]
     return HttpRequest("POST", "/", "", headers, body, time_ms=int(clock() * 1000))
 
@@ -426,24 +427,16 @@ def trigger_request(delivery: Delivery, clock: Callable[[], float] = time.time) 
 # -- the adapter ---------------------------------------------------------------------------------
 
 
-class Adapter:
+class Adapter(BaseAdapter):
     """The runtime's bottle route for one function: build event and context, run, cast the result."""
 
     def __init__(self, spec: FunctionSpec, clock: Callable[[], float] = time.time) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self.clock = clock
-        self.handler: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None
         self.url = ""
 
     def bind(self, module: ModuleType) -> None:
-        name = self.spec.handler_attr
-        handler = getattr(module, name, None) if name else None
-        if not callable(handler):
-            found = sorted(a for a, v in vars(module).items() if callable(v) and not a.startswith("_")
-                           and getattr(v, "__module__", None) == module.__name__)
-            raise EntryPointError(f"{getattr(module, '__file__', module.__name__)} has no function {name!r} "
-                                  f"(Kubeless calls FUNC_HANDLER). Found: {', '.join(found) or 'no functions'}.")
-        self.handler = handler
+        self.handler = self.find_handler(module, why=" (Kubeless calls FUNC_HANDLER)")
 
     def context(self) -> dict[str, Any]:
         """function_context: the name is the Python function's `__name__`, the timeout a float."""
@@ -480,8 +473,7 @@ class Adapter:
     def _run(self, event: dict[str, Any]) -> tuple[str, Any]:
         """funcWrap in a child process: ("ok", result), ("exception", exc) or ("lost", None) when no
         result came back (timeout, exit, unpicklable), which the runtime answers 408."""
-        if self.handler is None:
-            raise RuntimeError("Adapter.bind() was not called")
+        self.bound()
         if not hasattr(os, "fork"):
             return self._call(event)
         read_end, write_end = os.pipe()
@@ -506,7 +498,7 @@ class Adapter:
 
     def _call(self, event: dict[str, Any]) -> tuple[str, Any]:
         try:
-            return "ok", self.handler(event, self.context())  # type: ignore[misc]
+            return "ok", self.bound()(event, self.context())
         except Exception as exc:  # funcWrap catches Exception only: SystemExit ends the process
             exc.add_note("".join(traceback.format_exception(exc)).rstrip())
             if _bottle_kind(exc):
@@ -539,7 +531,14 @@ class Adapter:
         """The runtime re-raises the handler's exception; bottle answers 500 with its error page."""
         return error_page(500, "Internal Server Error", self.url)
 
-    def deliver(self, delivery: Delivery, inv: Invocation) -> None:
-        response = self.invoke_http(trigger_request(delivery, self.clock), inv)
-        if response.status != 200:  # SendMessage: anything but 200 is an error
-            raise DeliveryFailed(f"Error: received error code {response.status}")
+    def event_request(self, delivery: Delivery, inv: Invocation) -> HttpRequest:
+        return trigger_request(delivery, self.clock)
+
+    def delivered(self, response: HttpResponse) -> bool:
+        return response.status == 200  # SendMessage: anything but 200 is an error
+
+    def delivery_failed(self, request: HttpRequest, response: HttpResponse) -> DeliveryFailed:
+        return DeliveryFailed(f"Error: received error code {response.status}")
+
+
+RUNTIME = Runtime("kubeless", Adapter, environment, http_routes, failure_response)

@@ -14,20 +14,30 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import inspect
 import json
 import os
 import time
 import traceback
 import urllib.parse
 from collections.abc import Callable
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
-from faasemu.events import cloudevents as events
-from faasemu.runtimes.aws_lambda import LambdaContext
-from faasemu.runtimes.base import (ASYNC_HTTP_TYPE, Delivery, DeliveryFailed, EntryPointError, HttpRequest,
-                                   HttpResponse, Invocation, request_of)
+from faasemu.events import model as events
 from faasemu.project.spec import FunctionSpec, HttpTrigger
+from faasemu.runtimes.adapter import BaseAdapter, handler_frames, prefixed_routes
+from faasemu.runtimes.aws_lambda import LambdaContext
+from faasemu.runtimes.base import (
+    ASYNC_HTTP_TYPE,
+    Delivery,
+    HttpRequest,
+    HttpResponse,
+    Invocation,
+    request_of,
+)
+from faasemu.runtimes.contract import Runtime
+from faasemu.runtimes.drivers import HandlerLoop
 
 Clock = Callable[[], float]
 PREFIX = "/.netlify/functions"
@@ -73,8 +83,7 @@ def is_background(spec: FunctionSpec) -> bool:
 def routes(spec: FunctionSpec) -> tuple[HttpTrigger, ...]:
     """`/.netlify/functions/<name>` and every path below it, plus declared `http:` paths (what a
     redirect or a v2 `config.path` would add)."""
-    base = f"{PREFIX}/{spec.name}"
-    return (HttpTrigger(base), HttpTrigger(base + "/{path+}"), *spec.http)
+    return (*prefixed_routes(PREFIX, spec.name), *spec.http)
 
 
 def http_routes(spec: FunctionSpec) -> tuple[HttpTrigger, ...]:
@@ -233,7 +242,7 @@ def response_of(result: Any) -> HttpResponse:
             values = value if isinstance(value, list) else [value]
             headers[str(name).lower()] = (str(name), [_header(v) for v in values])
     raw = b""
-    if not _falsy(body):
+    if isinstance(body, str) and not _falsy(body):  # a string by the check above
         raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     return HttpResponse(status, [(name, value) for name, values in headers.values() for value in values], raw)
 
@@ -244,10 +253,7 @@ def _header(value: Any) -> str:
 
 def stack_trace(exc: BaseException) -> list[str]:
     """The handler's frames (those below this module's last one), one formatted frame a line."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    ours = [i for i, frame in enumerate(frames) if os.path.abspath(frame.filename) == _THIS_FILE]
-    lines = traceback.format_list(frames[ours[-1] + 1:] if ours else frames)
-    return [line.rstrip("\n") for line in lines]
+    return [line.rstrip("\n") for line in traceback.format_list(handler_frames(exc, _THIS_FILE))]
 
 
 def error_response_for(error: str | tuple[str, str, list[str]], accepts_html: bool) -> HttpResponse:
@@ -268,7 +274,7 @@ def error_response_for(error: str | tuple[str, str, list[str]], accepts_html: bo
 
 def failure_response(kind: str, message: str, request_id: str) -> HttpResponse:
     """A timeout is lambda-local's TimeoutError, answered as any error (500); a function that
-    cannot load answers 503 with the reason (SPEC §4)."""
+    cannot load answers 503 with the reason (docs/runtime-contract.md#the-supervisor-side-half-runtime)."""
     if kind == "unavailable":
         return HttpResponse(503, [("content-type", "text/plain; charset=utf-8")], message.encode())
     error_type = {"timeout": "TimeoutError", "oom": "Runtime.OutOfMemory"}.get(kind, "Runtime.ExitError")
@@ -291,38 +297,24 @@ def event_request(delivery: Delivery, spec: FunctionSpec) -> HttpRequest:
 # -- the adapter --------------------------------------------------------------------------------
 
 
-class Adapter:
+class Adapter(BaseAdapter):
     """netlify dev's functions server for one function: event in, `handler(event, context)`, answer."""
 
+    entry_example = "file.py:handler"
+
     def __init__(self, spec: FunctionSpec, clock: Clock = time.time) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self.clock = clock
-        self.handler: Callable[..., Any] | None = None
+        self.loop = HandlerLoop()
         self.accepts_html = False
 
-    def bind(self, module: ModuleType) -> None:
-        name = self.spec.handler_attr
-        where = os.path.relpath(getattr(module, "__file__", None) or module.__name__)
-        if not name:
-            raise EntryPointError(f"handler {self.spec.handler!r} names no function: write it as file.py:handler")
-        handler = getattr(module, name, None)
-        if not callable(handler):
-            found = sorted(attr for attr, value in vars(module).items() if not attr.startswith("_")
-                           and callable(value) and getattr(value, "__module__", None) == module.__name__)
-            what = "no function" if handler is None else f"a {type(handler).__name__}, not a function,"
-            raise EntryPointError(f"{where} has {what} {name!r}. Found: {', '.join(found) or 'no functions'}.")
-        self.handler = handler
-
     def _call(self, event: dict[str, Any], inv: Invocation, context: Any = None) -> Any:
-        if self.handler is None:
-            raise RuntimeError("Adapter.bind() was not called")
+        handler = self.bound()
         lambda_context = LambdaContext(self.spec, inv, self.clock)
         lambda_context.client_context = context
-        result = self.handler(event, lambda_context)
-        if hasattr(result, "__await__"):  # an `async def handler`, as Netlify's own handlers are
-            import asyncio
-
-            result = asyncio.run(result)
+        result = handler(event, lambda_context)
+        if inspect.iscoroutine(result):  # an `async def handler`, as Netlify's own handlers are
+            result = self.loop.run(result)
         return result
 
     def invoke_http(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
@@ -345,11 +337,13 @@ class Adapter:
         if is_background(self.spec):
             return
         response = response_of(result)
-        if not 200 <= response.status < 300:
-            snippet = response.body[:200].decode("utf-8", errors="replace")
-            raise DeliveryFailed(f"POST {request.path} answered {response.status}: {snippet}")
+        if not self.delivered(response):
+            raise self.delivery_failed(request, response)
 
     def error_response(self, exc: BaseException, inv: Invocation) -> HttpResponse:
         if isinstance(exc, InvalidResponse):
             return error_response_for(str(exc), self.accepts_html)
         return error_response_for((type(exc).__name__, str(exc), stack_trace(exc)), self.accepts_html)
+
+
+RUNTIME = Runtime("netlify", Adapter, environment, http_routes, failure_response, async_routes=async_routes)

@@ -24,22 +24,23 @@ import traceback
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
-from faasemu.events.cloudevents import data_bytes
+from faasemu.events.model import data_bytes
+from faasemu.project.spec import FunctionSpec, HttpTrigger
+from faasemu.runtimes.adapter import BaseAdapter, outside_faasemu, prefixed_routes, strip_prefix
 from faasemu.runtimes.base import (
     ASYNC_HTTP_TYPE,
     Delivery,
     DeliveryFailed,
-    EntryPointError,
     HttpRequest,
     HttpResponse,
     Invocation,
     request_of,
 )
-from faasemu.project.spec import FunctionSpec, HttpTrigger
+from faasemu.runtimes.contract import Runtime
 
 DEFAULT_TEMPLATE = "python3-http"
 HTML = "text/html; charset=utf-8"
@@ -50,7 +51,6 @@ METHODS = {"python3-http": ("GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OP
            "python3": ("GET", "PUT", "POST", "PATCH", "DELETE")}
 # The OpenFaaS Pro queue-worker's default httpRetryCodes; any other failure status is final.
 RETRY_CODES = frozenset({408, 429, 500, 502, 504})
-_FAASEMU = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # -- werkzeug's request containers and error pages -----------------------------------------------
@@ -115,11 +115,11 @@ def _typed(value: str | None, default: Any, type: Callable[[str], Any] | None) -
         return default
 
 
-class ImmutableMultiDict(dict):  # type: ignore[type-arg]
+class ImmutableMultiDict(dict[str, str]):
     """`event.query`: werkzeug's ImmutableMultiDict. A dict of first values (what `dict()` and
     `json.dumps` see), `getlist` for all of them, and a missing key is a 400 Bad Request."""
 
-    def __init__(self, pairs: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         super().__init__()
         self._lists: dict[str, list[str]] = {}
         for key, value in pairs:
@@ -137,7 +137,7 @@ class ImmutableMultiDict(dict):  # type: ignore[type-arg]
     def getlist(self, key: str, type: Callable[[str], Any] | None = None) -> list[Any]:
         return [type(v) if type else v for v in self._lists.get(key, [])]
 
-    def items(self, multi: bool = False) -> Any:  # type: ignore[override]
+    def items(self, multi: bool = False) -> Any:
         return [(k, v) for k, vs in self._lists.items() for v in vs] if multi else list(dict.items(self))
 
     def to_dict(self, flat: bool = True) -> dict[str, Any]:
@@ -146,6 +146,7 @@ class ImmutableMultiDict(dict):  # type: ignore[type-arg]
     def _immutable(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError(f"'{type(self).__name__}' objects are immutable")
 
+    # werkzeug's immutable dicts raise on every mutator; their signatures differ from dict's on purpose
     __setitem__ = __delitem__ = setdefault = update = pop = popitem = clear = _immutable  # type: ignore[assignment]
 
     def __repr__(self) -> str:
@@ -271,8 +272,7 @@ def environment(spec: FunctionSpec, root: str) -> dict[str, str]:
 def http_routes(spec: FunctionSpec) -> tuple[HttpTrigger, ...]:
     """The gateway's `/function/<name>` and everything below it, plus any `http:` paths of the manifest
     (as a FunctionIngress or custom domain would map them)."""
-    own = (HttpTrigger(f"/function/{spec.name}"), HttpTrigger(f"/function/{spec.name}/{{path+}}"))
-    return tuple(spec.http) + own
+    return (*spec.http, *prefixed_routes("/function", spec.name))
 
 
 def async_routes(spec: FunctionSpec) -> tuple[HttpTrigger, ...]:
@@ -284,8 +284,9 @@ def async_routes(spec: FunctionSpec) -> tuple[HttpTrigger, ...]:
 def function_path(spec: FunctionSpec, request: HttpRequest) -> str:
     """The path the function sees: the gateway strips `/function/<name>` (and the async prefix)."""
     for prefix in (f"/function/{spec.name}", f"/async-function/{spec.name}"):
-        if request.path == prefix or request.path.startswith(prefix + "/"):
-            return request.path[len(prefix):] or "/"
+        below = strip_prefix(request.path, prefix)
+        if below is not None:
+            return below
     return request.path
 
 
@@ -365,44 +366,39 @@ def cgi_environment(request: HttpRequest, path: str, headers: list[tuple[str, st
 
 def user_traceback(exc: BaseException) -> str:
     """The traceback Python prints to stderr, without faasemu's own frames."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_FAASEMU + os.sep)]
-    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(outside_faasemu(exc))]
     return "".join(lines + traceback.format_exception_only(type(exc), exc))
 
 
 # -- the adapter ---------------------------------------------------------------------------------
 
 
-class Adapter:
+class Adapter(BaseAdapter):
     """One function behind the gateway: `handle(event, context)` (python3-http) or `handle(req)`."""
 
     def __init__(self, spec: FunctionSpec, clock: Callable[[], float] = time.time) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self.clock = clock
         self.template = spec.options.get("template", DEFAULT_TEMPLATE)
         self.module: ModuleType | None = None
-        self.handler: Callable[..., Any] | None = None
         self._fresh = True  # the classic watchdog forks a new process per request
         self._call: dict[str, Any] = {}  # the call in progress, for error_response
 
+    default_entry = "handle"  # the templates' `handler.handle`
+
     def bind(self, module: ModuleType) -> None:
-        name = self.spec.handler_attr or "handle"
-        handler = getattr(module, name, None)
-        if not callable(handler):
-            found = sorted(a for a, v in vars(module).items() if callable(v) and not a.startswith("_")
-                           and getattr(v, "__module__", None) == module.__name__)
-            raise EntryPointError(f"{getattr(module, '__file__', module.__name__)} has no function {name!r} "
-                                  f"(the {self.template} template calls handler.{name}). "
-                                  f"Found: {', '.join(found) or 'no functions'}.")
-        self.module, self.handler = module, handler
+        name = self.spec.handler_attr or self.default_entry
+        self.module = module
+        self.handler = self.find_handler(module, why=f" (the {self.template} template calls handler.{name})")
 
     def _handler(self) -> Callable[..., Any]:
-        if self.handler is None or self.module is None:
-            raise RuntimeError("Adapter.bind() was not called")
-        if self.template == "python3" and not self._fresh and sys.modules.get(self.module.__name__) is self.module:
+        handler = self.bound()
+        if (self.module is not None and self.template == "python3" and not self._fresh
+                and sys.modules.get(self.module.__name__) is self.module):
             self.bind(importlib.reload(self.module))  # module state does not survive between calls there
+            handler = self.bound()
         self._fresh = False
-        return self.handler  # type: ignore[return-value]
+        return handler
 
     def invoke_http(self, request: HttpRequest, inv: Invocation) -> HttpResponse:
         started = time.perf_counter()
@@ -411,7 +407,7 @@ class Adapter:
         call_id = request.header("x-call-id") or inv.request_id
         headers = gateway_headers(request, call_id)
         self._call = {"call_id": call_id, "start": str(request.time_ms * 1_000_000), "started": started,
-                      "request": request, "output": None, "generated": request.header("x-call-id") is None}
+                      "request": request, "generated": request.header("x-call-id") is None}
         response = self._template(request, function_path(self.spec, request), headers)
         return self._through_gateway(response, request)
 
@@ -432,7 +428,7 @@ class Adapter:
             response = flask_response(format_response(handler(event, Context())))
         elif self.template == "python3-flask":
             raw = os.getenv("RAW_BODY", "false")
-            as_bytes = len(raw) > 0 and raw.lower() == "true" or raw == "1"  # the template's is_true()
+            as_bytes = (len(raw) > 0 and raw.lower() == "true") or raw == "1"  # the template's is_true()
             body = request.body if as_bytes else request.body.decode("utf-8", "replace")
             response = flask_response(handler(body), view="main_route")
         if request.method == "HEAD":
@@ -446,7 +442,6 @@ class Adapter:
     def _classic(self, request: HttpRequest, path: str, headers: list[tuple[str, str]]) -> HttpResponse:
         """templates/python3: `ret = handle(stdin text)`, `print(ret)` unless None, in a fresh process."""
         output = io.StringIO()
-        self._call["output"] = output
         cgi = cgi_environment(request, path, headers)
         saved_env = {key: os.environ.get(key) for key in cgi}
         saved_streams = sys.stdout, sys.stderr
@@ -459,7 +454,12 @@ class Adapter:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
             if code:
-                raise ExitStatus(code) from None
+                failed = ExitStatus(code)
+                self.keep_response(failed, self._exit_page(failed, output.getvalue()))
+                raise failed from None
+        except Exception as exc:
+            self.keep_response(exc, self._exit_page(exc, output.getvalue()))
+            raise
         finally:
             sys.stdout, sys.stderr = saved_streams
             for key, value in saved_env.items():
@@ -471,6 +471,13 @@ class Adapter:
         if request.header("content-type"):  # the classic watchdog echoes the caller's content type
             response.headers.append(("Content-Type", request.header("content-type") or ""))
         return response
+
+    @staticmethod
+    def _exit_page(exc: BaseException, output: str) -> HttpResponse:
+        """The classic watchdog's 500: `exit status N` and the process's combined output, traceback included."""
+        text = output if isinstance(exc, ExitStatus) else output + user_traceback(exc)
+        status = exc.code if isinstance(exc, ExitStatus) else 1
+        return HttpResponse(500, [], f"exit status {status}\n{text}".encode("utf-8", "surrogateescape"))
 
     def _through_gateway(self, response: HttpResponse, request: HttpRequest | None) -> HttpResponse:
         """The watchdog's X-Duration-Seconds, the gateway's X-Call-Id / X-Start-Time and its content type
@@ -491,16 +498,14 @@ class Adapter:
         key, or the page of a werkzeug HTTPException the handler raised); the classic watchdog's 500
         with `exit status N` and the process's combined output, traceback included."""
         request = self._call.get("request")
-        if self.template == "python3":
-            output = self._call.get("output")
-            text = output.getvalue() if output is not None else ""
-            if not isinstance(exc, ExitStatus):
-                text += user_traceback(exc)
-            status = exc.code if isinstance(exc, ExitStatus) else 1
-            response = HttpResponse(500, [], f"exit status {status}\n{text}".encode("utf-8", "surrogateescape"))
-        elif isinstance(getattr(exc, "code", None), int) and any(
+        kept = self.partial_response(exc)
+        if kept is not None:
+            response = kept
+        elif self.template == "python3":
+            response = self._exit_page(exc, "")
+        elif isinstance(code := getattr(exc, "code", None), int) and any(
                 cls.__name__ in ("HTTPException", "BadRequestKeyError") for cls in type(exc).__mro__):
-            response = werkzeug_page(exc.code, getattr(exc, "name", "Error"), getattr(exc, "description", ""))  # type: ignore[attr-defined]
+            response = werkzeug_page(code, getattr(exc, "name", "Error"), getattr(exc, "description", ""))
         else:
             response = internal_server_error()
         return self._through_gateway(response, request)
@@ -566,3 +571,6 @@ class Context:
 
     def __init__(self) -> None:
         self.hostname = os.getenv("HOSTNAME", "localhost")
+
+
+RUNTIME = Runtime("openfaas", Adapter, environment, http_routes, failure_response, async_routes=async_routes)

@@ -22,9 +22,12 @@ import urllib.parse
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from faasemu.events import cloudevents as events
-from faasemu.runtimes.base import Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation
+from faasemu.events import model as events
 from faasemu.project.spec import FunctionSpec, HttpTrigger
+from faasemu.runtimes.adapter import BaseAdapter, describe_module
+from faasemu.runtimes.base import Delivery, EntryPointError, HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.contract import Runtime
+from faasemu.runtimes.drivers import AsgiExchange, HandlerLoop
 
 REGION = "dev1"  # the region `vercel dev` reports in x-vercel-id
 ENTRY_NAMES = ("app", "application")
@@ -100,7 +103,8 @@ def request_headers(request: HttpRequest, request_id: str) -> list[tuple[str, st
     headers = [(k, v) for k, v in request.headers if k not in _FORWARDED and k != "transfer-encoding"]
     if request.body and request.header("content-length") is None:
         headers.append(("content-length", str(len(request.body))))  # Vercel buffers bodies: never chunked
-    return headers + [
+    return [
+        *headers,
         ("x-forwarded-for", request.source_ip), ("x-forwarded-host", host),
         ("x-forwarded-proto", request.scheme), ("x-real-ip", request.source_ip),
         ("x-vercel-deployment-url", host), ("x-vercel-forwarded-for", request.source_ip),
@@ -181,7 +185,7 @@ def parse_response(raw: bytes, method: str) -> HttpResponse:
     import http.client
 
     sock = SimpleNamespace(makefile=lambda *args, **kwargs: io.BytesIO(raw))
-    response = http.client.HTTPResponse(sock, method=method)  # type: ignore[arg-type]
+    response = http.client.HTTPResponse(sock, method=method)  # type: ignore[arg-type]  # a socket stand-in: only makefile()
     try:
         response.begin()
     except (http.client.HTTPException, ValueError) as exc:
@@ -216,7 +220,8 @@ def error_page(status: int, code: str, request_id: str, detail: str = "") -> Htt
 
 def failure_response(kind: str, message: str, request_id: str) -> HttpResponse:
     """Timeout: 504 FUNCTION_INVOCATION_TIMEOUT. A crashed or out-of-memory function: 500
-    FUNCTION_INVOCATION_FAILED. A function that cannot load: 503 with the reason (SPEC §4)."""
+    FUNCTION_INVOCATION_FAILED. A function that cannot load: 503 with the reason
+    (docs/runtime-contract.md#the-supervisor-side-half-runtime)."""
     if kind == "timeout":
         return error_page(504, "FUNCTION_INVOCATION_TIMEOUT", request_id)
     if kind == "unavailable":
@@ -235,7 +240,7 @@ def uvicorn_error() -> HttpResponse:
 def positional_count(obj: object) -> int | None:
     """Required positional parameters, as resolver.py counts them; None when there is no signature."""
     try:
-        parameters = inspect.signature(obj).parameters.values()  # type: ignore[arg-type]
+        parameters = inspect.signature(obj).parameters.values()  # type: ignore[arg-type]  # any object: TypeError if none
     except (ValueError, TypeError):
         return None
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -250,7 +255,7 @@ def app_kind(obj: object, where: str) -> tuple[str, Any]:
         return "asgi", asgi
     is_async = inspect.iscoroutinefunction(obj)
     if not is_async and callable(obj):
-        is_async = inspect.iscoroutinefunction(obj.__call__)  # type: ignore[operator]
+        is_async = inspect.iscoroutinefunction(obj.__call__)
     count = positional_count(obj)
     if is_async and count == 3:
         return "asgi", obj
@@ -303,15 +308,10 @@ def event_request(delivery: Delivery, route: str) -> HttpRequest:
 # -- the adapter --------------------------------------------------------------------------------
 
 
-def _describe_module(module: ModuleType) -> str:
-    path = getattr(module, "__file__", None)
-    return os.path.relpath(path) if path else module.__name__
-
-
 def _drive(cls: type) -> type:
     """The user's handler class reading from and writing to memory instead of a socket."""
 
-    class Driven(cls):  # type: ignore[misc, valid-type]
+    class Driven(cls):
         def setup(self) -> None:
             raw, self.wfile = self.request
             self.connection = None
@@ -328,14 +328,14 @@ def _text(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
 
 
-class Adapter:
+class Adapter(BaseAdapter):
     """vc_init for one function: the entry point found once, then driven once per request."""
 
     def __init__(self, spec: FunctionSpec) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self.kind = ""
         self.app: Any = None
-        self.runner: Any = None  # asyncio.Runner: one loop for the worker's life, as vc_init keeps
+        self.runner: HandlerLoop | None = None  # one loop for the worker's life, as vc_init keeps
         self.state: dict[str, Any] = {}
         self.lifespan: Any = None  # the lifespan task and its two queues, as uvicorn keeps them
         self.lifespan_queues: tuple[Any, Any] = (None, None)
@@ -344,16 +344,15 @@ class Adapter:
         self.server = SimpleNamespace(server_address=("127.0.0.1", 3000), server_name="localhost", server_port=3000)
 
     def bind(self, module: ModuleType) -> None:
-        self.kind, _, entry = find_entry(module, self.spec.handler_attr, _describe_module(module))
+        self.kind, _, entry = find_entry(module, self.spec.handler_attr, describe_module(module))
         if self.kind == "handler":
             self.app = _drive(entry)
             return
         self.app = entry
         if self.kind == "asgi":
-            import asyncio
             import atexit
 
-            self.runner = asyncio.Runner()
+            self.runner = HandlerLoop(shared_context=True)  # an asyncio.Runner's one context, as vc_init's
             failed = self.runner.run(self._lifespan_startup())
             if failed is not None:
                 self.close()
@@ -366,12 +365,19 @@ class Adapter:
         self.partial = None
         query = route_query(self.spec, request)
         headers = request_headers(request, inv.request_id)
-        if self.kind == "handler":
-            response = self._run_handler(request, headers, query)
-        elif self.kind == "wsgi":
-            response = self._run_wsgi(request, headers, query)
-        else:
-            response = self.runner.run(self._run_asgi(asgi_scope(request, headers, query, self.state), request.body))
+        try:
+            if self.kind == "handler":
+                response = self._run_handler(request, headers, query)
+            elif self.kind == "wsgi":
+                response = self._run_wsgi(request, headers, query)
+            else:
+                assert self.runner is not None  # bind() made it for an ASGI app
+                scope = asgi_scope(request, headers, query, self.state)
+                response = self.runner.run(self._run_asgi(scope, request.body))
+        except BaseException as exc:
+            if self.partial is not None:  # what was already sent stays sent
+                self.keep_response(exc, self.partial)
+            raise
         return edge_response(response, inv.request_id)
 
     def _run_handler(self, request: HttpRequest, headers: list[tuple[str, str]], query: str) -> HttpResponse:
@@ -417,34 +423,11 @@ class Adapter:
         return self.partial
 
     async def _run_asgi(self, scope: dict[str, Any], body: bytes) -> HttpResponse:
-        import asyncio
-
-        done = asyncio.Event()
-        messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-        async def receive() -> dict[str, Any]:
-            if messages:
-                return messages.pop()
-            await done.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:  # uvicorn's checks, with its messages
-            kind = message.get("type")
-            if self.partial is None:
-                if kind != "http.response.start":
-                    raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{kind}'.")
-                self.partial = HttpResponse(int(message["status"]),
-                                            [(_text(k), _text(v)) for k, v in message.get("headers", ())])
-            elif not done.is_set():
-                if kind != "http.response.body":
-                    raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{kind}'.")
-                self.partial.body += bytes(message.get("body", b""))
-                if not message.get("more_body", False):
-                    done.set()
-            else:
-                raise RuntimeError(f"Unexpected ASGI message '{kind}' sent, after response already completed.")
-
-        await self.app(scope, receive, send)
+        exchange = AsgiExchange(scope, body)  # uvicorn's checks, with its messages
+        try:
+            await exchange.run(self.app)
+        finally:
+            self.partial = exchange.response
         if self.partial is None:
             print("ERROR:    ASGI callable returned without starting response.", file=sys.stderr)
             return uvicorn_error()
@@ -501,21 +484,21 @@ class Adapter:
 
     # -- events and errors -------------------------------------------------------------------------
 
-    def deliver(self, delivery: Delivery, inv: Invocation) -> None:
+    def event_request(self, delivery: Delivery, inv: Invocation) -> HttpRequest:
         """A push to the function's route; a non-2xx answer is a failed delivery, redelivered."""
-        request = event_request(delivery, http_routes(self.spec)[0].path)
-        response = self.invoke_http(request, inv)
-        if not 200 <= response.status < 300:
-            snippet = response.body[:200].decode("utf-8", errors="replace")
-            raise DeliveryFailed(f"POST {request.path} answered {response.status}: {snippet}")
+        return event_request(delivery, http_routes(self.spec)[0].path)
 
     def error_response(self, exc: BaseException, inv: Invocation) -> HttpResponse:
         """The handler raised. What was already sent stays sent; before that, an ASGI app gets
         uvicorn's 500, a handler class or WSGI app Vercel's FUNCTION_INVOCATION_FAILED."""
         if isinstance(exc, NoResponse):
             return error_page(502, "NO_RESPONSE_FROM_FUNCTION", inv.request_id)
-        if self.partial is not None:
-            return edge_response(self.partial, inv.request_id)
+        sent = self.partial_response(exc)
+        if sent is not None:
+            return edge_response(sent, inv.request_id)
         if self.kind == "asgi":
             return edge_response(uvicorn_error(), inv.request_id)
         return error_page(500, "FUNCTION_INVOCATION_FAILED", inv.request_id)
+
+
+RUNTIME = Runtime("vercel", Adapter, environment, http_routes, failure_response)

@@ -22,7 +22,8 @@ from faasemu import __version__
 from faasemu.delivery.admission import refusal
 from faasemu.delivery.bus import Bus, ingress_answer
 from faasemu.delivery.effects import EffectLog
-from faasemu.events.cloudevents import IngressError, parse_ingress
+from faasemu.delivery.eventlog import events_json
+from faasemu.events.ingress import IngressError, parse_ingress
 from faasemu.project.hosts import HostGuard
 from faasemu.server.lambda_api import PREFIXES as LAMBDA_API_PREFIXES
 from faasemu.server.lambda_api import LambdaApi
@@ -30,7 +31,7 @@ from faasemu.server.router import MethodNotAllowed
 from faasemu.runtimes.base import ASYNC_HTTP_TYPE, HttpRequest, HttpResponse
 from faasemu.server.supervisor import Supervisor
 
-MAX_BODY = 6 * 1024 * 1024  # the Lambda payload limit; SPEC §4
+MAX_BODY = 6 * 1024 * 1024  # the Lambda payload limit (docs/architecture.md#an-http-request)
 ADMIN_PREFIXES = ("/_faasemu/", *LAMBDA_API_PREFIXES)
 
 Scope = dict[str, Any]
@@ -137,8 +138,8 @@ class Gateway:
                     self.supervisor.console.notice(f"bus  {reopened} deliveries left open by an earlier run are queued again")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.bus.close()
-                await self.supervisor.close()
+                # Closing the bus and the workers is up.serve's, in a `finally` that also runs when
+                # uvicorn skips this message (a second Ctrl+C, a failed startup): one owner, once.
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -262,21 +263,6 @@ def _refusal(path: str, status: int, message: str) -> HttpResponse:
         kind = "UnsupportedMediaTypeException" if status == 415 else "AccessDeniedException"
         return json_response(status, {"Type": "User", "message": message}, [("x-amzn-errortype", kind)])
     return json_response(status, {"message": message})
-
-
-def events_json(found: list) -> list[dict[str, Any]]:
-    return [
-        {
-            "seq": stored.seq, "id": stored.event["id"], "type": stored.event["type"],
-            "source": stored.event.get("source"), "origin": stored.origin, "received_at": stored.received_at,
-            "deliveries": [
-                {"function": r.function, "copy": r.copy, "status": r.status, "attempts": r.attempts,
-                 "last_error": r.last_error, "tags": r.tags}
-                for r in rows
-            ],
-        }
-        for stored, rows in found
-    ]
 
 
 def _short(value: Any, limit: int = 80) -> str:

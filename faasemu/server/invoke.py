@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import hashlib
 import json
 import sys
 import time
@@ -17,19 +16,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from faasemu.project.console import Console
 from faasemu.delivery.effects import LocalEffectServer
+from faasemu.delivery.policy import attempt_id
+from faasemu.project.console import Console
+from faasemu.project.environment import effect_urls, faasemu_env
 from faasemu.project.errors import InputFileError, UsageError
+from faasemu.project.failures import WorkerError
 from faasemu.project.manifest import load_manifest
-from faasemu.server.router import MethodNotAllowed, Router
-from faasemu.runtimes import load_adapter
-from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
-from faasemu.runtimes.request_ids import invocation_id
+from faasemu.project.platforms import PLATFORMS
 from faasemu.project.spec import FunctionSpec, Manifest
 from faasemu.project.state import ensure_project_state
-from faasemu.workers.pool import FunctionPool, Watchdog, Outcome
-
-RAW_EVENT_RUNTIMES = ("aws-lambda", "netlify")  # `--data` alone is the raw event, as `sam local invoke -e`
+from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
+from faasemu.runtimes.request_ids import invocation_id
+from faasemu.server.router import MethodNotAllowed, Router
+from faasemu.workers.pool import FunctionPool, Outcome, Watchdog
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class _StderrObserver:
     def worker_output(self, function: str, line: str) -> None:
         self.console.file.write(line + "\n")
 
-    def load_failed(self, function: str, error: dict[str, Any]) -> None:
+    def load_failed(self, function: str, error: WorkerError) -> None:
         pass  # reported once, with the outcome
 
     def load_recovered(self, function: str, ms: float) -> None:
@@ -92,23 +92,33 @@ def parse_json(raw: bytes, origin: str) -> Any:
         raise InputFileError(origin, line, reason) from None
 
 
+def data_invocation(spec: FunctionSpec) -> str:
+    """What `--data` alone means for the function's platform: "raw" (the raw event, as `sam local
+    invoke -e`) or "event" (a CloudEvent's data); a UsageError (exit 2) where it has neither."""
+    meaning = PLATFORMS[spec.runtime].capabilities.data_invocation
+    if meaning is None:
+        raise UsageError(f"function {spec.name} runs on runtime {spec.runtime}, which has no raw invocation to pass "
+                         "--data to; use --event TYPE to deliver the data as an event, or --http METHOD PATH to send "
+                         "it as a request's body")
+    return meaning
+
+
 def run_invoke(options: InvokeOptions) -> int:
     manifest = load_manifest(options.manifest)
     spec = find_function(manifest, options.function, options.manifest)
+    if not options.http and not options.event_type:
+        data_invocation(spec)  # before any worker starts: a usage error costs nothing
     raw, origin = read_data(options.data)
     console = Console(file=sys.stderr)
     with LocalEffectServer() as effects:
-        env = {
-            "FAASEMU_STATE": ensure_project_state(manifest),
-            "FAASEMU_SINK_URL": f"{effects.base_url}/sink",
-            "FAASEMU_EVENTS_URL": f"{effects.base_url}/events",
-        }
+        env = faasemu_env(ensure_project_state(manifest), *effect_urls(effects.base_url))
         pool = FunctionPool(spec, manifest.root, env, _StderrObserver(console), Watchdog())
         if options.http:
             code = asyncio.run(_run(pool, _http(pool, spec, options.http, raw), console, "http"))
-        elif options.event_type or spec.runtime not in RAW_EVENT_RUNTIMES:
+        elif options.event_type or data_invocation(spec) == "event":
             data = parse_json(raw, origin)
-            code = asyncio.run(_run(pool, _event(spec, options.event_type or "faasemu.invoke", data), console, "event"))
+            message = _event(pool, spec, options.event_type or "faasemu.invoke", data)
+            code = asyncio.run(_run(pool, message, console, "event"))
         else:
             parse_json(raw, origin)  # a bad file is a usage error (exit 2), not a handler failure
             inv = Invocation(str(uuid.uuid4()), 0.0)
@@ -140,16 +150,16 @@ def _http(pool: FunctionPool, spec: FunctionSpec, http: tuple[str, str], body: b
     return {"op": "http", "req": request.to_wire(), "inv": inv.to_wire()}, body
 
 
-def _event(spec: FunctionSpec, event_type: str, data: Any) -> tuple[dict[str, Any], bytes]:
+def _event(pool: FunctionPool, spec: FunctionSpec, event_type: str, data: Any) -> tuple[dict[str, Any], bytes]:
     event_id = f"invoke-{uuid.uuid4().hex[:12]}"
     event = {
         "specversion": "1.0", "id": event_id, "source": "faasemu", "type": event_type,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "datacontenttype": "application/json",
         "data": data,
     }
-    attempt_id = hashlib.sha256(f"0\0{spec.name}\0{event_id}\01".encode()).hexdigest()[:16]
-    delivery = Delivery(event, 1, attempt_id)
-    inv = Invocation(invocation_id(load_adapter(spec.runtime), spec, 0, event, 0, 1), 0.0)
+    # attempt 1 of the event under seed 0: the id the bus and `replay` give that attempt (delivery/policy.py)
+    delivery = Delivery(event, 1, attempt_id(0, spec.name, event_id, 1))
+    inv = Invocation(invocation_id(pool.adapter_module, spec, 0, event, 0, 1), 0.0)
     return {"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()}, b""
 
 
@@ -169,7 +179,7 @@ def _print(pool: FunctionPool, outcome: Outcome, header: dict[str, Any], console
     if outcome.error:
         console.error(spec.name, outcome.error)
     elif outcome.kind != "ok":
-        console.error(spec.name, {"type": outcome.kind, "message": outcome.message})
+        console.error(spec.name, WorkerError(outcome.kind, outcome.message))
     cold = f", cold start {outcome.cold_ms:.0f} ms" if outcome.cold_ms is not None else ""
     if mode == "http":
         if "res" in outcome.reply:
@@ -195,11 +205,8 @@ def _print(pool: FunctionPool, outcome: Outcome, header: dict[str, Any], console
 
 
 def _failure_payload(pool: FunctionPool, outcome: Outcome, request_id: str) -> dict[str, Any]:
-    module = pool.adapter_module
     if outcome.kind == "error" and outcome.error:
-        return {"errorMessage": outcome.error.get("message"), "errorType": outcome.error.get("type")}
-    if hasattr(module, "failure_payload"):
-        return module.failure_payload(outcome.kind, outcome.message, request_id)
-    return {"errorType": outcome.kind, "errorMessage": outcome.message}
+        return {"errorMessage": outcome.error.message, "errorType": outcome.error.type}
+    return pool.adapter_module.failure_payload(outcome.kind, outcome.message, request_id)
 
 

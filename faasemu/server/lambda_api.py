@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from faasemu.project.spec import FunctionSpec
 from faasemu.runtimes import aws_lambda
 from faasemu.runtimes.base import Invocation, new_request_id
-from faasemu.project.spec import FunctionSpec
 
 if TYPE_CHECKING:
     from faasemu.server.gateway import Gateway
@@ -165,7 +165,7 @@ class LambdaApi:
             return error(404, "ResourceNotFoundException",
                          f"Function not found: arn:aws:lambda:{aws_lambda.DEFAULT_REGION}:{aws_lambda.ACCOUNT}"
                          f":function:{name}")
-        if not hasattr(getattr(pool.adapter_module, "Adapter", None), "invoke_raw"):
+        if not pool.adapter_module.capabilities.raw_invocation:
             routes = ", ".join(t.path for t in pool.adapter_module.http_routes(pool.spec)) or "none"
             return error(400, "InvalidParameterValueException",
                          f"function {name} runs on runtime {pool.spec.runtime}, which has no raw invocation: the "

@@ -13,21 +13,20 @@ from typing import Any
 
 from faasemu.project.console import Console, relative
 from faasemu.project.errors import FaasemuError
-from faasemu.server.router import Router
+from faasemu.project.failures import WorkerError
+from faasemu.project.spec import FunctionSpec, HttpTrigger, Manifest
 from faasemu.runtimes.base import HttpRequest, HttpResponse, new_request_id
-from faasemu.project.spec import FunctionSpec, Manifest
-from faasemu.workers.pool import FunctionPool, Watchdog, Outcome
+from faasemu.server.router import Router
+from faasemu.workers.pool import FunctionPool, Outcome, Watchdog
 
 
-def async_routes(pool: FunctionPool) -> tuple:
-    routes = getattr(pool.adapter_module, "async_routes", None)
-    return routes(pool.spec) if routes is not None else ()
+def async_routes(pool: FunctionPool) -> tuple[HttpTrigger, ...]:
+    return pool.adapter_module.async_routes(pool.spec)
 
 
-def host_routes(pool: FunctionPool) -> tuple:
+def host_routes(pool: FunctionPool) -> tuple[tuple[HttpTrigger, HttpResponse], ...]:
     """Paths the platform's host answers itself (Azure's home page and ping), if the runtime has any."""
-    routes = getattr(pool.adapter_module, "host_routes", None)
-    return routes(pool.spec) if routes is not None else ()
+    return pool.adapter_module.host_routes(pool.spec)
 
 
 class Supervisor:
@@ -87,8 +86,8 @@ class Supervisor:
             if outcome.kind == "error" and outcome.error:
                 self.console.error(name, outcome.error)
             elif outcome.kind in ("timeout", "crash", "oom"):
-                self.console.error(name, {"type": outcome.kind, "message": outcome.message})
-        except Exception as exc:  # noqa: BLE001 - a fault in logging must not replace the runtime's answer
+                self.console.error(name, WorkerError(outcome.kind, outcome.message))
+        except Exception as exc:
             self.console.internal_error(f"could not log {trigger} of {name} ({status}): {type(exc).__name__}: {exc}")
 
     # -- PoolObserver ----------------------------------------------------------------------------
@@ -96,7 +95,7 @@ class Supervisor:
     def worker_output(self, function: str, line: str) -> None:
         self.console.worker_output(function, line)
 
-    def load_failed(self, function: str, error: dict[str, Any]) -> None:
+    def load_failed(self, function: str, error: WorkerError) -> None:
         self.console.error(function, error, context="cannot load the handler; answering 503 until the file is fixed")
 
     def load_recovered(self, function: str, ms: float) -> None:
@@ -153,7 +152,8 @@ class Supervisor:
         self._build_router()
         for listener in self.on_functions_changed:
             listener()
-        self.console.notice(f"reload  {relative(new.path, new.root)} applied: {' '.join(changes) or 'no function changed'}")
+        applied = " ".join(changes) or "no function changed"
+        self.console.notice(f"reload  {relative(new.path, new.root)} applied: {applied}")
         return True
 
     def status(self) -> list[dict[str, Any]]:

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from faasemu import __version__
-from faasemu.chaos.model import ChaosOptions, LiveChaos, new_seed
+from faasemu.chaos.live import LiveChaos
+from faasemu.chaos.model import ChaosOptions, new_seed
 from faasemu.project.console import Console, LogFormat, relative
+from faasemu.project.environment import effect_urls, faasemu_env
 from faasemu.project.errors import FaasemuError, UsageError
 from faasemu.project.manifest import load_manifest
+from faasemu.project.ownership import ProjectLock, remove_server_marker, write_server_marker
+from faasemu.project.paths import ProjectPaths
 from faasemu.project.spec import Manifest
 from faasemu.project.state import ensure_project_state
-
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; `up` runs without the one-per-project lock there
-    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class UpOptions:
     reload: bool = True
     log_format: LogFormat = "text"
     quiet: bool = False
-    chaos: ChaosOptions = ChaosOptions()
+    chaos: ChaosOptions = field(default_factory=ChaosOptions)
     seed: int | None = None
     retry_delay: float = 0.5
     allow_hosts: tuple[str, ...] = ()  # --allow-host, added to the manifest's allow_hosts (faasemu/project/hosts.py)
@@ -93,112 +91,15 @@ def network_urls(host: str, port: int) -> list[str]:
 
 
 def project_env(manifest: Manifest, base_url: str) -> dict[str, str]:
-    """The FAASEMU_* variables every handler gets in `up` (SPEC §2, §6)."""
-    return {
-        "FAASEMU_STATE": ensure_project_state(manifest),
-        "FAASEMU_SINK_URL": f"{base_url}/_faasemu/sink",
-        "FAASEMU_EVENTS_URL": f"{base_url}/_faasemu/events",
-    }
+    """The FAASEMU_* variables every handler gets in `up`, on top of the platform's and the manifest's
+    (docs/runtime-contract.md#the-supervisor-side-half-runtime)."""
+    return faasemu_env(ensure_project_state(manifest), *effect_urls(f"{base_url}/_faasemu"))
 
 
 def events_db_path(manifest: Manifest) -> str:
-    folder = os.path.join(manifest.root, ".faasemu")
-    os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, "events.db")
-
-
-def server_marker_path(manifest: Manifest) -> str:
-    return os.path.join(manifest.root, ".faasemu", "up.json")
-
-
-class ProjectInUse(FaasemuError):
-    """Another `faasemu up` owns this project's event log: two would both deliver every event."""
-
-    def __init__(self, lock_path: str, holder: dict[str, object]) -> None:
-        pid = holder.get("pid") or "unknown"
-        url = holder.get("url") or "its URL not written yet"
-        super().__init__(
-            f"another faasemu up (pid {pid}, {url}) is already serving this project and owns its event log "
-            f"(lock {lock_path}); two would both deliver every event. Stop it first (Ctrl+C in its terminal, "
-            f"or kill {pid}), or send it events: faasemu replay EVENTS.jsonl --target {holder.get('url') or 'URL'}"
-        )
-
-
-class ProjectLock:
-    """`.faasemu/up.lock`, held with `flock` for the life of one `up`.
-
-    An OS lock rather than a pid file: the kernel drops it when the process dies, however it dies
-    (`kill -9` included), so a stale lock is simply taken over, and a recycled pid cannot fake one.
-    The descriptor is not inheritable (PEP 446) and workers get only their own socket, so no worker
-    keeps the lock after `up` is gone. The file holds the owner's pid and URL, for the refusal.
-    `faasemu events` and `replay` do not take it: they share the log through SQLite as they always did.
-    """
-
-    def __init__(self, manifest: Manifest) -> None:
-        folder = os.path.join(manifest.root, ".faasemu")
-        os.makedirs(folder, exist_ok=True)
-        self.path = os.path.join(folder, "up.lock")
-        self.shown = relative(self.path, os.getcwd())
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        if fcntl is None:
-            return
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = self._read()
-            os.close(self.fd)
-            raise ProjectInUse(self.shown, holder) from None
-        self.write(None)
-
-    def _read(self) -> dict[str, object]:
-        try:
-            data = json.loads(os.pread(self.fd, 4096, 0) or b"{}")
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
-
-    def write(self, url: str | None) -> None:
-        if fcntl is None:
-            return
-        data = json.dumps({"pid": os.getpid(), "url": url}).encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, data, 0)
-
-    def release(self) -> None:
-        try:
-            if fcntl is not None:
-                os.ftruncate(self.fd, 0)
-        finally:
-            os.close(self.fd)  # closing the descriptor drops the flock
-
-
-def write_server_marker(manifest: Manifest, base_url: str) -> str:
-    """`.faasemu/up.json`: where this `up` listens, so `faasemu events --redrive` can wake it."""
-    from faasemu.project.private import write_private_text
-
-    path = server_marker_path(manifest)
-    write_private_text(path, json.dumps({"url": base_url, "pid": os.getpid()}))  # .faasemu/ is 0600 throughout
-    return path
-
-
-def remove_server_marker(path: str) -> None:
-    try:
-        with open(path, encoding="utf-8") as file:
-            if json.load(file).get("pid") == os.getpid():
-                os.unlink(path)
-    except (OSError, ValueError):
-        pass
-
-
-def running_server_url(manifest: Manifest) -> str | None:
-    """The URL of the `faasemu up` serving this project, if one is alive."""
-    try:
-        with open(server_marker_path(manifest), encoding="utf-8") as file:
-            marker = json.load(file)
-        os.kill(int(marker["pid"]), 0)
-        return str(marker["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    paths = ProjectPaths(manifest.root)
+    paths.folder()
+    return paths.events_db
 
 
 def startup_rows(supervisor, base_url: str) -> list[tuple[str, str, str, str]]:
@@ -206,7 +107,7 @@ def startup_rows(supervisor, base_url: str) -> list[tuple[str, str, str, str]]:
     for pool in supervisor.pools.values():
         spec = pool.spec
         routes = pool.adapter_module.http_routes(spec)
-        background = getattr(pool.adapter_module, "async_routes", lambda spec: ())(spec)
+        background = pool.adapter_module.async_routes(spec)
         triggers = [f"{' '.join(t.methods) or 'ANY'} {t.path}" for t in routes]
         triggers += [f"{' '.join(t.methods) or 'ANY'} {t.path} (202, via the bus)" for t in background]
         routes = (*routes, *background)
@@ -248,15 +149,16 @@ def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock) -> None:
     from faasemu.project.hosts import HostGuard
 
     gateway = Gateway(supervisor, bus, HostGuard(host, (*manifest.allow_hosts, *options.allow_hosts)))
-    state = relative(env["FAASEMU_STATE"], manifest.root)
+    state, events = relative(env["FAASEMU_STATE"], manifest.root), relative(log_path, manifest.root)
     console.startup(
-        f"faasemu {__version__} · {manifest.name} · {base_url} · state {state} · events {relative(log_path, manifest.root)}",
+        f"faasemu {__version__} · {manifest.name} · {base_url} · state {state} · events {events}",
         startup_rows(supervisor, base_url),
         ("watching the project for changes · " if options.reload else "")
         + f"post events to {base_url}/_faasemu/events · Ctrl+C to stop",
     )
     if chaos is not None:
-        console.warning(f"live chaos: {' '.join(options.chaos.flags())} --seed {seed} (every injected perturbation is logged)")
+        flags = " ".join(options.chaos.flags())
+        console.warning(f"live chaos: {flags} --seed {seed} (every injected perturbation is logged)")
     if not is_loopback(host):
         reachable = ""
         if host in WILDCARDS:
@@ -295,9 +197,12 @@ async def serve(gateway, supervisor, sock: socket.socket, manifest: Manifest, op
     try:
         await server.serve(sockets=[sock])
     finally:
+        # The one shutdown (the gateway's lifespan leaves it here): however uvicorn ended, the bus
+        # stops delivering first, then the workers go.
         stop.set()
         if watcher is not None:
             watcher.cancel()
+        await gateway.bus.close()
         await supervisor.close()
 
 

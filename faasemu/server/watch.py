@@ -27,7 +27,7 @@ class SourceFilter(watchfiles.DefaultFilter):
     """Python sources and the manifest, outside ignored folders."""
 
     def __init__(self, manifest_path: str) -> None:
-        super().__init__(ignore_dirs=IGNORED_DIRS)
+        super().__init__(ignore_dirs=sorted(IGNORED_DIRS))
         self.manifest_path = os.path.realpath(manifest_path)
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:

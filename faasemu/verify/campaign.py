@@ -1,4 +1,4 @@
-"""The verification campaign (SPEC §6): calibrate, probe, randomise, shrink, classify, attribute.
+"""The campaign (docs/verification.md#the-campaign): calibrate, probe, randomise, shrink, classify, attribute.
 
 The algorithms are pure and synchronous (`probes`, `shrink`, `classify`); they ask a batch
 predicate, `check`, whether candidates violate. Here `check` runs the candidates and their
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faasemu.chaos.model import ChaosOptions, DeliveryRef, Duplicate, LostAck, Step, duplicate_at_end, generate, select
+from faasemu.project.failures import WorkerError
 from faasemu.project.spec import Manifest
 from faasemu.verify import probes
 from faasemu.verify.classify import Violation, attribute, best_per_kind, classify
@@ -36,7 +37,7 @@ class FunctionVerdict:
     idempotent: bool | None = None
     order_tolerant: bool | None = None
     nondeterministic_outcome: bool = False
-    load_error: dict[str, Any] | None = None
+    load_error: WorkerError | None = None
     violations: list[Violation] = field(default_factory=list)
 
 
@@ -51,6 +52,8 @@ class CampaignResult:
     comparator: Comparator
     results: dict[Candidate, RunResult]
     stats: dict[str, int]
+    # Each function's runtime, for hints that depend on the platform (Kubeless regenerates event ids).
+    runtimes: dict[str, str] = field(default_factory=dict)
 
     def diff(self, violation: Violation) -> dict[str, list[Any]]:
         candidate = violation.candidate
@@ -116,7 +119,7 @@ class Campaign:
             # The memo may know a violation's answer without having run it (shrink records what it
             # learnt elsewhere): the report's diffs need both runs, and every check below too.
             await self._ensure([c for v in found for c in (v.candidate, v.candidate.baseline())])
-            # SPEC §6: before reporting, the baseline runs once more; what differs joins the
+            # docs/verification.md#calibration: before reporting, the baseline runs once more; what differs joins the
             # nondeterministic set and every violation is checked again.
             if found:
                 third = await self.runner.run(self.runner.lanes[0], Candidate())
@@ -133,18 +136,18 @@ class Campaign:
         memo = self.memo
         suspects: list[Candidate] = []
         touched = list(traced.touched)
-        owners = self.only or [None]
+        owners: list[str | None] = [*self.only] if self.only else [None]
         steps = 4 * len(owners)
         done = 0
         self.progress("probes", done, steps)
         for only in owners:
             for probe in (
-                lambda: probes.duplicates_right_after(self.refs, memo, only),
-                lambda: self._duplicates_at_end(memo, touched, only),
-                lambda: probes.reversal(self.n, memo, self.refs, only),
-                lambda: probes.conflicting_swaps(_conflicting_pairs(touched), memo, only, self.refs),
+                lambda owner: probes.duplicates_right_after(self.refs, memo, owner),
+                lambda owner: self._duplicates_at_end(memo, touched, owner),
+                lambda owner: probes.reversal(self.n, memo, self.refs, owner),
+                lambda owner: probes.conflicting_swaps(_conflicting_pairs(touched), memo, owner, self.refs),
             ):
-                suspects.extend(candidate for _function, candidate in probe())
+                suspects.extend(candidate for _function, candidate in probe(only))
                 done += 1
                 self.progress("probes", done, steps)
         random_failures = self._random_runs(memo)
@@ -175,7 +178,7 @@ class Campaign:
             if self.only:
                 perturbations = select(perturbations, self.refs, self.only)
             candidates.append(Candidate(None, tuple(perturbations)))
-        failing = []
+        failing: list[Candidate] = []
         chunk = max(1, self.runner.lane_count * 2)
         for start in range(0, len(candidates), chunk):
             batch = candidates[start : start + chunk]
@@ -241,6 +244,7 @@ class Campaign:
             comparator=self.comparator, results=self.results,
             stats={"runs_executed": self.runner.runs, "deliveries_executed": self.runner.deliveries,
                    "candidates": len(self.results)},
+            runtimes={spec.name: spec.runtime for spec in self.manifest.functions},
         )
 
 

@@ -1,4 +1,5 @@
-"""PURE: the kind of a shrunk violation, the functions to blame, and the one to report (SPEC §6).
+"""PURE: the kind of a shrunk violation, the functions to blame, and the one to report
+(docs/verification.md#kinds, #attribution).
 
 A handler "runs" at every step except an injected `fail` (the delivery fails before its handler
 runs), so a Fail only delays a delivery to its redelivery and counts as a reordering, while a
@@ -74,7 +75,7 @@ def adjacent_form(candidate: Candidate) -> Candidate:
 def late_copy_form(candidate: Candidate) -> Candidate:
     """Each copied delivery runs once, where its last copy ran: a reordering without duplicates.
 
-    chaos.late_copy_only does this for one Duplicate; here a LostAck or a Fail of the same
+    Beyond the copy's own original, a LostAck or a Fail of the same
     delivery goes too, and a Move to the copy's key keeps its place among other deliveries
     (ties sort by canonical index whether a step is a copy or a moved original).
     """
@@ -139,7 +140,7 @@ def manifest_order(refs: Sequence[DeliveryRef]) -> list[str]:
 
 
 def attribute(candidate: Candidate, check: Check, refs: Sequence[DeliveryRef]) -> list[str]:
-    """The functions to blame, in manifest order (SPEC §6 Attribution).
+    """The functions to blame, in manifest order (docs/verification.md#attribution).
 
     First, each function whose perturbations alone (every other delivery once, in place) still
     fail; else each function without whose perturbations it passes. Moved-as-collateral

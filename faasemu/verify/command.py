@@ -21,13 +21,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from faasemu.delivery.admission import check_events_file
 from faasemu.chaos.model import CAMPAIGN_DEFAULTS, ChaosOptions, DeliveryRef, canonical, new_seed
+from faasemu.delivery.admission import check_events_file
+from faasemu.delivery.eventlog import EventLog
+from faasemu.events.files import read_events_file
 from faasemu.project.console import rich_console
 from faasemu.project.errors import InputFileError, UsageError
-from faasemu.delivery.eventlog import EventLog
-from faasemu.events.cloudevents import read_events_file
+from faasemu.project.failures import format_error
 from faasemu.project.manifest import load_manifest
+from faasemu.project.paths import ProjectPaths
 from faasemu.project.private import private_folder, tighten
 from faasemu.project.spec import Manifest
 from faasemu.verify.campaign import Campaign, steps_json
@@ -55,7 +57,7 @@ def load_events(manifest: Manifest, events_file: str | None) -> tuple[list[dict[
     """Events from the file, or else those `faasemu up` recorded in the event log."""
     if events_file:
         return read_events_file(events_file), events_file
-    path = os.path.join(manifest.root, ".faasemu", "events.db")
+    path = ProjectPaths(manifest.root).events_db
     if not os.path.exists(path):
         raise UsageError("no events to check: pass an events file (faasemu chaos events.jsonl), or run "
                          "`faasemu up` and post events so that its event log holds some")
@@ -133,11 +135,8 @@ def run_chaos(options: ChaosCommandOptions) -> int:
 
     invocation = {"events_file": options.events_file, "manifest": options.manifest, "options": options.chaos,
                   "root": manifest.root}
-    # Runtimes, for hints that depend on the platform (Kubeless regenerates event ids).
-    result.runtimes = {spec.name: spec.runtime for spec in manifest.functions}  # type: ignore[attr-defined]
     if result.violations:
-        private_folder(os.path.join(manifest.root, ".faasemu"))
-        private_folder(os.path.join(manifest.root, ".faasemu", "cex"))
+        ProjectPaths(manifest.root).cex_folder()
     for path in write_counterexamples(result, invocation):
         tighten(path)
     violations = result.violations
@@ -147,22 +146,22 @@ def run_chaos(options: ChaosCommandOptions) -> int:
     code = 2 if unloaded else 1 if violations else 0
     report = report_json(result, invocation)
     report["exit_code"] = code
-    report["not_checked"] = {v.name: _load_error_text(v.load_error or {}) for v in unloaded}
-    for path, write in ((options.json_path, lambda p: write_json(p, report)),
-                        (options.junit_path, lambda p: write_junit(p, result, report))):
-        if path:
-            private = _inside(path, os.path.join(manifest.root, ".faasemu"))
+    report["not_checked"] = {v.name: format_error(v.load_error) for v in unloaded if v.load_error}
+    for target, write in ((options.json_path, lambda p: write_json(p, report)),
+                          (options.junit_path, lambda p: write_junit(p, result, report))):
+        if target:
+            private = ProjectPaths(manifest.root).holds(target)
             if private:
-                private_folder(os.path.dirname(os.path.abspath(path)))
-            write(path)
+                private_folder(os.path.dirname(os.path.abspath(target)))
+            write(target)
             if private:
-                tighten(path)
+                tighten(target)
     print_report(console, result, report, invocation)
     functions = {v.function for v in violations}
     written = [p for p in (options.json_path, options.junit_path) if p]
     for verdict in unloaded:
         console.print(Text.assemble(("✗ ", "bold red"), f"{verdict.name} was not checked: it did not load: ",
-                                    _load_error_text(verdict.load_error or {})))
+                                    format_error(verdict.load_error) if verdict.load_error else ""))
     summary = Text()
     if unloaded:
         count = len(unloaded)
@@ -185,15 +184,6 @@ def run_chaos(options: ChaosCommandOptions) -> int:
 
 def _plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
-
-
-def _load_error_text(error: dict[str, Any]) -> str:
-    where = f" ({error['where']})" if error.get("where") else ""
-    return f"{error.get('type', 'Error')}: {error.get('message', '')}{where}"
-
-
-def _inside(path: str, folder: str) -> bool:
-    return os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep)
 
 
 def _reached(refs: list[DeliveryRef]) -> list[str]:
@@ -246,8 +236,8 @@ def replay_counterexample(path: str, manifest_path: str) -> int:
     first, second, perturbed = asyncio.run(run())
     comparator = Comparator(nondeterministic_columns(first, second), manifest.state.ignore)
     console: Console = rich_console()
-    console.print(f"replaying {path}: {data.get('function')} ({data.get('kind')}), {len(steps)} deliveries, seed {seed}",
-                  markup=False, highlight=False)
+    what = f"{data.get('function')} ({data.get('kind')})"
+    console.print(f"replaying {path}: {what}, {len(steps)} deliveries, seed {seed}", markup=False, highlight=False)
     for number, step in enumerate(steps, 1):
         tags = f"  [{', '.join(step.tags)}]" if step.tags else ""
         console.print(f"  {number}. {step.ref.event_id} -> {step.ref.function}{tags}", markup=False, highlight=False)

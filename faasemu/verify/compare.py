@@ -1,4 +1,4 @@
-"""PURE: the oracle's comparison (SPEC §6): calibrate nondeterminism, mask it, compare, diff.
+"""PURE: the oracle's comparison: calibrate nondeterminism, mask it, compare, diff (docs/verification.md#oracle).
 
 Two runs are compared as multisets: per table, the rows left once masked columns are removed
 (`state.ignore` and the calibrated nondeterministic `table.column`s), then the sink calls and
@@ -47,7 +47,7 @@ def nondeterministic_columns(a: RunResult, b: RunResult) -> frozenset[str]:
 class Comparator:
     """Compares runs with `masked` = nondeterministic | ignore left out of every row and effect."""
 
-    __slots__ = ("nondeterministic", "ignore", "masked")
+    __slots__ = ("ignore", "masked", "nondeterministic")
 
     def __init__(self, nondeterministic: Iterable[str] = frozenset(), ignore: Iterable[str] = ()) -> None:
         self.nondeterministic = frozenset(nondeterministic)
@@ -61,7 +61,7 @@ class Comparator:
     def comparable(self, result: RunResult) -> Hashable:
         """A canonical form: equal exactly when the two runs count as the same outcome. An empty
         table and a missing one are the same (no rows either way)."""
-        tables = tuple((t.name, self._form(t)) for t in sorted(result.snapshot.tables, key=lambda t: t.name) if t.rows)
+        tables = tuple((t.name, self.form(t)) for t in sorted(result.snapshot.tables, key=lambda t: t.name) if t.rows)
         return tables, tuple(sorted(fx[2] for fx in _effects(result.effects, self.masked)))
 
     def differs(self, baseline: RunResult, other: RunResult) -> bool:
@@ -85,14 +85,15 @@ class Comparator:
                 out[item] = [items_a[item], items_b[item]]
         return dict(sorted(out.items()))
 
-    def _form(self, table: Table) -> tuple[tuple[str, ...], tuple[Row, ...]]:
-        """Kept column names and the sorted multiset of rows without the masked columns."""
+    def form(self, table: Table) -> tuple[tuple[str, ...], tuple[Row, ...]]:
+        """Kept column names and the sorted multiset of rows without the masked columns: what the
+        comparison sees of a table, so two tables are alike exactly when their forms are equal."""
         keep = [i for i, column in enumerate(table.columns) if f"{table.name}.{column}" not in self.masked]
         rows = sorted((tuple(row[i] for i in keep) for row in table.rows), key=_row_order)
         return tuple(table.columns[i] for i in keep), tuple(rows)
 
     def _diff_table(self, ta: Table, tb: Table, out: Diff) -> None:
-        (columns, rows_a), (columns_b, rows_b) = self._form(ta), self._form(tb)
+        (columns, rows_a), (columns_b, rows_b) = self.form(ta), self.form(tb)
         if ta.rows and tb.rows and columns != columns_b:  # a hooks snapshot may change shape
             out[ta.name] = [list(columns), list(columns_b)]
             return
@@ -124,7 +125,7 @@ def unstable_parts(a: RunResult, b: RunResult, comparator: Comparator) -> frozen
     rows) and `sink.<name>` / `emitted.<type>` (e.g. a random number of calls). Anything here means
     the outcome itself is nondeterministic: the campaign reports it so, never as a violation."""
     parts = {ta.name for ta, tb in _table_pairs(a.snapshot, b.snapshot)
-             if (ta.rows or tb.rows) and comparator._form(ta) != comparator._form(tb)}
+             if (ta.rows or tb.rows) and comparator.form(ta) != comparator.form(tb)}
     fx_a, fx_b = _effects(a.effects, comparator.masked), _effects(b.effects, comparator.masked)
     parts.update(group for group in {fx[0] for fx in fx_a + fx_b} if _count(fx_a, group, 2) != _count(fx_b, group, 2))
     return frozenset(parts)

@@ -1,7 +1,7 @@
 """PURE: what one run of a schedule produces, and what the campaign asks a runner to execute.
 
 A run's outcome is its final state snapshot plus its effects; both are compared as multisets
-(SPEC §6). Everything here is hashable and JSON-able, so results can be cached and reported.
+(docs/verification.md#oracle). Everything here is hashable and JSON-able, so results can be cached and reported.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class RunResult:
     """What a runner returns for one candidate. `outcomes` is one status per executed step
-    (ok, error, timeout, crash, oom, fail*, lost*): reported, never compared (SPEC §6)."""
+    (ok, error, timeout, crash, oom, fail*, lost*): reported, never compared (docs/verification.md#effects)."""
 
     snapshot: Snapshot
     effects: Effects

@@ -1,4 +1,4 @@
-"""PURE: the campaign's systematic probes (SPEC §6 The campaign, step 2), group-tested.
+"""PURE: the campaign's systematic probes (docs/verification.md#the-campaign, step 2), group-tested.
 
 A correct app should cost a handful of runs, so each probe first perturbs many deliveries at
 once and only narrows down (halving, one batch per level) where something fails. Groups never

@@ -17,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from faasemu.chaos.model import CAMPAIGN_DEFAULTS, ChaosOptions, Duplicate, Fail, LostAck, Move, Perturbation
+from faasemu.project.failures import WorkerError, format_error
+from faasemu.project.paths import ProjectPaths
 from faasemu.verify.campaign import CampaignResult, FunctionVerdict, steps_json
 from faasemu.verify.classify import Violation
 from faasemu.verify.compare import format_diff
@@ -69,7 +71,7 @@ def hint(result: CampaignResult, violation: Violation) -> str:
 
 
 def result_runtimes(result: CampaignResult) -> list[tuple[str, str]]:
-    return [(name, verdict_runtime) for name, verdict_runtime in getattr(result, "runtimes", {}).items()]
+    return list(result.runtimes.items())
 
 
 def perturbation_json(item: Perturbation) -> dict[str, Any]:
@@ -118,7 +120,8 @@ def report_json(result: CampaignResult, invocation: dict[str, Any]) -> dict[str,
             "violations": [violation_json(result, v, invocation) for v in verdict.violations],
         }
         if verdict.load_error:
-            entry["load_error"] = {k: verdict.load_error.get(k) for k in ("type", "message", "where")}
+            error = verdict.load_error
+            entry["load_error"] = {"type": error.type, "message": error.message, "where": error.where}
         functions[name] = entry
     return {
         "seed": result.seed,
@@ -148,8 +151,8 @@ def write_junit(path: str, result: CampaignResult, report: dict[str, Any]) -> No
             if entry.get("load_error"):  # reached by events but never run: an error, never a quiet skip
                 errors += 1
                 error = entry["load_error"]
-                ElementTree.SubElement(case, "error", message=f"{name} did not load: {error.get('type')}: "
-                                                              f"{error.get('message')}")
+                shown = format_error(WorkerError.from_wire(error), where=False)
+                ElementTree.SubElement(case, "error", message=f"{name} did not load: {shown}")
             elif value is None:
                 skipped += 1
                 reason = "nondeterministic outcome" if entry["nondeterministic_outcome"] else "not exercised"
@@ -168,8 +171,7 @@ def write_junit(path: str, result: CampaignResult, report: dict[str, Any]) -> No
 
 
 def cex_path(root: str, violation: Violation, relative: bool = False) -> str:
-    path = os.path.join(".faasemu", "cex", f"{violation.function}-{violation.kind}.json")
-    return path if relative else os.path.join(root, path)
+    return ProjectPaths(root).cex_file(violation.function, violation.kind, relative=relative)
 
 
 def write_counterexamples(result: CampaignResult, invocation: dict[str, Any]) -> list[str]:
@@ -220,7 +222,7 @@ def print_report(console: Console, result: CampaignResult, report: dict[str, Any
     for name, verdict in result.functions.items():
         note = ""
         if verdict.load_error:
-            note = f"cannot load: {verdict.load_error.get('type')}: {verdict.load_error.get('message')}"
+            note = f"cannot load: {format_error(verdict.load_error, where=False)}"
         elif verdict.deliveries == 0:
             note = "no event reaches it"
         table.add_row(Text(name), _mark(verdict.idempotent, verdict), _mark(verdict.order_tolerant, verdict),

@@ -22,9 +22,13 @@ from typing import Any
 
 from faasemu.chaos.model import DeliveryRef, Step, apply
 from faasemu.delivery.effects import EffectLog, LocalEffectServer
-from faasemu.events.cloudevents import IngressError, parse_ingress
-from faasemu.project.private import private_folder
-from faasemu.runtimes import load_adapter
+from faasemu.delivery.policy import Attempts, Decision, attempt_id, decide, source_copy
+from faasemu.events.ingress import IngressError, parse_ingress
+from faasemu.project.environment import faasemu_env, handler_environment
+from faasemu.project.failures import WorkerError
+from faasemu.project.paths import ProjectPaths
+from faasemu.runtimes.contract import load_runtime
+from faasemu.runtimes.request_ids import invocation_id
 from faasemu.project.spec import FunctionSpec, Manifest
 from faasemu.verify.stores import folder as dir_state
 from faasemu.verify.stores import hooks as hook_state
@@ -58,7 +62,7 @@ class LoadProblem:
     """A function whose handler cannot load: every delivery to it is `unavailable`."""
 
     function: str
-    error: dict[str, Any]
+    error: WorkerError
 
 
 class Runner:
@@ -114,10 +118,7 @@ class Runner:
         await self.close()
 
     def _disk_folder(self) -> str:
-        private_folder(os.path.join(self.manifest.root, ".faasemu"))  # the project's folder is the user's alone
-        folder = os.path.join(self.manifest.root, ".faasemu", "chaos")
-        os.makedirs(folder, exist_ok=True)
-        return folder
+        return ProjectPaths(self.manifest.root).chaos_folder()  # in .faasemu/, made 0700: the user's alone
 
     async def close(self) -> None:
         for lane in self.lanes:
@@ -181,7 +182,7 @@ class Runner:
         self._reset(lane)
         self.effects.take(lane.id)
         workers: dict[str, WorkerProcess] = {}
-        counts: dict[tuple[str, str], int] = {}
+        attempts = Attempts()  # numbered per (event id, function) as by `up` and `replay` (delivery/policy.py)
         outcomes: list[str] = []
         touched: list[frozenset[str]] = []
         previous = self._snapshot(lane) if trace else None
@@ -193,8 +194,8 @@ class Runner:
                 name = step.ref.function
                 event = self.events[step.ref.event_index]
                 if step.inject == "fail" or name in self.load_problems:
-                    key = (event["id"], name)
-                    counts[key] = counts.get(key, 0) + (1 if step.inject == "fail" else 0)
+                    if step.inject == "fail":  # fails before the handler runs, but is an attempt all the same
+                        attempts.next(event["id"], name)
                     outcomes.append("fail*" if step.inject == "fail" else "unavailable")
                     index += 1
                 else:
@@ -202,7 +203,8 @@ class Runner:
                     if not trace:
                         while end < len(steps) and steps[end].ref.function == name and steps[end].inject != "fail":
                             end += 1
-                    index += await self._ship(lane, workers, name, steps[index:end], counts, outcomes)
+                    await self._ship(lane, workers, name, steps[index:end], attempts, outcomes)
+                    index = end
                 if trace:
                     current = self._snapshot(lane)
                     effects = self._effects(self.effects.logs[lane.id])
@@ -220,58 +222,67 @@ class Runner:
 
     async def _ship(
         self, lane: Lane, workers: dict[str, WorkerProcess], name: str, steps: Sequence[Step],
-        counts: dict[tuple[str, str], int], outcomes: list[str],
-    ) -> int:
-        """Deliver consecutive steps of one function in one message; returns how many were consumed.
+        attempts: Attempts, outcomes: list[str],
+    ) -> None:
+        """Deliver consecutive steps of one function, as few messages as the outcomes allow.
 
-        If the worker dies or times out mid-batch, the item in progress is recorded as such and a
-        fresh worker (a cold start, as a platform does after a crash) takes the rest next time.
+        The runner numbers and identifies each attempt (the policy's `Attempts` and `attempt_id`)
+        and ships the steps in one batch; the worker stops after the first failure, and the policy
+        decides what follows it: a retry (shipped again with the rest), a dead letter, or, after a
+        lost ack, nothing now (the schedule's redelivery step follows). A worker that dies or times
+        out is a failure too, and a fresh worker (a cold start, as after a platform's crash) takes over.
         """
         spec = self.specs[name]
-        worker = workers.get(name) or await self._load(lane, name)
-        if worker is None:
-            outcomes.extend("unavailable" for _ in steps)
-            return len(steps)
-        workers[name] = worker
-        items = []
-        for step in steps:
-            event = self.events[step.ref.event_index]
-            copy = step.copy if "duplicate" in step.tags else 0  # the request id's copy (runtimes/request_ids.py)
-            items.append({"event": event, "base": counts.get((event["id"], name), 0), "copy": copy})
-        done: list[dict[str, Any]] = []
-        message = {"op": "batch", "seed": self.seed, "timeout": spec.timeout, "retries": spec.retries, "items": items}
-        self.watchdog.track(worker, spec.memory)
-        try:
-            await worker.request(message, b"", spec.timeout * (spec.retries + 1) + 1.0, on_item=done.append)
-            failure = None
-        except WorkerTimeout:
-            failure = "timeout"
-        except WorkerDied:
-            failure = "oom" if worker.kill_reason == "oom" else "crash"
-        finally:
-            self.watchdog.untrack(worker)
-        for report, step in zip(done, steps):
-            event = self.events[step.ref.event_index]
-            key = (event["id"], name)
-            counts[key] = counts.get(key, 0) + report["attempts"]
-            outcomes.append("lost*" if step.inject == "lost-ack" else report["status"])
-        if failure is None:
-            return len(steps)
-        workers.pop(name, None)
-        await worker.terminate()
-        step = steps[len(done)]
-        key = (self.events[step.ref.event_index]["id"], name)
-        counts[key] = counts.get(key, 0) + 1
-        outcomes.append(failure)
-        return len(done) + 1
+        module = load_runtime(spec.runtime)
+        position, failed = 0, 0  # the next step to deliver, and its handler failures so far
+        while position < len(steps):
+            worker = workers.get(name) or await self._load(lane, name)
+            if worker is None:
+                outcomes.extend("unavailable" for _ in steps[position:])
+                return
+            workers[name] = worker
+            batch = steps[position:]
+            items, ahead = [], Counter[str]()
+            for step in batch:
+                event = self.events[step.ref.event_index]
+                ahead[event["id"]] += 1  # numbered as if each earlier one succeeds; re-planned after a failure
+                attempt = attempts.peek(event["id"], name, ahead[event["id"]])
+                items.append({
+                    "event": event, "attempt": attempt, "attempt_id": attempt_id(self.seed, name, event["id"], attempt),
+                    "request_id": invocation_id(module, spec, self.seed, event, source_copy(step), attempt),
+                })
+            done: list[dict[str, Any]] = []
+            message = {"op": "batch", "timeout": spec.timeout, "items": items}
+            self.watchdog.track(worker, spec.memory)
+            try:
+                await worker.request(message, b"", spec.timeout * (spec.retries + 1) + 1.0, on_item=done.append)
+                failure = None
+            except WorkerTimeout:
+                failure = "timeout"
+            except WorkerDied:
+                failure = "oom" if worker.kill_reason == "oom" else "crash"
+            finally:
+                self.watchdog.untrack(worker)
+            settled = [(report["status"] == "ok", report.get("retryable", True), report["status"]) for report in done]
+            if failure is not None:
+                workers.pop(name, None)
+                await worker.terminate()
+                settled.append((False, True, failure))
+            for (ok, retryable, status), step in zip(settled, batch):
+                attempts.next(self.events[step.ref.event_index]["id"], name)
+                decision = decide(inject=step.inject, ok=ok, failed_before=failed, retries=spec.retries,
+                                  retryable=retryable is not False)
+                if decision.verdict == "retry":
+                    failed += 1
+                    break
+                outcomes.append(_outcome(decision, status))
+                position, failed = position + 1, 0
 
     async def _load(self, lane: Lane, name: str) -> WorkerProcess | None:
         spec = self.specs[name]
         worker = lane.spares.pop() if lane.spares else await WorkerProcess.spawn(self.manifest.root, self.output.append)
-        env = dict(load_adapter(spec.runtime).environment(spec, self.manifest.root))
-        env.update(spec.env)
-        env.update({"FAASEMU_STATE": lane.state_path, "FAASEMU_SINK_URL": lane.sink_url,
-                    "FAASEMU_EVENTS_URL": lane.events_url})
+        env = handler_environment(load_runtime(spec.runtime).environment(spec, self.manifest.root), spec.env,
+                                  faasemu_env(lane.state_path, lane.sink_url, lane.events_url))
         try:
             await worker.load(spec.to_wire(), self.manifest.root, env, max(LOAD_TIMEOUT, spec.timeout))
         except LoadFailed as exc:
@@ -279,8 +290,8 @@ class Runner:
             await worker.terminate()
             return None
         except (WorkerDied, WorkerTimeout) as exc:
-            self.load_problems[name] = LoadProblem(name, {"type": "Runtime.ExitError", "message": str(exc) or
-                                                          "the worker ended while loading", "where": ""})
+            self.load_problems[name] = LoadProblem(
+                name, WorkerError("Runtime.ExitError", str(exc) or "the worker ended while loading"))
             await worker.terminate()
             return None
         return worker
@@ -309,8 +320,7 @@ class Runner:
 
     def _hook_env(self, lane: Lane) -> dict[str, str]:
         # the project's configuration (.env, top-level env): hooks reach the same store the handlers do
-        return {**self.manifest.env, "FAASEMU_STATE": lane.state_path, "FAASEMU_SINK_URL": lane.sink_url,
-                "FAASEMU_EVENTS_URL": lane.events_url}
+        return handler_environment({}, self.manifest.env, faasemu_env(lane.state_path, lane.sink_url, lane.events_url))
 
     @staticmethod
     def _effects(log: EffectLog) -> Effects:
@@ -321,6 +331,11 @@ class Runner:
                 emitted.append(EmittedEffect(str(event.get("type")), str(event.get("source", "")),
                                              canonical_json(event.get("data"))))
         return Effects(sink, tuple(sorted(emitted)))
+
+
+def _outcome(decision: Decision, status: str) -> str:
+    """A run's status of a step: the policy's `lost*`, else what the handler did (ok, error, crash ...)."""
+    return "lost*" if decision.label == "lost*" else status
 
 
 def canonical_json(value: Any) -> str:

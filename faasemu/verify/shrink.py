@@ -1,4 +1,4 @@
-"""PURE: shrink a violating candidate to a 1-minimal one by delta debugging (SPEC §6 Attribution).
+"""PURE: shrink a violating candidate to a 1-minimal one by delta debugging (docs/verification.md#shrinking).
 
 Shrinking removes single baseline deliveries (never whole events) and then single perturbations,
 and repeats both until neither can lose anything: the result needs every delivery and every

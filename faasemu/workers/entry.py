@@ -13,32 +13,33 @@ Messages (see `faasemu/workers/wire.py` for framing):
   in:  http {id, req, inv} + body          out: done {id, ok, res, error?, ms, modules?} + body
   in:  event {id, delivery, inv}           out: done {id, ok, error?, ms, modules?}
   in:  raw {id, inv} + payload             out: done {id, ok, error?, ms, modules?} + result
-  in:  batch {seed, timeout, retries, items: [{event, base}]}
-                                           out: item {i, status, attempts, error?} per item, then done
+  in:  batch {timeout, items: [{event, attempt, attempt_id, request_id}]}
+                                           out: item {i, status, error?, retryable?} per item, then done
   A batch delivers several events in a row (a campaign run ships whole stretches of its schedule
-  at once); a delivery that raises is retried at once up to `retries`, each attempt numbered and
-  identified as `up` would (attempt ids are sha256(seed, function, event id, attempt)).
+  at once), each attempt numbered and identified by the runner from the delivery policy, and stops
+  after the first delivery that raises: the runner decides what follows (docs/delivery.md).
 A handler that calls sys.exit, or crashes the interpreter, ends this process: the supervisor
 sees the socket close and answers for it, as a platform reports a runtime exit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 import signal
 import socket
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, BinaryIO, cast
 
-from faasemu.workers import wire
-from faasemu.runtimes import load_adapter
-from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation, new_request_id
-from faasemu.runtimes.request_ids import invocation_id
+from faasemu.project.failures import Frame, WorkerError, is_retryable
+from faasemu.project.platforms import PLATFORMS
 from faasemu.project.spec import FunctionSpec
-from faasemu.workers import importer
-
+from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation, new_request_id
+from faasemu.runtimes.contract import Adapter, load_runtime
+from faasemu.workers import importer, wire
 
 _OWN_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _IMPORT_MACHINERY = (os.path.dirname(os.__file__) + os.sep + "importlib", "<frozen importlib")
@@ -77,23 +78,22 @@ def _disarm_load_deadline(previous: Any) -> None:
         signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
 
 
-def describe_load_deadline(exc: LoadDeadline, root: str) -> dict[str, Any]:
+def describe_load_deadline(exc: LoadDeadline, root: str) -> WorkerError:
     """An InitTimeout naming the project module whose top-level code was running, and the line."""
     error = describe_error(exc, root)
     seconds = exc.args[0] if exc.args else 0
-    frames = [f for f in error["frames"] if not _is_machinery(f[0])]
+    frames = [f for f in error.frames if not _is_machinery(f[0])]
     user = [f for f in frames if os.path.realpath(f[0]).startswith(root + os.sep)]
     importing = [f for f in user if f[2] == "<module>"]
     module = os.path.relpath(importing[-1][0], root) if importing else "the handler's module"
     where = f"{os.path.relpath(user[-1][0], root)}:{user[-1][1]}" if user else ""
     stuck = f"; stuck in `{user[-1][3]}`" if user and user[-1][3] else ""
     # 10 s is pool.LOAD_TIMEOUT (not imported here: the pool's module brings asyncio into every worker)
-    error.update(
-        type="InitTimeout", where=where, frames=frames,
+    return dataclasses.replace(
+        error, type="InitTimeout", where=where, frames=tuple(frames),
         message=f"{module} did not finish importing within {seconds:g} s (the load deadline: the function's "
                 f"timeout, at least Lambda's 10 s init limit){stuck}",
     )
-    return error
 
 
 def die_with_parent(parent: int) -> None:
@@ -116,34 +116,32 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def describe_error(exc: BaseException, root: str) -> dict[str, Any]:
+def describe_error(exc: BaseException, root: str) -> WorkerError:
     """The error as the console shows it: type, message, the user's frames, and the project line at fault.
 
     Frames above the user's first one (this worker, the runtime adapter, importlib) are dropped, as
     the Lambda runtime drops its own from `stackTrace`.
     """
-    frames = [
-        [frame.filename, frame.lineno or 0, frame.name, frame.line or ""]
+    frames: list[Frame] = [
+        (frame.filename, frame.lineno or 0, frame.name, frame.line or "")
         for frame in traceback.extract_tb(exc.__traceback__)
     ]
     while frames and _is_machinery(frames[0][0]):
         frames.pop(0)
     where = ""
     if isinstance(exc, SyntaxError) and exc.filename:
-        frames = [[exc.filename, exc.lineno or 0, "<module>", (exc.text or "").strip()]]
+        frames = [(exc.filename, exc.lineno or 0, "<module>", (exc.text or "").strip())]
         where = f"{os.path.relpath(exc.filename, root)}:{exc.lineno or 0}"
     else:
         for filename, lineno, _name, _line in reversed(frames):
             if os.path.realpath(filename).startswith(root + os.sep):
                 where = f"{os.path.relpath(filename, root)}:{lineno}"
                 break
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "frames": frames,
-        "where": where,
-        "text": "".join(traceback.format_exception(exc)),
-    }
+    return WorkerError(
+        type=type(exc).__name__, message=str(exc), where=where, frames=tuple(frames),
+        text="".join(traceback.format_exception(exc)),
+        retryable=is_retryable(exc),
+    )
 
 
 class Worker:
@@ -151,9 +149,9 @@ class Worker:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.stream = sock.makefile("rb", buffering=256 * 1024)
+        self.stream = cast(BinaryIO, sock.makefile("rb", buffering=256 * 1024))  # typeshed: IOBase for "rb"
         self.root = os.getcwd()
-        self.adapter: Any = None
+        self.adapter: Adapter  # set by load(), before serve() reads any message
         self.known_modules = 0
 
     def load(self, message: dict[str, Any]) -> None:
@@ -169,20 +167,20 @@ class Worker:
         spec = FunctionSpec.from_wire(message["function"])
         previous = _arm_load_deadline(message.get("timeout"))
         try:
-            runtime = load_adapter(spec.runtime)
-            adapter = runtime.Adapter(spec)
+            runtime = load_runtime(spec.runtime)
+            adapter = runtime.adapter(spec)
             # each platform imports the handler's file its own way (importer.import_handler_module)
             module = importer.import_handler_module(self.root, spec.handler_file, spec.handler_module,
-                                                    getattr(runtime, "IMPORT_STYLE", "dotted"))
+                                                    runtime.capabilities.import_style)
             adapter.bind(module)
             _disarm_load_deadline(previous)
         except LoadDeadline as exc:  # stuck importing: say where, then this worker ends
             _disarm_load_deadline(previous)
-            wire.write_frame(self.sock, {"op": "load_error", "error": describe_load_deadline(exc, self.root)})
+            wire.write_frame(self.sock, {"op": "load_error", "error": describe_load_deadline(exc, self.root).to_wire()})
             raise SystemExit(3) from None
         except Exception as exc:  # the user's syntax or import error: reported, then this worker ends
             _disarm_load_deadline(previous)
-            wire.write_frame(self.sock, {"op": "load_error", "error": describe_error(exc, self.root)})
+            wire.write_frame(self.sock, {"op": "load_error", "error": describe_error(exc, self.root).to_wire()})
             raise SystemExit(3) from None
         self.adapter = adapter
         wire.write_frame(
@@ -230,50 +228,40 @@ class Worker:
                 raise ValueError(f"unknown operation {op!r}")
         except Exception as exc:  # the handler raised: answer as the platform does, and report it
             reply["ok"] = False
-            reply["error"] = describe_error(exc, self.root)
-            if getattr(exc, "retryable", True) is False:
-                reply["error"]["retryable"] = False
+            reply["error"] = describe_error(exc, self.root).to_wire()
             if op == "http":
                 response = self._error_response(exc, inv)
                 reply["res"] = response.to_wire()
                 out = response.body
-            elif op == "raw" and hasattr(self.adapter, "error_payload"):
-                reply["payload"] = self.adapter.error_payload(exc, inv)
+            elif op == "raw" and (payload := self.adapter.error_payload(exc, inv)) is not None:
+                reply["payload"] = payload
         reply["ms"] = (time.perf_counter() - started) * 1000
         reply["rid"] = inv.request_id
-        if op == "raw" and getattr(self.adapter, "last_log", None) is not None:
+        if op == "raw" and self.adapter.last_log is not None:
             reply["log"] = self.adapter.last_log  # the invocation's output, for Lambda's `LogType: Tail`
         return reply, out
 
     def batch(self, message: dict[str, Any]) -> dict[str, Any]:
-        import hashlib
-
-        seed, timeout, retries = message["seed"], message["timeout"], message["retries"]
-        name = self.adapter.spec.name
-        runtime = load_adapter(self.adapter.spec.runtime)
-        counts: dict[str, int] = {}
+        """Deliver several events in a row, each as numbered and identified by the campaign runner,
+        stopping after the first that fails: what follows a failure (a retry, a dead letter, the
+        rest of the batch) is the delivery policy's to decide (faasemu/delivery/policy.py), and the
+        runner asks it; this loop only runs the handler, so it cannot disagree with `up` or `replay`."""
+        timeout = message["timeout"]
         started = time.perf_counter()
         for index, item in enumerate(message["items"]):
-            event = item["event"]
-            event_id = event["id"]
-            attempt = counts.get(event_id, item["base"])
+            attempt = item["attempt"]
             report: dict[str, Any] = {"op": "item", "i": index, "status": "ok"}
-            for used in range(1, retries + 2):
-                attempt += 1
-                attempt_id = hashlib.sha256(f"{seed}\0{name}\0{event_id}\0{attempt}".encode()).hexdigest()[:16]
-                rid = invocation_id(runtime, self.adapter.spec, seed, event, item.get("copy", 0), attempt)
-                try:
-                    self.adapter.deliver(Delivery(event, attempt, attempt_id),
-                                         Invocation(rid, time.time() + timeout, attempt))
-                    report["status"] = "ok"
-                    report.pop("error", None)
-                    break
-                except Exception as exc:  # the handler failed: retried like a platform would
-                    report["status"] = "error"
-                    report["error"] = f"{type(exc).__name__}: {exc}"
-            report["attempts"] = used
-            counts[event_id] = attempt
+            try:
+                self.adapter.deliver(Delivery(item["event"], attempt, item["attempt_id"]),
+                                     Invocation(item["request_id"], time.time() + timeout, attempt))
+            except Exception as exc:  # the handler failed: reported, and the runner decides what follows
+                report["status"] = "error"
+                report["error"] = f"{type(exc).__name__}: {exc}"
+                if not is_retryable(exc):
+                    report["retryable"] = False
             wire.write_frame(self.sock, report)
+            if report["status"] != "ok":
+                break
         return {"op": "done", "ok": True, "ms": (time.perf_counter() - started) * 1000}
 
     def _error_response(self, exc: Exception, inv: Invocation) -> HttpResponse:
@@ -285,10 +273,8 @@ class Worker:
 
 def main(argv: list[str]) -> None:
     sys.dont_write_bytecode = True
-    try:
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
+    if isinstance(sys.stdout, io.TextIOWrapper):  # not when a test harness replaced it
+        sys.stdout.reconfigure(line_buffering=True)
     if len(argv) > 2:
         die_with_parent(int(argv[2]))
     sock = socket.socket(fileno=int(argv[1]))
@@ -307,12 +293,12 @@ def main(argv: list[str]) -> None:
 
 
 def preload(runtimes: list[str]) -> None:
-    """Import platform SDKs before any user module (SPEC §6 allows a pre-started worker to hold
+    """Import platform SDKs before any user module (docs/verification.md#isolation allows a pre-started worker to hold
     faasemu's code and the SDKs): a campaign's spare workers then skip ~0.3 s per run."""
     import importlib
 
     for runtime in runtimes:
-        for name in getattr(load_adapter(runtime), "PRELOAD", ()):
+        for name in PLATFORMS[runtime].capabilities.preload:
             try:
                 importlib.import_module(name)
             except Exception:  # a missing SDK is reported when the function loads, with the extra to install

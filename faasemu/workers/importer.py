@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import types
 import importlib.util
 import os
 import sys
@@ -22,7 +23,7 @@ _INSTALLED_MARKERS = ("site-packages", "dist-packages")
 class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
     """A SourceFileLoader that neither reads nor writes `__pycache__`."""
 
-    def get_code(self, fullname: str):  # type: ignore[override]
+    def get_code(self, fullname: str) -> types.CodeType:
         path = self.get_filename(fullname)
         return self.source_to_code(self.get_data(path), path)
 

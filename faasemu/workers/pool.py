@@ -16,8 +16,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from faasemu.runtimes import load_adapter
+from faasemu.project.environment import handler_environment
+from faasemu.project.failures import WorkerError, format_error
 from faasemu.project.spec import FunctionSpec
+from faasemu.runtimes.contract import Runtime, load_runtime
 from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
 
 OutcomeKind = Literal["ok", "error", "timeout", "crash", "oom", "unavailable"]
@@ -30,13 +32,13 @@ def load_deadline(spec: FunctionSpec) -> float:
     return max(LOAD_TIMEOUT, spec.timeout)
 
 
-def load_timeout_error(spec: FunctionSpec, root: str, deadline: float) -> dict[str, Any]:
+def load_timeout_error(spec: FunctionSpec, root: str, deadline: float) -> WorkerError:
     """The error of a load that ran past its deadline without the worker saying where it was stuck
     (it was in C code that never let the interpreter run its alarm handler)."""
     module = os.path.relpath(spec.handler_file, root) if spec.handler_file else spec.handler_module or spec.handler
-    return {"type": "InitTimeout", "where": "",
-            "message": f"{module} did not finish importing within {deadline:g} s (the load deadline: the function's "
-                       f"timeout, at least Lambda's {LOAD_TIMEOUT:g} s init limit); the worker was killed"}
+    return WorkerError("InitTimeout",
+                       f"{module} did not finish importing within {deadline:g} s (the load deadline: the function's "
+                       f"timeout, at least Lambda's {LOAD_TIMEOUT:g} s init limit); the worker was killed")
 
 
 class PoolObserver(Protocol):
@@ -44,7 +46,7 @@ class PoolObserver(Protocol):
 
     def worker_output(self, function: str, line: str) -> None: ...
 
-    def load_failed(self, function: str, error: dict[str, Any]) -> None: ...
+    def load_failed(self, function: str, error: WorkerError) -> None: ...
 
     def load_recovered(self, function: str, ms: float) -> None: ...
 
@@ -58,7 +60,7 @@ class Outcome:
     body: bytes = b""
     ms: float = 0.0
     cold_ms: float | None = None
-    error: dict[str, Any] | None = None
+    error: WorkerError | None = None  # what the handler raised (kind "error"), or why it cannot load ("unavailable")
     message: str = ""
 
     @property
@@ -67,9 +69,9 @@ class Outcome:
 
 
 class Unavailable(Exception):
-    def __init__(self, error: dict[str, Any]) -> None:
+    def __init__(self, error: WorkerError) -> None:
         self.error = error
-        super().__init__(error.get("message", ""))
+        super().__init__(error.message)
 
 
 class QueueTimeout(Exception):
@@ -147,14 +149,14 @@ class FunctionPool:
         self.observer = observer
         self.watchdog = watchdog
         self.warm = warm
-        self.adapter_module = load_adapter(spec.runtime)
+        self.adapter_module: Runtime = load_runtime(spec.runtime)  # the platform's pure half (contract.py)
         self.generation = 0
         self.idle: list[WorkerProcess] = []
         self.busy: set[WorkerProcess] = set()
         self._starting: dict[int, int] = {}  # generation -> workers being spawned or loading for it
         self._loading: dict[WorkerProcess, int] = {}  # workers importing the function -> their generation
         self.waiters: deque[asyncio.Future[WorkerProcess]] = deque()
-        self.broken: dict[str, Any] | None = None
+        self.broken: WorkerError | None = None
         self.closing = False
         self.modules: set[str] = set()
         self.ever_started = False
@@ -170,10 +172,7 @@ class FunctionPool:
 
     def environment(self) -> dict[str, str]:
         """Platform variables, then the manifest's, then faasemu's own (FAASEMU_STATE ...)."""
-        env = dict(self.adapter_module.environment(self.spec, self.root))
-        env.update(self.spec.env)
-        env.update(self.extra_env)
-        return env
+        return handler_environment(self.adapter_module.environment(self.spec, self.root), self.spec.env, self.extra_env)
 
     # -- invoking --------------------------------------------------------------------------------
 
@@ -184,7 +183,7 @@ class FunctionPool:
         try:
             worker = await self._acquire(loop.time() + timeout)
         except Unavailable as exc:
-            return Outcome("unavailable", error=exc.error, message=_load_error_text(exc.error))
+            return Outcome("unavailable", error=exc.error, message=format_error(exc.error))
         except QueueTimeout:
             return Outcome("timeout", message=f"Task timed out after {timeout:.2f} seconds waiting for a worker")
         cold_ms = self._cold.pop(worker, None)
@@ -211,13 +210,14 @@ class FunctionPool:
         if "modules" in reply:
             self.modules.update(reply["modules"])
         kind: OutcomeKind = "ok" if reply.get("ok") else "error"
-        return Outcome(kind, reply, out, _ms(started), cold_ms, reply.get("error"))
+        error = WorkerError.from_wire(reply["error"]) if reply.get("error") else None
+        return Outcome(kind, reply, out, _ms(started), cold_ms, error)
 
     async def _acquire(self, deadline: float) -> WorkerProcess:
         if self.broken is not None:
             raise Unavailable(self.broken)
         if self.closing:
-            raise Unavailable({"type": "Shutdown", "message": "faasemu is stopping", "where": ""})
+            raise Unavailable(WorkerError("Shutdown", "faasemu is stopping"))
         while self.idle and not self.waiters:
             worker = self.idle.pop()
             if worker.alive:
@@ -292,7 +292,7 @@ class FunctionPool:
     async def _spawn(self, generation: int) -> None:
         started = time.perf_counter()
         worker: WorkerProcess | None = None
-        failure: dict[str, Any] | None = None
+        failure: WorkerError | None = None
         spec = self.spec
         deadline = load_deadline(spec)
         try:
@@ -308,7 +308,7 @@ class FunctionPool:
         except WorkerTimeout:
             failure = load_timeout_error(spec, self.root, deadline)
         except (WorkerDied, OSError) as exc:
-            failure = {"type": "Runtime.ExitError", "message": f"while loading the handler: {exc}", "where": ""}
+            failure = WorkerError("Runtime.ExitError", f"while loading the handler: {exc}")
         except asyncio.CancelledError:
             if worker is not None:  # `up` is stopping: a worker still importing must not outlive it
                 worker.kill("shutdown")
@@ -372,7 +372,7 @@ class FunctionPool:
         self._generation_of.pop(worker, None)
         self._cold.pop(worker, None)
 
-    def _mark_broken(self, error: dict[str, Any]) -> None:
+    def _mark_broken(self, error: WorkerError) -> None:
         self.broken = error
         self.observer.load_failed(self.spec.name, error)
         while self.waiters:
@@ -404,7 +404,7 @@ class FunctionPool:
         was_in_use = self.ever_started or self.broken is not None or self.warm
         if spec is not None:
             self.spec = spec
-            self.adapter_module = load_adapter(spec.runtime)
+            self.adapter_module = load_runtime(spec.runtime)
         self.generation += 1
         self._old_busy = len(self.busy)
         self._announce = self.generation
@@ -429,7 +429,7 @@ class FunctionPool:
         while self.waiters:
             future = self.waiters.popleft()
             if not future.done():
-                future.set_exception(Unavailable({"type": "Removed", "message": "the function was removed"}))
+                future.set_exception(Unavailable(WorkerError("Removed", "the function was removed")))
         for worker in self.idle:
             self._forget(worker)
         self.idle.clear()
@@ -441,7 +441,7 @@ class FunctionPool:
         while self.waiters:
             future = self.waiters.popleft()
             if not future.done():
-                future.set_exception(Unavailable({"type": "Shutdown", "message": "faasemu is stopping"}))
+                future.set_exception(Unavailable(WorkerError("Shutdown", "faasemu is stopping")))
         workers = [*self.idle, *self.busy, *self._retired, *self._loading]
         for worker in workers:
             worker.kill("shutdown")  # now, before any await: a worker stuck in its import reads no socket
@@ -455,15 +455,9 @@ class FunctionPool:
             "workers": {"idle": len(self.idle), "busy": len(self.busy), "starting": self.starting},
             "queued": sum(1 for f in self.waiters if not f.done()),
             "generation": self.generation,
-            "error": self.broken,
+            "error": None if self.broken is None else self.broken.to_wire(),
         }
 
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def _load_error_text(error: dict[str, Any]) -> str:
-    where = f" ({error['where']})" if error.get("where") else ""
-    return f"{error.get('type', 'Error')}: {error.get('message', '')}{where}"
-

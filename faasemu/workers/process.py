@@ -18,6 +18,7 @@ from typing import Any
 
 from faasemu.workers import wire
 from faasemu.project.environment import handler_base_env
+from faasemu.project.failures import WorkerError
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 LOAD_GRACE = 1.0  # past a load's deadline, how long the worker has to report where it was stuck
@@ -35,9 +36,9 @@ class WorkerTimeout(Exception):
 class LoadFailed(Exception):
     """The function could not be loaded; `error` is the worker's description (type, message, where)."""
 
-    def __init__(self, error: dict[str, Any]) -> None:
+    def __init__(self, error: WorkerError) -> None:
         self.error = error
-        super().__init__(error.get("message", "load failed"))
+        super().__init__(error.message or "load failed")
 
 
 class _Channel(asyncio.Protocol):
@@ -172,7 +173,7 @@ class WorkerProcess:
         message = {"op": "load", "function": function, "root": root, "env": env, "timeout": timeout}
         reply, _ = await self.request(message, b"", timeout + LOAD_GRACE)
         if reply.get("op") == "load_error":
-            raise LoadFailed(reply["error"])
+            raise LoadFailed(WorkerError.from_wire(reply["error"]))
         self.ready_modules = reply.get("modules", [])
         return reply
 

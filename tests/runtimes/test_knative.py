@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from faasemu.events import cloudevents as events
+from faasemu.events import model as events
+from faasemu.events.ingress import IngressError
 from faasemu.runtimes import knative
 from faasemu.runtimes.base import (
     Delivery,
@@ -69,9 +70,10 @@ def test_failure_responses_are_the_queue_proxys() -> None:
 
 def test_error_response_is_the_response_the_server_had_made() -> None:
     exc = RuntimeError("boom")
-    assert knative.error_response(exc, INV) == HttpResponse(500, [("content-length", "0"), ("connection", "close")])
-    exc.knative_response = HttpResponse(500, [("content-type", "text/plain")], b"")  # type: ignore[attr-defined]
-    assert knative.error_response(exc, INV) == HttpResponse(500, [("content-type", "text/plain")], b"")
+    adapter = knative.Adapter(spec())
+    assert adapter.error_response(exc, INV) == HttpResponse(500, [("content-length", "0"), ("connection", "close")])
+    adapter.keep_response(exc, HttpResponse(500, [("content-type", "text/plain")], b""))  # what invoke_http does
+    assert adapter.error_response(exc, INV) == HttpResponse(500, [("content-type", "text/plain")], b"")
 
 
 # -- the request hypercorn hands to the application ------------------------------------------------
@@ -246,7 +248,7 @@ def test_no_reply(response: HttpResponse) -> None:
 
 
 def test_malformed_reply_raises() -> None:
-    with pytest.raises(events.IngressError):
+    with pytest.raises(IngressError):
         knative.reply_event(HttpResponse(200, [("ce-specversion", "1.0"), ("ce-id", "x")], b""))
 
 
@@ -432,7 +434,7 @@ def test_func_python_serves_http_and_starts_once(monkeypatch: pytest.MonkeyPatch
     assert (health.status, health.body) == (200, b"OK")
     with pytest.raises(ZeroDivisionError, match="http boom") as raised:
         adapter.invoke_http(HttpRequest("GET", "/fn/boom", route="/fn/{rest+}"), INV)
-    assert knative.error_response(raised.value, INV) == HttpResponse(500, [("content-type", "text/plain")], b"")
+    assert adapter.error_response(raised.value, INV) == HttpResponse(500, [("content-type", "text/plain")], b"")
     assert mod.STARTS == ["cfg-value"]
     adapter._stop(adapter.apps["http"])
     assert mod.STARTS == ["cfg-value", "stopped"]
@@ -529,7 +531,7 @@ def test_parliament_main_context(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError) as raised:
         adapter.invoke_http(HttpRequest("POST", "/", headers=list(events.to_binary({**EVENT, "data": {"fail": 1}})[0]),
                                         body=b'{"fail": 1}'), INV)
-    error = knative.error_response(raised.value, INV)
+    error = adapter.error_response(raised.value, INV)
     assert (error.status, error.body, error.header("content-type")) == (500, b"Function raised cannot",
                                                                          "text/html; charset=utf-8")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from faasemu.chaos.model import DeliveryRef, Duplicate, Fail, LostAck, Move, Perturbation, Step, swap
+from faasemu.chaos.model import DeliveryRef, Duplicate, Fail, LostAck, Move, Perturbation, Step
 from faasemu.verify.classify import (
     Classified,
     Kind,
@@ -155,7 +155,7 @@ def test_single_function_bug_blames_it_without_running() -> None:
 def test_correct_function_whose_deliveries_moved_is_not_blamed() -> None:
     # A's deliveries 0 and 2 must stay in order; B's 1 and 5 are correct but were moved too.
     check = FakeCheck(lambda order: order.index(2) < order.index(0))
-    violation = cand({0, 1, 2, 5}, *swap(0, 2), Move(1, 5.5), Move(5, 0.2))
+    violation = cand({0, 1, 2, 5}, Move(0, 2.0), Move(2, 0.0), Move(1, 5.5), Move(5, 0.2))
     assert attribute(violation, check, REFS) == ["A"]
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from faasemu.chaos.model import DeliveryRef, Duplicate, Move, swap
+from faasemu.chaos.model import DeliveryRef, Duplicate, Move
 from faasemu.verify.model import Candidate
 from faasemu.verify.probes import (
     Finding,

@@ -1,0 +1,53 @@
+"""PURE: JSON Lines events files, as `replay` and `chaos` read them (docs/delivery.md#events-files)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from faasemu.events.model import EventError, NonFiniteNumber, normalize, reject_non_finite
+from faasemu.project.errors import InputFileError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def file_time(line: int) -> str:
+    """The default `time` of the event on `line`: the epoch plus that many seconds, so file order is time order."""
+    return (EPOCH + timedelta(seconds=line)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_events_file(path: str) -> list[dict[str, Any]]:
+    """Read a JSON Lines events file; the first malformed line raises `InputFileError` and nothing is returned.
+
+    Lines are physical lines (split on '\\n' only: a JSON string may hold U+2028, which
+    `str.splitlines` would split on). A repeated id is kept: it is the same event delivered again.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputFileError(path, None, "no such file") from None
+    except OSError as exc:
+        raise InputFileError(path, None, f"cannot be read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputFileError(path, line, f"not UTF-8 text (byte {exc.start})") from None
+    stem = Path(path).stem
+    events = []
+    for number, line_text in enumerate(text.split("\n"), start=1):
+        if not line_text.strip():
+            continue
+        try:
+            obj = json.loads(line_text, parse_constant=reject_non_finite)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(path, number, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except NonFiniteNumber as exc:
+            raise InputFileError(path, number, f"not valid JSON ({exc})") from None
+        try:
+            events.append(normalize(obj, default_id=f"{stem}-{number}", default_time=file_time(number)))
+        except EventError as exc:
+            raise InputFileError(path, number, str(exc)) from None
+    return events
