@@ -331,11 +331,19 @@ def phase_startup(log_dir: str, starts: int) -> dict[str, Any]:
     return out
 
 
+def project_copy() -> str:
+    """A private copy of the bench project: one `faasemu up` owns a project's .faasemu/ at a time."""
+    project = os.path.join(tempfile.mkdtemp(prefix="faasemu-bench-"), "project")
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(".faasemu", "__pycache__"))
+    return project
+
+
 def phase_throughput(log_dir: str, rounds: int, short: float, long: float) -> dict[str, Any]:
     servers = [
         baseline_server(log_dir),
         faasemu_server("faasemu c=2", MANIFEST_C2, log_dir),
-        faasemu_server("faasemu c=1", MANIFEST_C1, log_dir),
+        # Runs alongside c=2, so in a copy of the project (two `up` never share one .faasemu/).
+        faasemu_server("faasemu c=1", os.path.join(project_copy(), os.path.basename(MANIFEST_C1)), log_dir),
     ]
     configs = [(1, 1, short), (2, 32, long)]
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {s.name: {c: [] for _, c, _ in configs} for s in servers}

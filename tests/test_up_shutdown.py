@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
 from faasemu.project.spec import Manifest
 from faasemu.server.gateway import Gateway
 from faasemu.server.up import UpOptions, serve
+from conftest import Server, write_project
 
 
 class Recorder:
@@ -65,3 +68,39 @@ def test_the_bus_then_the_workers_close_exactly_once(tmp_path: Path, monkeypatch
     with socket.socket() as sock:
         asyncio.run(serve(gateway, supervisor, sock, manifest, UpOptions(reload=False)))
     assert calls == ["supervisor.start", "bus.start", "bus.close", "supervisor.close"]
+
+
+def _state(pid: int) -> str | None:
+    """A process's state letter from /proc (`Z` for a zombie), or None once it is gone (reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_stopped_up_has_reaped_its_workers_before_it_exits(tmp_path: Path, signum: int) -> None:
+    """uvicorn re-raises SIGTERM as its serve() returns, killing the process before any `finally`:
+    the workers must be closed during the lifespan shutdown, or they outlive `up` as zombies."""
+    manifest = write_project(tmp_path, {
+        "faasemu.yaml": """\
+            functions:
+              ok: {handler: app.py:handler, http: {path: /ok, methods: [GET]}, concurrency: 2}
+            """,
+        "app.py": "def handler(event, context):\n    return 'ok'\n",
+    })
+    server = Server(manifest).start()
+    try:
+        assert httpx.get(f"{server.url}/ok", timeout=10).status_code == 200
+        assert server.process is not None
+        workers = [int(p) for p in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+                   .read_text().split()]
+        assert workers, "the request started a worker"
+        server.process.send_signal(signum)
+        server.process.wait(15)
+        # The supervisor has exited: a worker it reaped has no /proc entry; one it left is a zombie
+        # (or still running) until init gets to it.
+        assert {pid: _state(pid) for pid in workers} == {pid: None for pid in workers}, server.output()
+    finally:
+        server.stop()

@@ -80,6 +80,7 @@ class Gateway:
         self.bus = bus
         self.hosts = hosts if hosts is not None else HostGuard("127.0.0.1")
         self.refused_hosts: set[str] = set()  # each refused Host is logged once
+        self._shut_down = False
         self.effects = EffectLog()
         self.admin = Starlette(routes=self.admin_routes())
 
@@ -138,10 +139,20 @@ class Gateway:
                     self.supervisor.console.notice(f"bus  {reopened} deliveries left open by an earlier run are queued again")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                # Closing the bus and the workers is up.serve's, in a `finally` that also runs when
-                # uvicorn skips this message (a second Ctrl+C, a failed startup): one owner, once.
+                # Here, not only in up.serve's `finally`: after a SIGTERM uvicorn re-raises the signal
+                # as its serve() returns, so that `finally` never runs and the workers would be left
+                # unreaped. serve() calls shutdown() too, for when uvicorn skips this message.
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def shutdown(self) -> None:
+        """Stop delivering, then stop the workers: once, whichever caller comes first."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        await self.bus.close()
+        await self.supervisor.close()
 
     async def invoke(self, scope: Scope, receive: Any, send: Any) -> None:
         method: str = scope["method"]

@@ -197,13 +197,12 @@ async def serve(gateway, supervisor, sock: socket.socket, manifest: Manifest, op
     try:
         await server.serve(sockets=[sock])
     finally:
-        # The one shutdown (the gateway's lifespan leaves it here): however uvicorn ended, the bus
-        # stops delivering first, then the workers go.
+        # The one shutdown (Gateway.shutdown, which the lifespan has usually run already): however
+        # uvicorn ended, the bus stops delivering first, then the workers go.
         stop.set()
         if watcher is not None:
             watcher.cancel()
-        await gateway.bus.close()
-        await supervisor.close()
+        await gateway.shutdown()
 
 
 async def watch(supervisor, manifest: Manifest, given_path: str, stop: asyncio.Event) -> None:
