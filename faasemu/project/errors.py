@@ -1,4 +1,4 @@
-"""One exception hierarchy; only `cli.py` turns these into exit codes."""
+"""One exception hierarchy; only `cli/main.py` turns these into exit codes."""
 
 from __future__ import annotations
 
@@ -11,26 +11,23 @@ class FaasemuError(Exception):
     exit_code = 2
 
 
-class ManifestError(FaasemuError):
+class LocatedError(FaasemuError):
+    """An error in a file the user wrote: `file:line: message`, as compilers and linters print it."""
+
+    def __init__(self, file: str, line: int | None, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.detail = message
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {message}")
+
+
+class ManifestError(LocatedError):
     """The manifest is invalid. The message names the file, the line, the key and what is allowed."""
 
-    def __init__(self, file: str, line: int | None, message: str) -> None:
-        self.file = file
-        self.line = line
-        self.detail = message
-        where = f"{file}:{line}" if line else file
-        super().__init__(f"{where}: {message}")
 
-
-class InputFileError(FaasemuError):
+class InputFileError(LocatedError):
     """An input file (events, data) is invalid; names the file, line and reason."""
-
-    def __init__(self, file: str, line: int | None, message: str) -> None:
-        self.file = file
-        self.line = line
-        self.detail = message
-        where = f"{file}:{line}" if line else file
-        super().__init__(f"{where}: {message}")
 
 
 class UsageError(FaasemuError):

@@ -25,10 +25,10 @@ from faasemu.delivery.effects import EffectLog
 from faasemu.delivery.eventlog import events_json
 from faasemu.events.ingress import IngressError, parse_ingress
 from faasemu.project.hosts import HostGuard
+from faasemu.runtimes.base import ASYNC_HTTP_TYPE, HttpRequest, HttpResponse
 from faasemu.server.lambda_api import PREFIXES as LAMBDA_API_PREFIXES
 from faasemu.server.lambda_api import LambdaApi
 from faasemu.server.router import MethodNotAllowed
-from faasemu.runtimes.base import ASYNC_HTTP_TYPE, HttpRequest, HttpResponse
 from faasemu.server.supervisor import Supervisor
 
 MAX_BODY = 6 * 1024 * 1024  # the Lambda payload limit (docs/architecture.md#an-http-request)
@@ -136,7 +136,8 @@ class Gateway:
                 self.supervisor.start()
                 reopened = self.bus.start()
                 if reopened:
-                    self.supervisor.console.notice(f"bus  {reopened} deliveries left open by an earlier run are queued again")
+                    self.supervisor.console.notice(
+                        f"bus  {reopened} deliveries left open by an earlier run are queued again")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # Here, not only in up.serve's `finally`: after a SIGTERM uvicorn re-raises the signal

@@ -16,8 +16,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from faasemu.runtimes.base import HttpResponse
 from faasemu.project.spec import FunctionSpec, HttpTrigger
+from faasemu.runtimes.base import HttpResponse
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}")
 

@@ -105,7 +105,10 @@ async def source_changes(root: str, manifest_path: str, stop: asyncio.Event) -> 
                 folders_task, folders_stop = watch_folders()
                 paths = (paths - new_folders) | {
                     os.path.realpath(os.path.join(folder, name))
-                    for top in new_folders for folder, _, names in os.walk(top) for name in names if name.endswith(".py")
+                    for top in new_folders
+                    for folder, _, names in os.walk(top)
+                    for name in names
+                    if name.endswith(".py")
                 }
             if paths:
                 yield paths

@@ -124,7 +124,8 @@ def classify(candidate: Candidate, check: Check, refs: Sequence[DeliveryRef]) ->
 def _retry_alone(candidate: Candidate, n: int) -> bool:
     """A single delivery whose only perturbations are injected failures (then its redelivery)."""
     kept = candidate.deliveries if candidate.deliveries is not None else frozenset(range(n))
-    return len(kept) == 1 and bool(candidate.perturbations) and all(isinstance(p, Fail) for p in candidate.perturbations)
+    injected = candidate.perturbations
+    return len(kept) == 1 and bool(injected) and all(isinstance(p, Fail) for p in injected)
 
 
 def functions_of(candidate: Candidate, refs: Sequence[DeliveryRef]) -> list[str]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,13 +27,13 @@ from faasemu.events.ingress import IngressError, parse_ingress
 from faasemu.project.environment import faasemu_env, handler_environment
 from faasemu.project.failures import WorkerError
 from faasemu.project.paths import ProjectPaths
+from faasemu.project.spec import FunctionSpec, Manifest
 from faasemu.runtimes.contract import load_runtime
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.project.spec import FunctionSpec, Manifest
+from faasemu.verify.model import Candidate, Effects, EmittedEffect, RunResult, SinkEffect, Snapshot
 from faasemu.verify.stores import folder as dir_state
 from faasemu.verify.stores import hooks as hook_state
 from faasemu.verify.stores import sqlite as sqlite_state
-from faasemu.verify.model import Candidate, EmittedEffect, Effects, RunResult, SinkEffect, Snapshot
 from faasemu.workers.pool import Watchdog
 from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
-import types
 import importlib.util
 import os
 import sys
+import types
 from types import ModuleType
 from typing import Literal
 

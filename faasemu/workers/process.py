@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from faasemu.workers import wire
 from faasemu.project.environment import handler_base_env
 from faasemu.project.failures import WorkerError
+from faasemu.workers import wire
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 LOAD_GRACE = 1.0  # past a load's deadline, how long the worker has to report where it was stuck
@@ -242,7 +242,7 @@ class WorkerProcess:
     async def wait_exited(self, timeout: float = 2.0) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(self.output.exited), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def terminate(self) -> None:

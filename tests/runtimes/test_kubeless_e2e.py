@@ -205,7 +205,7 @@ def test_chaos_fails_deduplicating_on_event_id_and_passes_a_business_key(tmp_pat
 
 
 def test_the_sample_serves(run_server: Any, tmp_path: Path) -> None:
-    sample = Path(__file__).parent.parent / "sample_functions" / "kubeless"
+    sample = Path(__file__).resolve().parents[2] / "sample_functions" / "kubeless"
     shutil.copytree(sample, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".faasemu", "__pycache__"))
     server = run_server(tmp_path / "faasemu.yaml")
     assert httpx.get(f"{server.url}/hello", params={"name": "Ada"}).json() == {

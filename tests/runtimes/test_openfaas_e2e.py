@@ -307,7 +307,7 @@ def test_chaos_fails_a_handler_deduplicating_on_x_call_id_and_passes_one_using_a
 
 
 def test_the_sample_serves(run_server: Any, tmp_path: Path) -> None:
-    sample = Path(__file__).parent.parent / "sample_functions" / "openfaas"
+    sample = Path(__file__).resolve().parents[2] / "sample_functions" / "openfaas"
     shutil.copytree(sample, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".faasemu", "__pycache__"))
     server = run_server(tmp_path / "faasemu.yaml")
     hello = httpx.get(f"{server.url}/function/hello", params={"name": "Ada"})
@@ -319,7 +319,7 @@ def test_the_sample_serves(run_server: Any, tmp_path: Path) -> None:
 
 def test_the_samples_campaign_passes(tmp_path: Path) -> None:
     """The sample deduplicates on the order id, which survives a connector's redelivery."""
-    sample = Path(__file__).parent.parent / "sample_functions" / "openfaas"
+    sample = Path(__file__).resolve().parents[2] / "sample_functions" / "openfaas"
     shutil.copytree(sample, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".faasemu", "__pycache__"))
     proc = run_cli("chaos", "events.jsonl", "--runs", "5", "--seed", "3", "--json", "r.json", cwd=tmp_path, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr

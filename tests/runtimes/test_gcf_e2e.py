@@ -655,7 +655,7 @@ def test_chaos_verdicts_on_gcf_handlers(tmp_path: Path, fn: str, code: int, idem
 
 @gcf
 def test_the_sample_serves_and_counts_a_redelivered_signup_once(run_server: Any, tmp_path: Path) -> None:
-    sample = Path(__file__).resolve().parent.parent / "sample_functions" / "gcf"
+    sample = Path(__file__).resolve().parents[2] / "sample_functions" / "gcf"
     root = tmp_path / "gcf"
     shutil.copytree(sample, root, ignore=shutil.ignore_patterns(".faasemu", "__pycache__"))
     server = run_server(root / "faasemu.yaml")
@@ -710,7 +710,7 @@ def test_a_missing_sdk_answers_503_naming_the_extra_and_others_keep_serving(run_
 
 # -- scenario folders (tests/gcf_functions/), each served by functions-framework and by faasemu -------
 
-SCENARIOS = Path(__file__).resolve().parent / "gcf_functions"
+SCENARIOS = Path(__file__).resolve().parents[1] / "gcf_functions"
 
 
 def scenario(tmp_path: Path, name: str, functions: str, env: dict[str, str] | None = None) -> Path:

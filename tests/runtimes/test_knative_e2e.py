@@ -793,7 +793,7 @@ def test_chaos_passes_the_deduplicating_handler_and_fails_the_naive_one(tmp_path
 def test_sample_project_serves(tmp_path: Path, run_server: Any) -> None:
     import shutil
 
-    sample = Path(__file__).resolve().parent.parent / "sample_functions" / "knative"
+    sample = Path(__file__).resolve().parents[2] / "sample_functions" / "knative"
     shutil.copytree(sample, tmp_path / "sample", ignore=shutil.ignore_patterns(".faasemu", "__pycache__"))
     server = run_server(tmp_path / "sample" / "faasemu.yaml")
     assert httpx.get(f"{server.url}/hello?name=Ann").json() == {"message": "Hello, Ann!", "method": "GET", "path": "/"}
