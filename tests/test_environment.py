@@ -211,8 +211,8 @@ def test_env_file_false_reads_no_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("value", "problem"), [
     ("'${UNSET}'", "env.X: ${UNSET} is not set"),
-    ("'${bad-name}'", "env.X: '${bad-name}' is not a variable reference"),
-    ("'${OPEN'", "env.X: '${OPEN' has no closing '}'"),
+    ("'${bad-name}'", "env.X: a '${...}' holds no variable name"),
+    ("'${OPEN'", "env.X: a '${' has no closing '}'"),
 ])
 def test_bad_references_are_located(tmp_path: Path, value: str, problem: str) -> None:
     with pytest.raises(ManifestError) as raised:
@@ -318,3 +318,11 @@ def test_a_pool_loads_its_workers_with_the_shared_layering(tmp_path: Path) -> No
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "f"  # the platform's
     assert env["AWS_REGION"] == "eu-central-1" and env["X"] == "y"  # the manifest's, over the platform's
     assert {k: env[k] for k in ours} == ours  # faasemu's, over the manifest's
+
+
+def test_an_env_file_value_with_a_stray_reference_is_kept_as_written_and_never_shown(tmp_path: Path) -> None:
+    """A `.env` kept for other tools (python-dotenv keeps `${` that is no reference): no error that
+    would print part of a password, and an unset reference is empty, as python-dotenv makes it."""
+    (tmp_path / ".env").write_text("DB_PASSWORD=hunter2${Zq9!tail\nNAME=${app.name}\nEMPTY=${NOT_SET_ANYWHERE}\n")
+    manifest = parse("env: {P: '${DB_PASSWORD}', N: '${NAME}', E: 'x${EMPTY}'}\n" + FUNCTIONS, tmp_path)
+    assert (manifest.env["P"], manifest.env["N"], manifest.env["E"]) == ("hunter2${Zq9!tail", "${app.name}", "x")

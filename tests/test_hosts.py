@@ -147,7 +147,8 @@ def test_without_the_flag_a_tunnel_name_is_refused_and_with_it_answered(tmp_path
 
 # --- cross-site POSTs to faasemu's own endpoints --------------------------------------------------
 
-@pytest.mark.parametrize("headers", [{"content-type": "text/plain"}, {},
+# A browser's POST without a Content-Type (a Blob body) still carries Sec-Fetch-* (and an Origin).
+@pytest.mark.parametrize("headers", [{"content-type": "text/plain"}, {"sec-fetch-site": "cross-site"},
                                      {"content-type": "application/x-www-form-urlencoded"},
                                      {"content-type": "multipart/form-data; boundary=x"}],
                          ids=["text-plain", "no-content-type", "form", "multipart"])
@@ -160,6 +161,16 @@ def test_a_simple_cross_site_post_to_the_ingress_is_refused_and_nothing_is_store
     assert response.status_code == 415, response.text
     assert "Content-Type: application/json" in response.json()["message"]
     assert event_id not in stored_ids(server)
+
+
+def test_a_script_posting_json_without_a_content_type_is_accepted(server: Server) -> None:
+    """`requests.post(url, data=json.dumps(event))` sends no Content-Type, and neither Origin nor
+    Sec-Fetch-*: not a browser, so the body is read as JSON, as before the cross-site guard."""
+    event_id = f"script-{time.time_ns()}"
+    body = json.dumps({"type": "guard.script", "id": event_id, "data": {}}).encode()
+    response = httpx.post(f"{server.url}/_faasemu/events", content=body, timeout=10)
+    assert response.status_code == 202, response.text
+    assert event_id in stored_ids(server)
 
 
 def test_a_foreign_origin_is_refused_even_with_json_and_nothing_is_stored(server: Server) -> None:
@@ -229,7 +240,8 @@ def test_boto3_invoke_still_works(server: Server) -> None:
 def test_a_browser_style_post_to_the_invoke_api_is_refused_and_the_handler_does_not_run(server: Server) -> None:
     marker = f"text-{time.time_ns()}"
     url = f"{server.url}/2015-03-31/functions/echo/invocations"
-    for headers in ({"content-type": "text/plain"}, {}, {"content-type": "application/x-www-form-urlencoded"}):
+    for headers in ({"content-type": "text/plain"}, {"sec-fetch-mode": "no-cors"},
+                    {"content-type": "application/x-www-form-urlencoded"}):
         response = httpx.post(url, content=json.dumps({"marker": marker}), headers=headers, timeout=10)
         assert response.status_code == 415, response.text
         assert response.headers["x-amzn-errortype"] == "UnsupportedMediaTypeException"

@@ -143,6 +143,7 @@ class Bus:
 
     def requeue_open(self) -> int:
         """Queue pending deliveries this process does not hold yet (redriven from another process)."""
+        self._flush()  # commit acknowledgements first, or a delivery just done still reads as pending
         held = {item[-1].row.key for queue in self.queues.values() for item in queue.heap} | self.inflight
         if self._shuffle is not None:
             held |= {item.row.key for item in self._shuffle.held()}

@@ -96,12 +96,16 @@ class ReferenceProblem(ValueError):
         self.variable = variable
 
 
-def interpolate(value: str, lookup: Callable[[str], str | None], *, dollar_escape: bool = True) -> str:
+def interpolate(value: str, lookup: Callable[[str], str | None], *, dollar_escape: bool = True,
+                strict: bool = True) -> str:
     """Replace `${NAME}` and `${NAME:-default}` in `value`; `$$` is a literal `$` when `dollar_escape`.
 
     `lookup` answers None for an unset variable. `${NAME:-default}` takes the default when NAME is
     unset or empty, as POSIX shells and docker compose do. A `$` followed by anything else stays as
-    written, so `pa$word` needs no escaping. An unset NAME without a default raises ReferenceProblem.
+    written, so `pa$word` needs no escaping. When `strict` (the manifest), an unset NAME without a
+    default or a malformed `${` raises ReferenceProblem; otherwise (a `.env` file, read as
+    python-dotenv reads it) an unset NAME is empty and a malformed `${` stays as written. Messages
+    never quote the value's text: it may be a secret.
 
     >>> interpolate("${HOST:-localhost}:${PORT}/$$x", {"PORT": "80"}.get)
     'localhost:80/$x'
@@ -122,17 +126,23 @@ def interpolate(value: str, lookup: Callable[[str], str | None], *, dollar_escap
             index = start + 1
             continue
         end = value.find("}", start + 2)
-        if end < 0:
-            raise ReferenceProblem(f"'{value[start:]}' has no closing '}}'; {REFERENCE_FORMS}")
-        body = value[start + 2:end]
+        body = value[start + 2:end] if end >= 0 else ""
         name, has_default, default = body.partition(":-")
-        if not _NAME.fullmatch(name):
-            raise ReferenceProblem(f"'${{{body}}}' is not a variable reference; {REFERENCE_FORMS}")
+        if end < 0 or not _NAME.fullmatch(name):
+            if not strict:
+                parts.append("$")
+                index = start + 1
+                continue
+            problem = "a '${' has no closing '}'" if end < 0 else "a '${...}' holds no variable name"
+            raise ReferenceProblem(f"{problem}; {REFERENCE_FORMS}")
         found = lookup(name)
         if has_default and not found:
             found = default
         elif found is None:
-            raise ReferenceProblem(f"${{{name}}} is not set", name)
+            if not strict:
+                found = ""
+            else:
+                raise ReferenceProblem(f"${{{name}}} is not set", name)
         parts.append(found)
         index = end + 1
     parts.append(value[index:])
@@ -244,6 +254,6 @@ def _closing_quote(text: str, start: int, quote: str) -> int:
 
 def _interpolate_line(value: str, lookup: Callable[[str], str | None], line: int) -> str:
     try:
-        return interpolate(value, lookup, dollar_escape=False)  # python-dotenv has no `$$`
+        return interpolate(value, lookup, dollar_escape=False, strict=False)  # as python-dotenv: no `$$`
     except ReferenceProblem as exc:
         raise EnvFileProblem(line, exc.message) from None

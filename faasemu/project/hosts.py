@@ -88,7 +88,8 @@ class HostGuard:
             elif entry:
                 names.add(split_host(entry))
         bound_name = split_host(bound)
-        wildcard = _ip(bound_name) is not None and _ip(bound_name).is_unspecified  # type: ignore[union-attr]
+        bound_ip = _ip(bound_name)
+        wildcard = bound_ip is not None and bound_ip.is_unspecified
         if not wildcard:
             names.add(bound_name)
         self.names = frozenset(names)
@@ -133,7 +134,7 @@ class HostGuard:
         handlers post to it as they would to a real API, with no Origin.
         """
         origin = content_type = None
-        preflighted = False
+        preflighted = browser = False
         for name, value in headers:
             if name == b"origin":
                 origin = value.decode("latin-1")
@@ -141,10 +142,16 @@ class HostGuard:
                 content_type = value.decode("latin-1")
             elif name in PREFLIGHT_HEADERS or name.startswith(PREFLIGHT_HEADER_PREFIXES):
                 preflighted = True
+            elif name.startswith(b"sec-fetch-"):
+                browser = True
         if origin is not None and not self.is_local_origin(origin):
             return 403, (f"requests from the web page at Origin '{origin}' are refused: only pages on this machine "
                          f"({self.shown}) may call faasemu's own endpoints")
         if method in SAFE_METHODS or preflighted or path.startswith("/_faasemu/sink/"):
+            return None
+        if content_type is None and origin is None and not browser:
+            # A body without a Content-Type and without the headers every browser sends on a POST
+            # (Origin, Sec-Fetch-*): a script or a handler (`requests.post(url, data=text)`), read as JSON.
             return None
         media = (content_type or "").partition(";")[0].strip().lower()
         if media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json")):

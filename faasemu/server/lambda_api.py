@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 API_VERSIONS = ("2014-11-13", "2015-03-31", "2016-08-19", "2017-03-31", "2017-10-31", "2018-10-31", "2019-09-25",
                 "2019-09-30", "2020-04-22", "2020-06-30", "2021-07-20", "2021-10-31", "2021-11-15", "2024-08-31",
                 "2025-11-30", "2025-12-01", "2026-07-09")
+HIDDEN_VALUE = "(hidden by faasemu: see the manifest)"
 PREFIXES = tuple(f"/{version}/" for version in API_VERSIONS)
 IMPLEMENTED = "Invoke, ListFunctions, GetFunction and GetFunctionConfiguration"
 LOG_TAIL_BYTES = 4096  # Lambda returns the last 4 KB of the invocation's log
@@ -118,7 +119,9 @@ class LambdaApi:
             "LastModified": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(modified)) + f".{millis:03d}+0000",
             "CodeSha256": base64.b64encode(digest).decode(),
             "Version": "$LATEST",
-            "Environment": {"Variables": dict(spec.env)},
+            # Names only: the values may come from `.env` or `${VAR}` (secrets), and this API has no
+            # authentication; AWS returns them to an authorised caller, faasemu to nobody.
+            "Environment": {"Variables": {name: HIDDEN_VALUE for name in spec.env}},
             "TracingConfig": {"Mode": "PassThrough"},
             "RevisionId": str(uuid.UUID(bytes=digest[:16], version=4)),
             "State": "Active",

@@ -56,7 +56,7 @@ class _Channel(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # a Unix stream connection: always a Transport
 
     def data_received(self, data: bytes) -> None:
         for frame in self.reader.feed(data):
