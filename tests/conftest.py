@@ -33,6 +33,21 @@ def write_project(root: Path, files: dict[str, str]) -> Path:
     return root / "faasemu.yaml"
 
 
+def arrivals(root: Path) -> list[str]:
+    path = root / "arrivals.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def wait_for(condition, timeout: float = 60.0) -> bool:
+    """Poll `condition` until it holds or `timeout` passes: generous, since the machine may be busy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
 class Server:
     """A `faasemu up` process. Output goes to a file so tests can assert on what a user saw."""
 

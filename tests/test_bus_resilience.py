@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import write_project
+from conftest import arrivals, write_project
 
 from faasemu.chaos.live import ShuffleBuffer
 from faasemu.delivery.bus import Bus
@@ -48,10 +48,6 @@ def project(root: Path, retries: int = 1) -> Path:
         "recorder.py": RECORDER,
     })
 
-
-def arrivals(root: Path) -> list[str]:
-    path = root / "arrivals.txt"
-    return path.read_text().split() if path.exists() else []
 
 
 def cloudevent(event_id: str) -> dict[str, Any]:

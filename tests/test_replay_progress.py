@@ -12,10 +12,9 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-from conftest import Server, write_project
+from conftest import Server, arrivals, wait_for, write_project
 
 HANDLERS = '''\
 import time
@@ -42,24 +41,12 @@ def project(root: Path, events: int, sleep: float = 0.0) -> Path:
     })
 
 
-def arrivals(root: Path) -> list[str]:
-    path = root / "arrivals.txt"
-    return path.read_text().split() if path.exists() else []
-
 
 def start_replay(root: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "faasemu", "replay", "events.jsonl", *args], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "200"})
 
-
-def wait_for(condition, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_progress_goes_to_stderr_as_plain_lines_off_a_terminal(tmp_path: Path) -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
-from conftest import Server, free_port, run_cli, write_project
+from conftest import Server, arrivals, free_port, run_cli, wait_for, write_project
 
 HANDLERS = '''\
 import json
@@ -50,18 +49,6 @@ def project(root: Path) -> Path:
     })
 
 
-def arrivals(root: Path) -> list[str]:
-    path = root / "arrivals.txt"
-    return path.read_text().split() if path.exists() else []
-
-
-def wait_for(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_a_second_up_in_the_same_project_refuses_naming_the_first(run_server, tmp_path: Path) -> None:
