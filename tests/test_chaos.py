@@ -100,10 +100,11 @@ def test_option_validation_names_the_flag(kwargs: dict[str, object], message: st
 
 
 def test_options_defaults_flags_and_parsing() -> None:
-    assert CAMPAIGN_DEFAULTS == ChaosOptions(duplicates=0.1, shuffle=5, lost_ack=0.05, fail=0.05)
+    assert CAMPAIGN_DEFAULTS == ChaosOptions(duplicates=0.1, shuffle=5, lost_ack=0.05, fail=0.05, overlap=0.05,
+                                             crash=0.05)
     assert not ChaosOptions().active and CAMPAIGN_DEFAULTS.active and ChaosOptions(shuffle="all").active
     assert ChaosOptions(duplicates=0.3, shuffle="all").flags() == ["--duplicates", "0.3", "--shuffle", "all"]
-    assert ChaosOptions(0.1, 5, 0.05, 0.2).flags(CAMPAIGN_DEFAULTS) == ["--fail", "0.2"]
+    assert ChaosOptions(0.1, 5, 0.05, 0.2, 0.05, 0.05).flags(CAMPAIGN_DEFAULTS) == ["--fail", "0.2"]
     assert parse_shuffle("all") == "all" and parse_shuffle("7") == 7
     with pytest.raises(ValueError, match="--shuffle"):
         parse_shuffle("-2")

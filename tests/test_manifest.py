@@ -347,7 +347,8 @@ def test_unknown_key_with_suggestion(project: Path) -> None:
 def test_unknown_key_lists_allowed_keys(project: Path) -> None:
     assert error(function("handler: sample_functions/orders.py:create_order\nzzz: 1\n")) == (
         "faasemu.yaml:4: unknown key 'zzz' in functions.create-order; allowed: handler, runtime, http, events, "
-        "timeout, memory, concurrency, retries, env, payload, event_source"
+        "timeout, memory, concurrency, retries, env, order_key, batch_size, report_batch_item_failures, payload, "
+        "event_source"
     )
 
 

@@ -50,8 +50,10 @@ def main() -> None:
     """Run serverless functions locally, and find the handlers that are not idempotent or not order-tolerant."""
 
 
-def chaos_options(defaults: tuple[float, str, float, float]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The chaos model's flags (docs/verification.md#chaos-model), with each command's defaults."""
+def chaos_options(defaults: tuple[float, str, float, float],
+                  campaign: tuple[float, float] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The chaos model's flags (docs/verification.md#chaos-model), with each command's defaults;
+    `campaign` adds `--overlap` and `--crash` (their defaults), which only `chaos` models today."""
     duplicates, shuffle, lost_ack, fail = defaults
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,6 +68,15 @@ def chaos_options(defaults: tuple[float, str, float, float]) -> Callable[[Callab
                          help="Probability that a delivery fails before the handler runs, then is redelivered."),
             click.option("--seed", type=int, help="Seed of every random choice (printed; random when omitted)."),
         ]
+        if campaign is not None:
+            options[4:4] = [
+                click.option("--overlap", type=click.FloatRange(0, 1), default=campaign[0], show_default=True,
+                             help="Probability that a delivery's duplicate runs at the same time, on another "
+                                  "instance (scale-out duplicates)."),
+                click.option("--crash", type=click.FloatRange(0, 1), default=campaign[1], show_default=True,
+                             help="Probability that an invocation is killed after one of its steps (a commit, "
+                                  "a sink call, an emitted event), then retried in a fresh instance."),
+            ]
         for option in reversed(options):
             command = option(command)
         return command
@@ -73,12 +84,13 @@ def chaos_options(defaults: tuple[float, str, float, float]) -> Callable[[Callab
     return decorate
 
 
-def build_chaos(duplicates: float, shuffle: str, lost_ack: float, fail: float) -> Any:
+def build_chaos(duplicates: float, shuffle: str, lost_ack: float, fail: float, overlap: float = 0.0,
+                crash: float = 0.0) -> Any:
     from faasemu.chaos.model import ChaosOptions, parse_shuffle
     from faasemu.project.errors import UsageError
 
     try:
-        return ChaosOptions(duplicates, parse_shuffle(str(shuffle)), lost_ack, fail)
+        return ChaosOptions(duplicates, parse_shuffle(str(shuffle)), lost_ack, fail, overlap=overlap, crash=crash)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -145,16 +157,16 @@ def replay(events_file: str, manifest: str, target: str | None, duplicates: floa
               help="Write the JSON report here (always, whatever the exit code).")
 @click.option("--junit", "junit_path", metavar="FILE", help="Write JUnit XML here (always, whatever the exit code).")
 @click.option("--replay-cex", metavar="FILE", help="Re-run exactly the schedule of a saved counterexample.")
-@chaos_options((0.1, "5", 0.05, 0.05))
+@chaos_options((0.1, "5", 0.05, 0.05), campaign=(0.05, 0.05))
 @reports_errors
 def chaos(events_file: str | None, manifest: str, runs: int, only: tuple[str, ...], json_path: str | None,
           junit_path: str | None, replay_cex: str | None, duplicates: float, shuffle: str, lost_ack: float,
-          fail: float, seed: int | None) -> None:
+          fail: float, overlap: float, crash: float, seed: int | None) -> None:
     """Find the handlers that are not idempotent or not order-tolerant (exit 1), with minimal counterexamples."""
     from faasemu.verify.command import ChaosCommandOptions, run_chaos
 
     options = ChaosCommandOptions(manifest, events_file, runs, only, json_path, junit_path, replay_cex,
-                                  build_chaos(duplicates, shuffle, lost_ack, fail), seed)
+                                  build_chaos(duplicates, shuffle, lost_ack, fail, overlap, crash), seed)
     raise SystemExit(run_chaos(options))
 
 

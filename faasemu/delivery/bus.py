@@ -7,6 +7,11 @@ acknowledged in the log only after its handler returned. What an attempt is numb
 carries, and what follows its outcome (retry with backoff, dead letter, redelivery after injected
 chaos) are the shared delivery policy's (delivery/policy.py, docs/delivery.md); this module keeps
 them durable and timely.
+
+A function whose runtime delivers batches (Lambda's SQS event source mapping with `batch_size`,
+`report_batch_item_failures` or `order_key`) gets up to `batch_size` of its due deliveries in one
+invocation; each record is then settled by the same policy as a single delivery
+(docs/delivery.md#batches-sqs).
 """
 
 from __future__ import annotations
@@ -15,15 +20,18 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from faasemu.chaos.live import LiveChaos
+from faasemu.chaos.model import Inject, order_value
 from faasemu.delivery.deliverer import Deliverer
 from faasemu.delivery.eventlog import DeliveryRow, EventLog
 from faasemu.delivery.policy import (
     INJECTED_ERRORS,
     Attempts,
+    Decision,
     attempt_id,
     backoff,
     decide,
@@ -84,6 +92,13 @@ class DueQueue:
 
     def __len__(self) -> int:
         return len(self.heap)
+
+    def pop_ready(self, fits: Callable[[Pending], bool]) -> Pending | None:
+        """The first queued delivery if it is due now and `fits`, else None (a batch takes what is
+        waiting now: there is no batching window)."""
+        if self.heap and self.heap[0][0] <= time.time() and fits(self.heap[0][-1]):
+            return heapq.heappop(self.heap)[-1]
+        return None
 
     async def pop_due(self) -> Pending:
         while True:
@@ -241,11 +256,19 @@ class Bus:
         self._dirty.append(row)
         self._flush()
 
+    def _order_key(self, item: Pending) -> tuple[str, str] | None:
+        """(function, order value) for a function with an `order_key`: live `--shuffle` never lets a
+        delivery overtake an earlier one with the same key (docs/verification.md#order-keys)."""
+        pool = self.supervisor.pools.get(item.row.function)
+        path = pool.spec.order_key if pool is not None else None
+        value = order_value(item.event, path) if path else None
+        return None if value is None else (item.row.function, value)
+
     def _enqueue(self, item: Pending) -> None:
         if self._shuffle is None or item.row.copy > 0:
             self._queue(item)
             return
-        self._release(self._shuffle.push(item))
+        self._release(self._shuffle.push(item, key=self._order_key(item)))
         if len(self._shuffle) and self._shuffle_timer is None:
             self._shuffle_timer = asyncio.get_running_loop().call_later(SHUFFLE_HOLD, self._release_shuffled)
 
@@ -284,6 +307,10 @@ class Bus:
         until `up` restarts, which no one would notice)."""
         while True:
             item = await queue.pop_due()
+            items = self._batch(name, item, queue)
+            if items:
+                await self._run_batch(name, items)
+                continue
             self.inflight.add(item.row.key)
             try:
                 settled = await self._deliver(name, item)
@@ -355,34 +382,152 @@ class Bus:
                              attempt)
             outcome = await pool.call({"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()})
         ok = outcome is not None and outcome.ok
-        tags: list[str] = [inject] if inject else ["duplicate"] if row.copy else ["redelivery"] if row.tags else []
+        tags = self._tags(row, inject)
         failed_before = row.attempts - 1 - row.budget_from
         retryable = outcome is None or outcome.error is None or outcome.error.retryable
         decision = decide(inject=inject, ok=ok, failed_before=failed_before, retries=pool.spec.retries,
                           retryable=retryable)
+        error = None
+        if outcome is not None:
+            error = outcome.error.headline if outcome.error else (outcome.message or outcome.kind)
+        self._settle(item, decision, inject, failed_before, error)
+        ms = (time.perf_counter() - started) * 1000
+        return Settled(decision.label, attempt, tags, ms, outcome)
+
+    def _settle(self, item: Pending, decision: Decision, inject: Inject | None, failed_before: int,
+                error: str | None, now: float | None = None) -> None:
+        """Store what the policy decided on the row (in the next commit), and queue it again if pending.
+
+        `now`: the moment the attempt ended (one for all records of a batch, so that records retried
+        together come due together, as a batch's messages become visible again together)."""
+        row = item.row
+        now = time.time() if now is None else now
         if decision.verdict == "redeliver":
             row.budget_from += 1  # not counted against `retries`: the policy's rule for injected failures
             row.status = "pending"
-            row.next_at = time.time() + self.retry_delay
+            row.next_at = now + self.retry_delay
             row.last_error = INJECTED_ERRORS[inject] if inject else None
         elif decision.verdict == "done":
             row.status = "done"
             row.last_error = None
         else:
-            assert outcome is not None
-            row.last_error = outcome.error.headline if outcome.error else (outcome.message or outcome.kind)
+            row.last_error = error
             if decision.verdict == "dead":
                 row.status = "dead"
             else:
                 row.status = "pending"
-                row.next_at = time.time() + backoff(self.retry_delay, failed_before + 1)
-        status = decision.label
-        ms = (time.perf_counter() - started) * 1000
+                row.next_at = now + backoff(self.retry_delay, failed_before + 1)
         self._dirty.append(row)
         self._schedule_flush()
         if row.status == "pending":
             self._queue(item)
-        return Settled(status, attempt, tags, ms, outcome)
+
+    @staticmethod
+    def _tags(row: DeliveryRow, inject: Inject | None) -> list[str]:
+        return [inject] if inject else ["duplicate"] if row.copy else ["redelivery"] if row.tags else []
+
+    # -- batches (docs/delivery.md#batches-sqs) ----------------------------------------------------
+
+    def _batch(self, name: str, first: Pending, queue: DueQueue) -> list[Pending] | None:
+        """`first` and the deliveries of the function waiting now, up to its batch_size, when its
+        runtime delivers batches; None when `first` goes alone through `_deliver` (no batches, an
+        Invoke API or async HTTP row, or an injected `--fail`, whose handler never runs)."""
+        pool = self.supervisor.pools.get(name)
+        if pool is None or not pool.adapter_module.delivers_batches(pool.spec) or not _batchable(first):
+            return None
+        items = [first]
+        ids = {first.event["id"]}
+        while len(items) < pool.spec.batch_size:
+            # one record per message id: a batch never holds two copies of one event
+            more = queue.pop_ready(lambda item: _batchable(item) and item.event["id"] not in ids)
+            if more is None:
+                break
+            items.append(more)
+            ids.add(more.event["id"])
+        return items
+
+    async def _run_batch(self, name: str, items: list[Pending]) -> None:
+        for item in items:
+            self.inflight.add(item.row.key)
+        try:
+            try:
+                settled = await self._deliver_batch(name, items)
+            except Exception as exc:
+                for item in items:
+                    self._internal_failure(name, item, exc)
+                return
+        finally:
+            for item in items:
+                self.inflight.discard(item.row.key)
+        if settled is None:
+            return
+        try:
+            self._report_batch(name, items, *settled)
+        except Exception as exc:
+            self.console.internal_error(f"could not log a batch of {len(items)} deliveries to {name}: "
+                                        f"{type(exc).__name__}: {exc}")
+
+    async def _deliver_batch(self, name: str, items: list[Pending]) -> tuple[list[Settled], Outcome] | None:
+        """One invocation with a record per delivery (the worker's `records` operation); each record
+        is then settled by the policy on its own: a failed invocation (raised, timed out, crashed, a
+        malformed batchItemFailures answer) fails every record, a batchItemFailures answer the ones
+        it names."""
+        pool = self.supervisor.pools.get(name)
+        if pool is None:
+            return None
+        attempts, injects, records = [], [], []
+        for item in items:
+            row, event = item.row, item.event
+            attempt = self.attempts.next(event["id"], name)
+            attempts.append(attempt)
+            injects.append(stored_inject(row.inject))
+            row.inject = None
+            row.attempts += 1
+            self._dirty.append(row)
+            records.append({"delivery": Delivery(event, attempt, attempt_id(self.seed, name, event["id"], attempt))
+                            .to_wire(), "seq": row.event_seq})
+        self._flush()  # every record's attempt is on disk before the handler runs (as in `_deliver`)
+        first = items[0]
+        inv = Invocation(invocation_id(pool.adapter_module, pool.spec, self.seed, first.event, first.row.copy,
+                                       attempts[0]), 0.0, attempts[0])
+        started = time.perf_counter()
+        outcome = await pool.call({"op": "records", "records": records, "inv": inv.to_wire()})
+        ms = (time.perf_counter() - started) * 1000
+        failed = set(outcome.reply.get("failed") or ()) if outcome.ok else set(range(len(items)))
+        batch_error = outcome.error.headline if outcome.error else (outcome.message or outcome.kind)
+        retryable = outcome.error is None or outcome.error.retryable
+        settled = []
+        ended = time.time()
+        for index, item in enumerate(items):
+            row, inject = item.row, injects[index]
+            ok = index not in failed
+            failed_before = row.attempts - 1 - row.budget_from
+            decision = decide(inject=inject, ok=ok, failed_before=failed_before, retries=pool.spec.retries,
+                              retryable=retryable)
+            error = batch_error if not outcome.ok else "reported failed in batchItemFailures"
+            self._settle(item, decision, inject, failed_before, error, ended)
+            settled.append(Settled(decision.label, attempts[index], self._tags(row, inject), ms, outcome))
+        return settled, outcome
+
+    def _report_batch(self, name: str, items: list[Pending], settled: list[Settled], outcome: Outcome) -> None:
+        """One console line for the invocation, naming each record's outcome; a failed invocation's
+        error (a malformed batchItemFailures answer says why the whole batch failed) follows it."""
+        parts = []
+        for item, one in zip(items, settled):
+            part = f"{item.event['id']} #{one.attempt} {one.status}"
+            if one.tags:
+                part += f" [{', '.join(one.tags)}]"
+            if one.status == "retry":
+                part += f" (in {max(0.0, item.row.next_at - time.time()):.1f} s)"
+            parts.append(part)
+        labels = [one.status for one in settled]
+        status = next((label for label in ("dead", "retry", "lost*", "fail*") if label in labels), "ok")
+        note = f"{len(items)} record{'s' if len(items) != 1 else ''}: " + ", ".join(parts)
+        if "dead" in labels:
+            note += "  -> dead letter (faasemu events --dead)"
+        types = {str(item.event["type"]) for item in items}
+        trigger = f"sqs {types.pop()}" if len(types) == 1 else "sqs batch"
+        self.supervisor.report(name, trigger, status, outcome, note)
 
     def _report(self, name: str, item: Pending, settled: Settled) -> None:
         row, event = item.row, item.event
@@ -397,6 +542,11 @@ class Bus:
             self.console.invocation(name, f"event {event['type']}", settled.status, settled.ms, note=note)
         else:
             self.supervisor.report(name, f"event {event['type']}", settled.status, settled.outcome, note)
+
+
+def _batchable(item: Pending) -> bool:
+    """An event delivery whose handler runs (not an Invoke API or async HTTP row, not an injected --fail)."""
+    return item.row.op == "event" and stored_inject(item.row.inject) != "fail"
 
 
 def ingress_answer(accepted: list[Accepted]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from faasemu.project.environment import effect_urls, faasemu_env
 from faasemu.project.errors import FaasemuError, UsageError
 from faasemu.project.failures import WorkerError, format_error
 from faasemu.project.manifest import load_manifest
-from faasemu.project.spec import Manifest
+from faasemu.project.spec import FunctionSpec, Manifest
 from faasemu.project.state import ensure_project_state
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
@@ -181,56 +181,149 @@ async def _execute(
     retry_delay: float, console: Console, results: list[StepResult], progress: ReplayProgress,
 ) -> None:
     """Run the steps in order, appending each finished one to `results` (the caller's list, so what
-    was done survives a Ctrl+C that cancels this coroutine)."""
+    was done survives a Ctrl+C that cancels this coroutine). Consecutive steps to a function that
+    takes SQS batches go to it together, up to its batch_size (docs/delivery.md#batches-sqs)."""
     observer = _QuietObserver(console)
     watch = Watchdog()
     pools: dict[str, FunctionPool] = {}
     attempts = Attempts()  # numbered per (event id, function), as by the bus (delivery/policy.py)
+    run = _Run(events, seed, retry_delay, attempts)
     try:
-        for step in steps:
-            ref = step.ref
+        position = 0
+        while position < len(steps):
+            ref = steps[position].ref
             spec = manifest.function(ref.function)
             assert spec is not None
             pool = pools.get(ref.function) or pools.setdefault(
                 ref.function, FunctionPool(spec, manifest.root, env, observer, watch))
-            event = events[ref.event_index]
-            result = StepResult(step, event)
-            started = time.perf_counter()
-            failures = 0
-            inject = step.inject  # an injected failure hits the step's first attempt only
-            while True:
-                attempt = attempts.next(event["id"], ref.function)
-                result.attempts.append(attempt)
-                outcome = None
-                if runs_handler(inject):
-                    request_id = attempt_id(seed, ref.function, event["id"], attempt)
-                    rid = invocation_id(pool.adapter_module, spec, seed, event, source_copy(step), attempt)
-                    outcome = await pool.call({
-                        "op": "event", "delivery": Delivery(event, attempt, request_id).to_wire(),
-                        "inv": Invocation(rid, 0.0, attempt).to_wire(),
-                    })
-                ok = outcome is not None and outcome.ok
-                retryable = outcome is None or outcome.error is None or outcome.error.retryable
-                decision = decide(inject=inject, ok=ok, failed_before=failures, retries=spec.retries,
-                                  retryable=retryable)
-                result.status = decision.label  # `retry` is overwritten by the next attempt's
-                if inject is not None:  # fail* or lost*: the schedule's redelivery step follows
-                    failure = "" if ok or outcome is None else f"; {_describe(outcome)}"
-                    result.error = INJECTED_ERRORS[inject] + failure
-                    break
-                assert outcome is not None  # without an injection the handler ran
-                result.error = "" if ok else _describe(outcome)
-                if decision.verdict != "retry":
-                    break
-                failures += 1
-                await asyncio.sleep(backoff(retry_delay, failures))
-            result.ms = (time.perf_counter() - started) * 1000
-            results.append(result)
-            progress.advance()
+            group = _batch_of(steps, position, events, spec) if pool.adapter_module.delivers_batches(spec) else []
+            if group:
+                done = await run.batch(pool, group)
+                position += len(group)
+            else:
+                done = [await run.step(pool, steps[position])]
+                position += 1
+            for result in done:
+                results.append(result)
+                progress.advance()
     finally:
         for pool in pools.values():
             await pool.close()
         watch.stop()
+
+
+def _batch_of(steps: list[Step], start: int, events: list[dict[str, Any]], spec: FunctionSpec) -> list[Step]:
+    """The consecutive steps from `start` that go to `spec` in one invocation: up to its batch_size,
+    each of another event (a batch holds one record per message id), none an injected --fail (its
+    handler never runs: it goes alone). Empty when the step at `start` cannot be batched."""
+    group: list[Step] = []
+    ids: set[str] = set()
+    for step in steps[start:]:
+        event_id = events[step.ref.event_index]["id"]
+        if (len(group) == spec.batch_size or step.ref.function != spec.name or step.inject == "fail"
+                or event_id in ids):
+            break
+        group.append(step)
+        ids.add(event_id)
+    return group
+
+
+@dataclass
+class _Run:
+    """What every delivery of one replay shares: the events, the seed, the backoff and the numbering."""
+
+    events: list[dict[str, Any]]
+    seed: int
+    retry_delay: float
+    attempts: Attempts
+
+    async def step(self, pool: FunctionPool, step: Step) -> StepResult:
+        """One delivery, one event per invocation: attempt, `decide`, backoff, until it is not `retry`."""
+        ref, spec = step.ref, pool.spec
+        event = self.events[ref.event_index]
+        result = StepResult(step, event)
+        started = time.perf_counter()
+        failures = 0
+        inject = step.inject  # an injected failure hits the step's first attempt only
+        while True:
+            attempt = self.attempts.next(event["id"], ref.function)
+            result.attempts.append(attempt)
+            outcome = None
+            if runs_handler(inject):
+                request_id = attempt_id(self.seed, ref.function, event["id"], attempt)
+                rid = invocation_id(pool.adapter_module, spec, self.seed, event, source_copy(step), attempt)
+                outcome = await pool.call({
+                    "op": "event", "delivery": Delivery(event, attempt, request_id).to_wire(),
+                    "inv": Invocation(rid, 0.0, attempt).to_wire(),
+                })
+            ok = outcome is not None and outcome.ok
+            retryable = outcome is None or outcome.error is None or outcome.error.retryable
+            decision = decide(inject=inject, ok=ok, failed_before=failures, retries=spec.retries,
+                              retryable=retryable)
+            result.status = decision.label  # `retry` is overwritten by the next attempt's
+            if inject is not None:  # fail* or lost*: the schedule's redelivery step follows
+                failure = "" if ok or outcome is None else f"; {_describe(outcome)}"
+                result.error = INJECTED_ERRORS[inject] + failure
+                break
+            assert outcome is not None  # without an injection the handler ran
+            result.error = "" if ok else _describe(outcome)
+            if decision.verdict != "retry":
+                break
+            failures += 1
+            await asyncio.sleep(backoff(self.retry_delay, failures))
+        result.ms = (time.perf_counter() - started) * 1000
+        return result
+
+    async def batch(self, pool: FunctionPool, group: list[Step]) -> list[StepResult]:
+        """Several deliveries in one invocation (the worker's `records` operation), each record then
+        decided on its own: the records to retry go again together after the backoff, until none is
+        left to retry. A failed invocation fails every record; a batchItemFailures answer the ones it
+        names. Every record still pending has failed as often as the others, so one backoff fits all."""
+        spec = pool.spec
+        results = [StepResult(step, self.events[step.ref.event_index]) for step in group]
+        injects = [step.inject for step in group]  # an injected failure hits the step's first attempt only
+        pending = list(range(len(group)))
+        failures = 0
+        started = time.perf_counter()
+        while pending:
+            records, numbers = [], []
+            for index in pending:
+                event, step = results[index].event, group[index]
+                attempt = self.attempts.next(event["id"], spec.name)
+                results[index].attempts.append(attempt)
+                numbers.append(attempt)
+                records.append({"delivery": Delivery(event, attempt, attempt_id(self.seed, spec.name, event["id"],
+                                                                                 attempt)).to_wire(),
+                                "seq": step.ref.event_index + 1})
+            first = group[pending[0]]
+            rid = invocation_id(pool.adapter_module, spec, self.seed, results[pending[0]].event, source_copy(first),
+                                numbers[0])
+            outcome = await pool.call({"op": "records", "records": records,
+                                       "inv": Invocation(rid, 0.0, numbers[0]).to_wire()})
+            failed = set(outcome.reply.get("failed") or ()) if outcome.ok else set(range(len(pending)))
+            retryable = outcome.error is None or outcome.error.retryable
+            again = []
+            for offset, index in enumerate(pending):
+                ok, inject, result = offset not in failed, injects[index], results[index]
+                decision = decide(inject=inject, ok=ok, failed_before=failures, retries=spec.retries,
+                                  retryable=retryable)
+                result.status = decision.label
+                why = "" if ok else _describe(outcome) if not outcome.ok else "reported failed in batchItemFailures"
+                if inject is not None:  # lost*: the schedule's redelivery step follows
+                    result.error = INJECTED_ERRORS[inject] + (f"; {why}" if why else "")
+                    continue
+                result.error = why if len(pending) == 1 or not why else f"batch of {len(pending)}: {why}"
+                if decision.verdict == "retry":
+                    again.append(index)
+            injects = [None] * len(group)
+            pending = again
+            if pending:
+                failures += 1
+                await asyncio.sleep(backoff(self.retry_delay, failures))
+        ms = (time.perf_counter() - started) * 1000
+        for result in results:
+            result.ms = ms
+        return results
 
 
 def _describe(outcome: Outcome) -> str:

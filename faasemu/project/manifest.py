@@ -29,7 +29,8 @@ from faasemu.project.platforms import PLATFORMS as RUNTIMES
 from faasemu.project.spec import FunctionSpec, HttpTrigger, Manifest, StateSpec
 
 TOP_KEYS = ("name", "host", "port", "allow_hosts", "env_file", "env", "state", "functions")
-FUNCTION_KEYS = ("handler", "runtime", "http", "events", "timeout", "memory", "concurrency", "retries", "env")
+FUNCTION_KEYS = ("handler", "runtime", "http", "events", "timeout", "memory", "concurrency", "retries", "env",
+                 "order_key", "batch_size", "report_batch_item_failures")
 HTTP_KEYS = ("path", "methods")
 STATE_KEYS = ("sqlite", "dir", "hooks", "schema", "ignore")
 HOOK_KEYS = ("reset", "snapshot")
@@ -38,6 +39,10 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY
 FILE_ONLY_RUNTIMES = ("vercel", "knative")
 HANDLER_FORMS = "use FILE.py:CALLABLE or package.module:CALLABLE"
 DURATION_FORMS = 'use a number of seconds, "500ms", "3s" or "2m"'
+ORDER_KEY_FORMS = ("use a dotted path into the CloudEvent, such as data.order or subject: field names joined by '.', "
+                   "each a letter or '_' followed by letters, digits, '_' or '-'")
+# Lambda's SQS event source mapping (docs/delivery.md): BatchSize 1-10,000 for a standard queue, 10 for FIFO.
+MAX_BATCH_SIZE, MAX_FIFO_BATCH_SIZE = 10_000, 10
 
 _T = "tag:yaml.org,2002:"
 _STR, _NULL, _BOOL, _INT, _FLOAT, _MERGE = (_T + t for t in ("str", "null", "bool", "int", "float", "merge"))
@@ -51,6 +56,7 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}")
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?")
 _MEMORY = re.compile(r"(\d+)\s*(mb|gb)?", re.IGNORECASE)
 _COLUMN = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*")
+_ORDER_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*")
 
 Pairs = dict[str, tuple[Node, Node]]
 Triggers = list[tuple[HttpTrigger, Node]]  # each with the node of its path, for conflict messages
@@ -421,6 +427,14 @@ class _Parser:
         def number(field: str, low: int, default: int) -> int:
             return self.integer(found[field][1], f"{where}.{field}", low) if field in found else default
 
+        order_key = self.order_key(found["order_key"][1], f"{where}.order_key") if "order_key" in found else None
+        batch_size = 1
+        if "batch_size" in found:
+            batch_size = self.batch_size(found["batch_size"], where, runtime, options, order_key is not None)
+        partial = False
+        if "report_batch_item_failures" in found:
+            partial = self.partial_batches(found["report_batch_item_failures"], where, runtime, options)
+
         spec = FunctionSpec(
             name=name,
             handler=handler,
@@ -438,8 +452,48 @@ class _Parser:
             env=top_env | (self.env(found["env"][1], f"{where}.env") if "env" in found else {}),
             options=options,
             line=_line(key),
+            concurrency_set="concurrency" in found,
+            order_key=order_key,
+            batch_size=batch_size,
+            report_batch_item_failures=partial,
         )
         return spec, triggers
+
+    def order_key(self, node: Node, where: str) -> str:
+        """A dotted path into the CloudEvent (docs/verification.md#order-keys): `data.order`, `subject`."""
+        if isinstance(node, ScalarNode) and node.tag == _STR and _ORDER_KEY.fullmatch(node.value.strip()):
+            return node.value.strip()
+        self.fail(node, f"{where}: {_show(node)} is not a dotted path; {ORDER_KEY_FORMS}")
+
+    def sqs_only(self, key: Node, where: str, what: str, runtime: str, options: Mapping[str, str]) -> None:
+        """Lambda's event source mapping settings exist only where Lambda polls an SQS queue."""
+        source = options.get("event_source", "eventbridge")
+        if runtime == "aws-lambda" and source == "sqs":
+            return
+        this = f"runtime {runtime}" if runtime != "aws-lambda" else f"event_source: {source}"
+        self.fail(key, f"{where}.{key.value}: {what} applies to aws-lambda functions with event_source: sqs "
+                       f"(function '{where.removeprefix('functions.')}' has {this})")
+
+    def batch_size(self, pair: tuple[Node, Node], where: str, runtime: str, options: Mapping[str, str],
+                   fifo: bool) -> int:
+        """Records per invocation; with an order_key the queue is FIFO, where Lambda allows 10 at most."""
+        key, node = pair
+        self.sqs_only(key, where, "batch_size", runtime, options)
+        size = self.integer(node, f"{where}.batch_size", 1, MAX_BATCH_SIZE)
+        if fifo and size > MAX_FIFO_BATCH_SIZE:
+            self.fail(node, f"{where}.batch_size: must be from 1 to {MAX_FIFO_BATCH_SIZE} with an order_key "
+                            f"(a FIFO queue, as Lambda allows), not {size}")
+        return size
+
+    def partial_batches(self, pair: tuple[Node, Node], where: str, runtime: str, options: Mapping[str, str]) -> bool:
+        """`report_batch_item_failures: true`: Lambda's ReportBatchItemFailures (retry only the failed records)."""
+        key, node = pair
+        if not (isinstance(node, ScalarNode) and node.tag == _BOOL):
+            self.fail(node, f"{where}.report_batch_item_failures: must be true or false, not {_show(node)}")
+        value = bool(self.loader.construct_object(node))
+        if value:
+            self.sqs_only(key, where, "report_batch_item_failures (partial batch responses)", runtime, options)
+        return value
 
     def runtime(self, node: Node, where: str) -> str:
         runtime = self.string(node, f"{where}.runtime")

@@ -30,6 +30,10 @@ class FunctionSpec:
     `env` is already merged and resolved: the `.env` file, the manifest's `env`, then the
     function's own (which wins), every `${VAR}` replaced.
     `options` holds the runtime-specific keys (payload, event_source, signature, template).
+    `concurrency_set` is True when the manifest wrote `concurrency:` (a reserved concurrency: with 1,
+    the verifier never overlaps two deliveries). `order_key` is a dotted path into the CloudEvent
+    (`data.order`): deliveries with equal values there arrive in order. `batch_size` and
+    `report_batch_item_failures` are Lambda's SQS event source mapping settings.
     """
 
     name: str
@@ -47,6 +51,10 @@ class FunctionSpec:
     env: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     line: int = 0
+    concurrency_set: bool = False
+    order_key: str | None = None
+    batch_size: int = 1
+    report_batch_item_failures: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         """A JSON-able dict, for the worker's `load` message."""

@@ -11,7 +11,8 @@ platform's `Adapter` gives its conversions and overrides a few hooks, and inheri
 - trimming faasemu's frames from a traceback (`handler_frames`, `outside_faasemu`),
 - the one way to carry a partial response out of a failed handler (`keep_response`, read back
   by `partial_response`),
-- `invoke_raw` and `error_payload` for platforms without a raw invocation.
+- `invoke_raw` and `error_payload` for platforms without a raw invocation, `deliver_batch` for
+  platforms without batches.
 
 A platform SDK is imported inside the adapter with `require`, which names what to install.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import importlib
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -32,6 +33,14 @@ from faasemu.runtimes import base
 from faasemu.runtimes.base import Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation
 
 _FAASEMU = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class NoBatchDelivery(Exception):
+    """The function's platform delivers one event per invocation (only Lambda's SQS batches hold several)."""
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        super().__init__(f"function {spec.name} (runtime {spec.runtime}) cannot take several events in one "
+                         "invocation: only aws-lambda with event_source: sqs delivers batches (batch_size)")
 
 
 class NoRawInvocation(Exception):
@@ -154,6 +163,11 @@ class BaseAdapter:
         response = self.invoke_http(request, inv)
         if not self.delivered(response):
             raise self.delivery_failed(request, response)
+
+    def deliver_batch(self, deliveries: Sequence[Delivery], inv: Invocation,
+                      sequences: Sequence[int | None] = ()) -> list[int]:
+        """Several events in one invocation: only platforms with batches override this."""
+        raise NoBatchDelivery(self.spec)
 
     def event_request(self, delivery: Delivery, inv: Invocation) -> HttpRequest:
         """Hook: the HTTP request the platform sends for this event."""

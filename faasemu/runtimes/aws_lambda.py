@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -516,10 +516,148 @@ def _event_time(event: dict[str, Any]) -> datetime:
         return datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def build_event(source: str, delivery: Delivery, spec: FunctionSpec) -> Any:
-    """The Lambda event for one delivery attempt, as EventBridge, SQS or SNS would send it."""
+FIFO_SEQUENCE_BASE = 10**19  # SequenceNumber: 20 decimal digits, increasing with the position
+
+
+def order_value(event: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path (`data.order`) of a CloudEvent, or None where there is none.
+    `data` is the decoded payload (also for `data_base64`). Written here, not taken from
+    chaos/model.py, because runtimes sit below chaos (docs/architecture.md#layers)."""
+    value: Any = {**event, "data": event_payload(event)[0]} if "data" in event or "data_base64" in event else event
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def message_group_id(event: dict[str, Any], path: str) -> str:
+    """A FIFO record's MessageGroupId: the order key's value as text (a string as is, anything else as
+    JSON). A FIFO queue refuses a message without a group id, so an event with no value at the path
+    is its own group: its id (it is then ordered with nothing else, as the chaos model treats it)."""
+    value = order_value(event, path)
+    if value is None:
+        return str(event["id"])
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def sqs_record(delivery: Delivery, spec: FunctionSpec, sequence: int | None = None) -> dict[str, Any]:
+    """One SQS record: messageId is the event id, receiptHandle new on every receive, the receive count
+    the attempt. A function with `order_key` reads a FIFO queue (`<name>.fifo`): its records also carry
+    MessageGroupId, SequenceNumber (from `sequence`, the event's position; 1 when unknown, as in
+    `faasemu invoke`) and MessageDeduplicationId (the event id), as SQS FIFO gives them."""
     import hashlib
 
+    ce = delivery.event
+    _, text = event_payload(ce)
+    aws_region = region(spec)
+    per_attempt = delivery.attempt_id or f"{ce['id']}/{delivery.attempt}"
+    digest = hashlib.sha256(f"{per_attempt}\0{ce['id']}".encode()).digest()
+    sent = str(int(_event_time(ce).timestamp() * 1000))
+    attributes = {"ApproximateReceiveCount": str(delivery.attempt), "SentTimestamp": sent}
+    queue = spec.name
+    if spec.order_key:
+        queue += ".fifo"
+        attributes["SequenceNumber"] = str(FIFO_SEQUENCE_BASE + (1 if sequence is None else sequence))
+        attributes["MessageGroupId"] = message_group_id(ce, spec.order_key)
+    attributes["SenderId"] = "AIDAFAASEMUSENDER0000"
+    if spec.order_key:
+        attributes["MessageDeduplicationId"] = str(ce["id"])
+    attributes["ApproximateFirstReceiveTimestamp"] = sent
+    return {
+        "messageId": ce["id"],
+        "receiptHandle": "AQEB" + base64.b64encode(digest * 3).decode(),  # new on every receive
+        "body": text,
+        "attributes": attributes,
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{aws_region}:{ACCOUNT}:{queue}",
+        "awsRegion": aws_region,
+    }
+
+
+class InvalidBatchResponse(LambdaFault):
+    """A `batchItemFailures` answer Lambda cannot read: it then treats the whole batch as failed."""
+
+    error_type = "InvalidBatchResponse"
+
+
+def batch_failures(result: Any, message_ids: Sequence[str]) -> list[int]:
+    """The positions of the records a ReportBatchItemFailures answer names as failed.
+
+    AWS's rules (Lambda developer guide, "Handling errors for an SQS event source", success and
+    failure conditions): None, `{}`, an object without `batchItemFailures`, a null or empty list mean
+    every record succeeded; the whole batch failed (InvalidBatchResponse) when the answer is not a
+    JSON object, `batchItemFailures` is not a list, or an entry lacks a non-empty string
+    `itemIdentifier` or names a messageId that is not in the batch.
+    """
+    failing = "Lambda treats the whole batch as failed"
+    if result is None:
+        return []
+    if not isinstance(result, dict):
+        raise InvalidBatchResponse(
+            f"the handler returned {_json_kind(result)}, not an object like "
+            f'{{"batchItemFailures": [{{"itemIdentifier": "<messageId>"}}]}} (report_batch_item_failures is on); '
+            f"{failing}")
+    failures = result.get("batchItemFailures")
+    if failures is None:
+        return []
+    if not isinstance(failures, list):
+        raise InvalidBatchResponse(f"batchItemFailures is {_json_kind(failures)}, not a list of "
+                                   f'{{"itemIdentifier": "<messageId>"}}; {failing}')
+    positions: list[int] = []
+    for number, entry in enumerate(failures):
+        where = f"batchItemFailures[{number}]"
+        if not isinstance(entry, dict) or "itemIdentifier" not in entry:
+            found = f"keys {', '.join(map(str, entry))}" if isinstance(entry, dict) and entry else _json_kind(entry)
+            raise InvalidBatchResponse(f"{where} has no itemIdentifier (found {found}); {failing}")
+        identifier = entry["itemIdentifier"]
+        if not isinstance(identifier, str) or not identifier:
+            raise InvalidBatchResponse(f"{where}.itemIdentifier is {_json_kind(identifier)}, not a messageId of the "
+                                       f"batch; {failing}")
+        if identifier not in message_ids:
+            raise InvalidBatchResponse(f"{where}.itemIdentifier {identifier!r} is not a messageId of this batch "
+                                       f"({', '.join(message_ids)}); {failing}")
+        position = list(message_ids).index(identifier)
+        if position not in positions:
+            positions.append(position)
+    return sorted(positions)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "an empty string" if not value else f"a string ({value[:40]!r})"
+    if isinstance(value, dict):
+        return "a JSON object"
+    return f"a JSON {_JSON_KINDS.get(type(value), type(value).__name__)}"
+
+
+def delivers_batches(spec: FunctionSpec) -> bool:
+    """Whether the bus and `replay` deliver this function's events as SQS batches (the worker's
+    `records` operation): an SQS event source with a batch size above 1, partial batch responses,
+    or a FIFO queue (`order_key`, whose records carry positions). Otherwise one record per
+    invocation, exactly as before batches existed."""
+    return spec.options.get("event_source", "eventbridge") == "sqs" and (
+        spec.batch_size > 1 or spec.report_batch_item_failures or spec.order_key is not None)
+
+
+def build_event(source: str, delivery: Delivery | Sequence[Delivery], spec: FunctionSpec,
+                sequences: Sequence[int | None] = ()) -> Any:
+    """The Lambda event for one delivery attempt, as EventBridge, SQS or SNS would send it.
+
+    For SQS, `delivery` may be a list: the records of one batch, in order (docs/delivery.md#batches-sqs),
+    and `sequences` their positions in the event log or events file (a FIFO queue's SequenceNumber).
+    """
+    import hashlib
+
+    if not isinstance(delivery, Delivery):
+        if source != "sqs":
+            raise ValueError(f"only event_source: sqs delivers several records in one event, not {source!r}")
+        positions = list(sequences) + [None] * (len(delivery) - len(sequences))
+        return {"Records": [sqs_record(d, spec, position) for d, position in zip(delivery, positions)]}
     ce = delivery.event
     data, text = event_payload(ce)
     aws_region = region(spec)
@@ -527,21 +665,7 @@ def build_event(source: str, delivery: Delivery, spec: FunctionSpec) -> Any:
     if source == "raw":
         return data
     if source == "sqs":
-        per_attempt = delivery.attempt_id or f"{ce['id']}/{delivery.attempt}"
-        digest = hashlib.sha256(f"{per_attempt}\0{ce['id']}".encode()).digest()
-        sent = str(int(when.timestamp() * 1000))
-        return {"Records": [{
-            "messageId": ce["id"],
-            "receiptHandle": "AQEB" + base64.b64encode(digest * 3).decode(),  # new on every receive
-            "body": text,
-            "attributes": {"ApproximateReceiveCount": str(delivery.attempt), "SentTimestamp": sent,
-                           "SenderId": "AIDAFAASEMUSENDER0000", "ApproximateFirstReceiveTimestamp": sent},
-            "messageAttributes": {},
-            "md5OfBody": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:{aws_region}:{ACCOUNT}:{spec.name}",
-            "awsRegion": aws_region,
-        }]}
+        return {"Records": [sqs_record(delivery, spec, sequences[0] if sequences else None)]}
     if source == "sns":
         topic = f"arn:aws:sns:{aws_region}:{ACCOUNT}:{spec.name}"
         return {"Records": [{
@@ -707,6 +831,18 @@ class Adapter(BaseAdapter):
     def deliver(self, delivery: Delivery, inv: Invocation) -> None:
         self._call(build_event(self.event_source, delivery, self.spec), inv)
 
+    def deliver_batch(self, deliveries: Sequence[Delivery], inv: Invocation,
+                      sequences: Sequence[int | None] = ()) -> list[int]:
+        """One invocation with one SQS record per delivery. Returns the positions of the records that
+        failed: none when the handler returned (its answer is read only with
+        report_batch_item_failures, by `batch_failures`); raises when the whole batch failed."""
+        if self.event_source != "sqs":
+            return super().deliver_batch(deliveries, inv, sequences)
+        result = self._call(build_event("sqs", list(deliveries), self.spec, sequences), inv)
+        if not self.spec.report_batch_item_failures:
+            return []
+        return batch_failures(result, [str(d.event["id"]) for d in deliveries])
+
     def error_response(self, exc: BaseException, inv: Invocation) -> HttpResponse:
         return error_response(exc, inv, self.payload)
 
@@ -714,4 +850,4 @@ class Adapter(BaseAdapter):
 
 
 RUNTIME = Runtime("aws-lambda", Adapter, environment, http_routes, failure_response, refuse_event=refuse_event,
-                  request_id=request_id, failure_payload=failure_payload)
+                  request_id=request_id, failure_payload=failure_payload, delivers_batches=delivers_batches)

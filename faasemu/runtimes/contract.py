@@ -13,7 +13,7 @@ Standard library only: workers import this.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
@@ -39,6 +39,13 @@ class Adapter(Protocol):
 
     def deliver(self, delivery: Delivery, inv: Invocation) -> None:
         """Deliver one event attempt; return on success, raise (`DeliveryFailed` ...) on failure."""
+
+    def deliver_batch(self, deliveries: Sequence[Delivery], inv: Invocation,
+                      sequences: Sequence[int | None] = ()) -> list[int]:
+        """Deliver several event attempts in ONE invocation (Lambda's SQS batches; `sequences` are their
+        positions in the log or file). Returns the positions of the records that failed (empty: all
+        succeeded); raises when the whole batch failed. `BaseAdapter` raises `NoBatchDelivery`."""
+        ...
 
     def invoke_raw(self, payload: bytes, inv: Invocation) -> bytes:
         """Lambda's Invoke API call. Raises `NoRawInvocation` where the platform has none."""
@@ -72,6 +79,10 @@ def attempt_request_id(spec: FunctionSpec, seed: int, event: dict[str, Any], cop
     return attempt_value(seed, spec.name, str(event["id"]), attempt)
 
 
+def no_batches(spec: FunctionSpec) -> bool:
+    return False
+
+
 def plain_failure_payload(kind: str, message: str, request_id: str) -> dict[str, Any]:
     """A raw invocation's answer when the supervisor stopped it, on a platform without its own form."""
     return {"errorType": kind, "errorMessage": message}
@@ -90,6 +101,9 @@ class Runtime:
     - `refuse_event(spec, event)`: why the platform would refuse the event before any function saw it.
     - `request_id(spec, seed, event, copy, attempt)`: an event delivery's request id.
     - `failure_payload(kind, message, request_id)`: a raw invocation's answer when it was stopped.
+    - `delivers_batches(spec)`: whether the function's events go to it as batches, several in one
+      invocation through the adapter's `deliver_batch` (Lambda's SQS event source mapping;
+      docs/delivery.md#batches-sqs). False: one event per invocation, through `deliver`.
     """
 
     name: str
@@ -102,6 +116,7 @@ class Runtime:
     refuse_event: Callable[[FunctionSpec, dict[str, Any]], str | None] = refuses_nothing
     request_id: Callable[[FunctionSpec, int, dict[str, Any], int, int], str] = attempt_request_id
     failure_payload: Callable[[str, str, str], dict[str, Any]] = plain_failure_payload
+    delivers_batches: Callable[[FunctionSpec], bool] = no_batches
 
     def __post_init__(self) -> None:
         caps = self.capabilities

@@ -259,14 +259,21 @@ class Gateway:
         return JSONResponse({"queued": queued})
 
     async def sink(self, request: Request) -> Response:
-        """The effect sink: stands in for an email, payment or webhook API; answers 200 and records."""
+        """The effect sink: stands in for an email, payment or webhook API; answers 200 and records.
+        Honours Idempotency-Key as Stripe does, by the rule in EffectLog (docs/verification.md#idempotency-keys)."""
         body = await self._body(request) or b""
-        call = self.effects.record_sink(request.path_params["name"], request.method, body)
-        self.supervisor.console.invocation("sink", f"{call.method} {call.name}", 200, 0.0, note=_short(call.body))
-        return JSONResponse({"ok": True, "recorded": len(self.effects.sink)})
+        answer = self.effects.call_sink(request.path_params["name"], request.method, body,
+                                        request.headers.get("idempotency-key"))
+        call = answer.call
+        note = f"{answer.note}  {_short(call.body)}" if answer.note else _short(call.body)
+        self.supervisor.console.invocation("sink", f"{call.method} {call.name}", answer.status, 0.0, note=note)
+        return JSONResponse(answer.payload, status_code=answer.status, headers=answer.headers)
 
     async def list_sink(self, request: Request) -> Response:
-        return JSONResponse({"calls": [call.to_json() for call in self.effects.sink]})
+        effects = self.effects
+        return JSONResponse({"calls": [call.to_json() for call in list(effects.sink)],
+                             "replayed": [call.to_json() for call in list(effects.replayed)],
+                             "errors": [error.to_json() for error in list(effects.errors)]})
 
 
 def _refusal(path: str, status: int, message: str) -> HttpResponse:

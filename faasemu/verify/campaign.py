@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faasemu.chaos.model import ChaosOptions, DeliveryRef, Duplicate, LostAck, Step, duplicate_at_end, generate, select
+from faasemu.chaos.model import ChaosOptions, DeliveryRef, Step, duplicate_at_end, generate, select
 from faasemu.project.failures import WorkerError
 from faasemu.project.spec import Manifest
 from faasemu.verify import probes
-from faasemu.verify.classify import Violation, attribute, best_per_kind, classify
+from faasemu.verify.classify import NOT_IDEMPOTENT, Violation, attribute, best_per_kind, classify, family
 from faasemu.verify.compare import Comparator, nondeterministic_columns, unstable_parts
 from faasemu.verify.model import Candidate, RunResult
 from faasemu.verify.runner import Runner
@@ -26,6 +26,8 @@ from faasemu.verify.shrink import Memo, memo_of, schedule_of, shrink
 
 MAX_SHRINKS = 12  # random failures shrunk at most; probes have usually found the culprits already
 MAX_DISJOINT_GROUPS = 8  # per function: re-tests of members a passing "duplicated at the end" group cannot clear
+CONFIRM_RUNS = 5  # an overlap violation is a race: its schedule runs this many more times before it is reported
+CRASHES_PER_SHAPE = 4  # crash probe: deliveries per (function, k, sequence of steps); --crash reaches the rest
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -54,6 +56,10 @@ class CampaignResult:
     stats: dict[str, int]
     # Each function's runtime, for hints that depend on the platform (Kubeless regenerates event ids).
     runtimes: dict[str, str] = field(default_factory=dict)
+    # The traced baseline's steps per delivery (crash reports name them), and overlap reproductions.
+    steps: tuple[tuple[str, ...], ...] = ()
+    reproduced: dict[Candidate, tuple[int, int]] = field(default_factory=dict)
+    order_keys: dict[str, str] = field(default_factory=dict)  # function -> its `order_key`, where it has one
 
     def diff(self, violation: Violation) -> dict[str, list[Any]]:
         candidate = violation.candidate
@@ -85,6 +91,8 @@ class Campaign:
         self.comparator = Comparator((), manifest.state.ignore)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.memo: Memo | None = None
+        self.steps: tuple[tuple[str, ...], ...] = ()  # each delivery's steps in the traced baseline
+        self.reproduced: dict[Candidate, tuple[int, int]] = {}  # overlap violations: (failed, reruns)
 
     # -- running candidates ----------------------------------------------------------------------
 
@@ -115,6 +123,7 @@ class Campaign:
             self.comparator = Comparator(nondeterministic, self.manifest.state.ignore)
             unstable = unstable_parts(first, second, self.comparator)
             self.memo = memo_of(self.check, self.n)
+            self.steps = first.steps
             found = await asyncio.to_thread(self._search, first)
             # The memo may know a violation's answer without having run it (shrink records what it
             # learnt elsewhere): the report's diffs need both runs, and every check below too.
@@ -128,7 +137,31 @@ class Campaign:
                     self.comparator = self.comparator.extended(extra)
                     found = [v for v in found if self.comparator.differs(
                         self.results[v.candidate.baseline()], self.results[v.candidate])]
+            found = await self._confirm_races(found)
         return self._verdicts(found, unstable, first)
+
+    async def _confirm_races(self, found: list[Violation]) -> list[Violation]:
+        """Run each overlap violation's schedule CONFIRM_RUNS more times (a race is timing): it is
+        reported with how often it reproduced. One that never did again is dropped, unless it was a
+        crash explained as a race: then the crash, which does not depend on timing, is reported."""
+        kept = []
+        for violation in found:
+            if violation.kind != "overlap":
+                kept.append(violation)
+                continue
+            candidate = violation.candidate
+            reruns = await self.runner.run_many([candidate] * CONFIRM_RUNS)
+            baseline = self.results[candidate.baseline()]
+            failed = sum(self.comparator.differs(baseline, rerun) for rerun in reruns)
+            self.reproduced[candidate] = (failed, CONFIRM_RUNS)
+            if failed:
+                kept.append(violation)
+            elif violation.fallback is not None:
+                crash = violation.fallback
+                await self._ensure([crash, crash.baseline()])
+                if self.comparator.differs(self.results[crash.baseline()], self.results[crash]):
+                    kept.append(Violation(violation.function, "crash", crash, tuple(schedule_of(crash, self.refs))))
+        return best_per_kind(kept, self.refs)
 
     def _search(self, traced: RunResult) -> list[Violation]:
         """Probes, then random schedules, then shrink, classify and attribute what failed."""
@@ -137,16 +170,20 @@ class Campaign:
         suspects: list[Candidate] = []
         touched = list(traced.touched)
         owners: list[str | None] = [*self.only] if self.only else [None]
-        steps = 4 * len(owners)
+        every = (
+            lambda owner: probes.duplicates_right_after(self.refs, memo, owner),
+            lambda owner: probes.duplicates_elsewhere(self.refs, memo, owner),
+            lambda owner: self._duplicates_at_end(memo, touched, owner),
+            lambda owner: probes.reversal(self.n, memo, self.refs, owner),
+            lambda owner: probes.conflicting_swaps(_conflicting_pairs(touched), memo, owner, self.refs),
+            lambda owner: probes.overlaps(self.refs, memo, owner),
+            lambda owner: probes.crashes(self.refs, memo, self.steps, owner, CRASHES_PER_SHAPE),
+        )
+        steps = len(every) * len(owners)
         done = 0
         self.progress("probes", done, steps)
         for only in owners:
-            for probe in (
-                lambda owner: probes.duplicates_right_after(self.refs, memo, owner),
-                lambda owner: self._duplicates_at_end(memo, touched, owner),
-                lambda owner: probes.reversal(self.n, memo, self.refs, owner),
-                lambda owner: probes.conflicting_swaps(_conflicting_pairs(touched), memo, owner, self.refs),
-            ):
+            for probe in every:
                 suspects.extend(candidate for _function, candidate in probe(only))
                 done += 1
                 self.progress("probes", done, steps)
@@ -174,7 +211,8 @@ class Campaign:
     def _random_runs(self, memo: Memo) -> list[Candidate]:
         candidates = []
         for number in range(self.runs):
-            perturbations = generate(self.n, self.options, random.Random(f"{self.seed}/random/{number}"))
+            perturbations = generate(self.n, self.options, random.Random(f"{self.seed}/random/{number}"),
+                                     steps=[len(s) for s in self.steps], serial=[r.serial for r in self.refs])
             if self.only:
                 perturbations = select(perturbations, self.refs, self.only)
             candidates.append(Candidate(None, tuple(perturbations)))
@@ -206,7 +244,7 @@ class Campaign:
                 blamed = [name for name in blamed if name in self.only]
             steps = tuple(schedule_of(classified.candidate, self.refs))
             for name in blamed:
-                violations.append(Violation(name, classified.kind, classified.candidate, steps))
+                violations.append(Violation(name, classified.kind, classified.candidate, steps, classified.fallback))
                 explained.setdefault(name, set()).add(classified.kind)
         self.progress("shrink", len(queue), len(queue))
         return violations
@@ -232,7 +270,7 @@ class Campaign:
                 if not verdict.nondeterministic_outcome:
                     mine = [v for v in violations if v.function == spec.name]
                     verdict.violations = mine
-                    verdict.idempotent = not any(v.kind == "idempotency" for v in mine)
+                    verdict.idempotent = not any(v.kind in NOT_IDEMPOTENT for v in mine)
                     movable = self.n > 1
                     verdict.order_tolerant = (not any(v.kind == "order" for v in mine)) if movable else None
             verdicts[spec.name] = verdict
@@ -245,17 +283,22 @@ class Campaign:
             stats={"runs_executed": self.runner.runs, "deliveries_executed": self.runner.deliveries,
                    "candidates": len(self.results)},
             runtimes={spec.name: spec.runtime for spec in self.manifest.functions},
+            steps=self.steps, reproduced=self.reproduced,
+            order_keys={spec.name: spec.order_key for spec in self.manifest.functions if spec.order_key},
         )
 
 
 def _unexplained(perturbations: Sequence[Any], refs: Sequence[DeliveryRef],
                  explained: dict[str, set[str]]) -> tuple[Any, ...]:
+    """The perturbations that can still show something new: a function already found not
+    idempotent loses all its copies (plain, other-instance, races, crashes), and one found for a
+    v2 kind or for order loses the perturbations of that kind."""
     owner = {ref.index: ref.function for ref in refs}
     kept = []
     for item in perturbations:
         kinds = explained.get(owner.get(item.ref_index, ""), set())
-        copy = isinstance(item, (Duplicate, LostAck))
-        if ("idempotency" in kinds and copy) or ("order" in kinds and not copy):
+        kind = family(item)
+        if kind in kinds or ("idempotency" in kinds and kind != "order"):
             continue
         kept.append(item)
     return tuple(kept)

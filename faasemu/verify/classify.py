@@ -12,18 +12,26 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from faasemu.chaos.model import DeliveryRef, Duplicate, Fail, LostAck, Move, Perturbation, Step
+from faasemu.chaos.model import Crash, DeliveryRef, Duplicate, Fail, LostAck, Move, Overlap, Perturbation, Step
 from faasemu.verify.model import Candidate
 from faasemu.verify.shrink import Check, memo_of, schedule_of, shrink
 
-Kind = Literal["idempotency", "order"]
-KINDS: tuple[Kind, ...] = ("idempotency", "order")
+Kind = Literal["idempotency", "order", "instance", "overlap", "crash", "batch"]
+KINDS: tuple[Kind, ...] = ("idempotency", "order", "instance", "overlap", "crash", "batch")
+# The kinds that make a function not idempotent (docs/verification.md#kinds): all but `order`.
+NOT_IDEMPOTENT: frozenset[str] = frozenset({"idempotency", "instance", "overlap", "crash", "batch"})
+# Simplest explanation first: a plain duplicate, then a copy on another instance, then a race, then a crash.
+SIMPLEST: tuple[Kind, ...] = ("idempotency", "instance", "overlap", "crash")
 
 
 @dataclass(frozen=True, slots=True)
 class Classified:
+    """`fallback`: for a crash explained as a race, the crash itself, reported instead when the race
+    does not reproduce again (a race is timing; a crash is not)."""
+
     kind: Kind
     candidate: Candidate
+    fallback: Candidate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +42,59 @@ class Violation:
     kind: Kind
     candidate: Candidate
     steps: tuple[Step, ...]
+    fallback: Candidate | None = None
 
 
 def _is_copy(p: Perturbation) -> bool:
     return isinstance(p, (Duplicate, LostAck))
+
+
+def family(p: Perturbation) -> Kind:
+    """The kind a perturbation alone can show: what `_unexplained` drops once a function is known for it."""
+    if isinstance(p, Overlap):
+        return "overlap"
+    if isinstance(p, Crash):
+        return "crash"
+    if isinstance(p, (Duplicate, LostAck)):
+        return "instance" if p.other else "idempotency"
+    return "order"
+
+
+def _special(p: Perturbation) -> bool:
+    """A v2 perturbation: a race, a crash part-way, or a copy on another instance."""
+    return isinstance(p, (Overlap, Crash)) or (isinstance(p, (Duplicate, LostAck)) and p.other)
+
+
+def plain_form(candidate: Candidate) -> Candidate:
+    """Every race, crash and other-instance copy as a plain copy on the same warm instance:
+    an Overlap or a Crash becomes a duplicate right after the original."""
+    placed: list[Perturbation] = []
+    for p in candidate.perturbations:
+        if isinstance(p, (Overlap, Crash)):
+            placed.append(Duplicate(p.ref_index))
+        elif isinstance(p, Duplicate) and p.other:
+            placed.append(Duplicate(p.ref_index, p.at))
+        elif isinstance(p, LostAck) and p.other:
+            placed.append(LostAck(p.ref_index, p.redeliver_at))
+        else:
+            placed.append(p)
+    return Candidate(candidate.deliveries, tuple(placed))
+
+
+def instance_form(candidate: Candidate) -> Candidate:
+    """Every race and crash as a whole second run right after, on another instance."""
+    placed: list[Perturbation] = [
+        Duplicate(p.ref_index, None, other=True) if isinstance(p, (Overlap, Crash)) else p
+        for p in candidate.perturbations
+    ]
+    return Candidate(candidate.deliveries, tuple(placed))
+
+
+def overlap_form(candidate: Candidate) -> Candidate:
+    """Every crash as a race of the delivery with its own copy."""
+    placed: list[Perturbation] = [Overlap(p.ref_index) if isinstance(p, Crash) else p
+                                  for p in candidate.perturbations]
+    return Candidate(candidate.deliveries, tuple(placed))
 
 
 def copies_adjacent(steps: Sequence[Step]) -> bool:
@@ -101,6 +158,8 @@ def classify(candidate: Candidate, check: Check, refs: Sequence[DeliveryRef]) ->
     n = len(refs)
     memo = memo_of(check, n)
     memo.knows(candidate, True)
+    if any(_special(p) for p in candidate.perturbations):
+        return _classify_special(candidate, memo, refs)
     if not any(_is_copy(p) for p in candidate.perturbations):
         if _retry_alone(candidate, n):
             # One delivery, failed once and redelivered: nothing was reordered, yet the outcome
@@ -119,6 +178,32 @@ def classify(candidate: Candidate, check: Check, refs: Sequence[DeliveryRef]) ->
     if late_fails:
         return Classified("order", shrink(late, memo, n))
     return Classified("idempotency", candidate)
+
+
+def _classify_special(candidate: Candidate, check: Check, refs: Sequence[DeliveryRef]) -> Classified:
+    """A violation with a race, a crash or an other-instance copy, explained as simply as it can be
+    (docs/verification.md#kinds): the simpler forms are asked in one batch, and the first that still
+    fails gives the kind. A serial delivery is never raced, so its crash cannot become an overlap."""
+    n = len(refs)
+    memo = memo_of(check, n)
+    serial = {r.index for r in refs if r.serial}
+    crashes = [p for p in candidate.perturbations if isinstance(p, Crash)]
+    races = any(isinstance(p, Overlap) for p in candidate.perturbations)
+    forms: list[tuple[Kind, Candidate]] = [("idempotency", plain_form(candidate))]
+    if races or crashes:
+        forms.append(("instance", instance_form(candidate)))
+    if crashes and not any(p.ref_index in serial for p in crashes):
+        forms.append(("overlap", overlap_form(candidate)))
+    forms = [(kind, form) for kind, form in forms if form != candidate]
+    answers = memo([form for _kind, form in forms])
+    for (kind, form), bad in zip(forms, answers):
+        if bad:
+            if kind == "idempotency":
+                return classify(shrink(form, memo, n), memo, refs)
+            return Classified(kind, shrink(form, memo, n), candidate if crashes and kind == "overlap" else None)
+    if crashes:
+        return Classified("crash", candidate)
+    return Classified("overlap" if races else "instance", candidate)
 
 
 def _retry_alone(candidate: Candidate, n: int) -> bool:

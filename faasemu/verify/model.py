@@ -86,3 +86,5 @@ class RunResult:
     effects: Effects
     outcomes: tuple[str, ...] = ()
     touched: tuple[frozenset[str], ...] = field(default=(), compare=False)
+    # The traced baseline's steps per delivery, in order: "commit orders", "sink payment", "emit order.paid".
+    steps: tuple[tuple[str, ...], ...] = field(default=(), compare=False)

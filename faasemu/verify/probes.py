@@ -12,8 +12,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from faasemu.chaos.model import (
+    Crash,
     DeliveryRef,
+    Duplicate,
     Move,
+    Overlap,
     Perturbation,
     duplicate_at_end,
     duplicate_right_after,
@@ -133,6 +136,61 @@ def duplicates_right_after(refs: Sequence[DeliveryRef], check: Check, only: str 
     """Every delivery of a function duplicated right after itself, per function, then narrowed."""
     return _by_function("duplicates right after", refs, check, only,
                         lambda members: Candidate(None, tuple(duplicate_right_after(members))))
+
+
+def duplicates_elsewhere(refs: Sequence[DeliveryRef], check: Check, only: str | None = None) -> ProbeResult:
+    """Every delivery of a function duplicated right after itself, the copy on another instance
+    (docs/verification.md#probes): in-memory deduplication passes the warm-worker probe and fails here."""
+    return _by_function("duplicates on another instance", refs, check, only,
+                        lambda members: Candidate(None, tuple(Duplicate(i, None, other=True) for i in members)))
+
+
+def overlaps(refs: Sequence[DeliveryRef], check: Check, only: str | None = None) -> ProbeResult:
+    """Every delivery of a function started together with its own copy on a second warm instance
+    (scale-out duplicates); serial deliveries (`concurrency: 1`, an order key) are left out."""
+    racing = [r for r in refs if not r.serial]
+    memo = Memo(check, len(refs))
+    owner = {r.index: r.function for r in refs}
+    groups = list(_per_function(racing, only).values())
+    findings = group_test(groups, lambda members: Candidate(None, tuple(Overlap(i) for i in members)), memo)
+    pairs = tuple((owner[f.members[0]], f.candidate) for f in findings)
+    return ProbeResult("overlapping duplicates", pairs, memo.calls, memo.candidates)
+
+
+def crashes(refs: Sequence[DeliveryRef], check: Check, steps: Sequence[tuple[str, ...]],
+            only: str | None = None, per_shape: int = 4) -> ProbeResult:
+    """Deliveries killed right after their k-th step, then retried in a fresh instance, for every k
+    from the first step to the one before the last (after the last, it is a lost ack).
+
+    `steps[i]` names delivery i's steps in the traced baseline. Per function and k, the group holds
+    at most `per_shape` deliveries of each distinct step sequence: deliveries that take the same
+    steps crash the same way, and each crash costs a cold start (the random schedules' `--crash`
+    reaches the others).
+    """
+    memo = Memo(check, len(refs))
+    owner = {r.index: r.function for r in refs}
+    items: list[tuple[int, int]] = []  # (delivery, k): group members are numbers into this list
+    groups: list[tuple[int, ...]] = []
+    for members in _per_function(refs, only).values():
+        deepest = max((len(steps[i]) for i in members if i < len(steps)), default=0)
+        for k in range(1, deepest):
+            taken: dict[tuple[str, ...], int] = {}
+            group = []
+            for i in members:
+                shape = steps[i] if i < len(steps) else ()
+                if len(shape) > k and taken.get(shape, 0) < per_shape:
+                    taken[shape] = taken.get(shape, 0) + 1
+                    group.append(len(items))
+                    items.append((i, k))
+            if group:
+                groups.append(tuple(group))
+
+    def make(members: Sequence[int]) -> Candidate:
+        return Candidate(None, tuple(Crash(items[m][0], items[m][1]) for m in members))
+
+    findings = group_test(groups, make, memo)
+    pairs = tuple((owner[items[f.members[0]][0]], f.candidate) for f in findings)
+    return ProbeResult("crashes part-way", pairs, memo.calls, memo.candidates)
 
 
 def duplicates_at_end(refs: Sequence[DeliveryRef], check: Check, shared: Callable[[int], bool],

@@ -16,23 +16,53 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from faasemu.chaos.model import CAMPAIGN_DEFAULTS, ChaosOptions, Duplicate, Fail, LostAck, Move, Perturbation
+from faasemu.chaos.model import (
+    CAMPAIGN_DEFAULTS,
+    ChaosOptions,
+    Crash,
+    Duplicate,
+    Fail,
+    LostAck,
+    Move,
+    Overlap,
+    Perturbation,
+)
 from faasemu.project.failures import WorkerError, format_error
 from faasemu.project.paths import ProjectPaths
 from faasemu.verify.campaign import CampaignResult, FunctionVerdict, steps_json
-from faasemu.verify.classify import Violation
+from faasemu.verify.classify import NOT_IDEMPOTENT, Violation
 from faasemu.verify.compare import format_diff
 
 WHY = {
     "idempotency": "a second delivery of the same event changed the outcome; real brokers deliver at least once.",
     "order": "the outcome depends on the order deliveries arrive in; brokers do not guarantee order.",
+    "instance": "a second delivery of the same event, on another instance of the function, changed the outcome; "
+                "platforms spread deliveries over instances and start new ones, so memory is not shared.",
+    "overlap": "a delivery and its duplicate ran at the same time on two instances and both did the work; SQS, "
+               "Pub/Sub and Event Grid deliver duplicates concurrently when a function scales out.",
+    "crash": "the invocation was killed part-way (timeout, out of memory, lost instance) after some of its "
+             "effects, and its retry did them again or left them half done.",
+    "batch": "a failed batch was retried whole, and records that had succeeded were processed again.",
 }
 FIX = {
     "idempotency": "record the event id in a table with a unique key in the same transaction as the update (or "
                    "before the call to the outside service), and skip the work when the id is already there.",
     "order": "compare a version or timestamp carried by the event before overwriting, instead of trusting "
-             "arrival order (last write by event time wins, not by arrival).",
+             "arrival order (last write by event time wins, not by arrival), or declare an `order_key` where "
+             "the platform delivers in order per key (SQS FIFO group, Pub/Sub ordering key, Kafka partition).",
+    "instance": "keep the seen ids in the database (a table with a unique key on the event id), not in memory: "
+                "a module-level set only knows what its own instance saw.",
+    "overlap": "claim the event id atomically before doing the work: INSERT ... ON CONFLICT DO NOTHING of the "
+               "event id in the same transaction as the update, and skip when no row was inserted (a SELECT "
+               "first is passed by both copies).",
+    "crash": "do the state change and the record of the event id in one transaction, and send an "
+             "Idempotency-Key (the event id) on every call to an outside service, so a retry after a crash "
+             "neither repeats the call nor leaves the work half done.",
+    "batch": "set `report_batch_item_failures: true` and return {\"batchItemFailures\": [{\"itemIdentifier\": "
+             "messageId}]} for the records that failed (Powertools' BatchProcessor does), so only those are "
+             "retried; and make each record's processing idempotent.",
 }
+PROPERTY = {kind: ("order-tolerant" if kind == "order" else "idempotent") for kind in WHY}
 
 
 def reproduce_command(result: CampaignResult, function: str, invocation: dict[str, Any]) -> str:
@@ -75,32 +105,74 @@ def result_runtimes(result: CampaignResult) -> list[tuple[str, str]]:
 
 
 def perturbation_json(item: Perturbation) -> dict[str, Any]:
+    other = {"other_instance": True} if getattr(item, "other", False) else {}
     if isinstance(item, Move):
         return {"kind": "move", "delivery": item.ref_index, "to": item.to}
     if isinstance(item, Duplicate):
-        return {"kind": "duplicate", "delivery": item.ref_index, "at": item.at}
+        return {"kind": "duplicate", "delivery": item.ref_index, "at": item.at, **other}
     if isinstance(item, Fail):
-        return {"kind": "fail", "delivery": item.ref_index, "redeliver_at": item.redeliver_at}
+        return {"kind": "fail", "delivery": item.ref_index, "redeliver_at": item.redeliver_at, **other}
+    if isinstance(item, Overlap):
+        return {"kind": "overlap", "delivery": item.ref_index}
+    if isinstance(item, Crash):
+        return {"kind": "crash", "delivery": item.ref_index, "after": item.after, "redeliver_at": item.redeliver_at}
     assert isinstance(item, LostAck)
-    return {"kind": "lost-ack", "delivery": item.ref_index, "redeliver_at": item.redeliver_at}
+    return {"kind": "lost-ack", "delivery": item.ref_index, "redeliver_at": item.redeliver_at, **other}
 
 
 def perturbation_from_json(data: dict[str, Any]) -> Perturbation:
     kind, index = data["kind"], int(data["delivery"])
+    other = bool(data.get("other_instance", False))
     if kind == "move":
         return Move(index, float(data["to"]))
     if kind == "duplicate":
-        return Duplicate(index, data.get("at"))
+        return Duplicate(index, data.get("at"), other=other)
     if kind == "fail":
-        return Fail(index, data.get("redeliver_at"))
+        return Fail(index, data.get("redeliver_at"), other=other)
     if kind == "lost-ack":
-        return LostAck(index, data.get("redeliver_at"))
-    raise ValueError(f"unknown perturbation kind {kind!r}")
+        return LostAck(index, data.get("redeliver_at"), other=other)
+    if kind == "overlap":
+        return Overlap(index)
+    if kind == "crash":
+        return Crash(index, int(data["after"]), data.get("redeliver_at"))
+    raise ValueError(f"unknown perturbation kind {kind!r}: one of move, duplicate, fail, lost-ack, overlap, crash")
+
+
+ORDINALS = {1: "1st", 2: "2nd", 3: "3rd"}
+
+
+def interrupted(steps: tuple[str, ...], k: int) -> str:
+    """Where a crash hit, in words: "after the 1st write to orders and the call to sink payment"."""
+    parts: list[str] = []
+    writes: dict[str, int] = {}
+    for name in steps[:k]:
+        kind, _, what = name.partition(" ")
+        if kind == "commit":
+            writes[what] = writes.get(what, 0) + 1
+            number = writes[what]
+            target = f" to {what}" if what else ""
+            parts.append(f"the {ORDINALS.get(number, f'{number}th')} write{target}")
+        elif kind == "sink":
+            parts.append(f"the call to sink {what}")
+        else:
+            parts.append(f"the event {what} it emitted" if what else "an event it emitted")
+    if not parts:
+        return f"after step {k}"
+    return "after " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
 
 
 def violation_json(result: CampaignResult, violation: Violation, invocation: dict[str, Any]) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    crash = next((s for s in violation.steps if s.inject == "crash"), None)
+    if violation.kind == "crash" and crash is not None:
+        traced = result.steps[crash.ref.index] if crash.ref.index < len(result.steps) else ()
+        extra["interrupted"] = interrupted(traced, crash.crash_after)
+    if violation.candidate in result.reproduced:
+        failed, reruns = result.reproduced[violation.candidate]
+        extra["reproduced"] = f"{failed} of {reruns} re-runs"
     return {
         "kind": violation.kind,
+        **extra,
         "schedule": steps_json(violation.steps),
         "diff": result.diff(violation),
         "reproduce": reproduce_command(result, violation.function, invocation),
@@ -119,6 +191,9 @@ def report_json(result: CampaignResult, invocation: dict[str, Any]) -> dict[str,
             "deliveries": verdict.deliveries,
             "violations": [violation_json(result, v, invocation) for v in verdict.violations],
         }
+        if name in result.order_keys:  # events with no value at the key path are unordered (docs/verification.md)
+            entry["order_key"] = result.order_keys[name]
+            entry["unordered_events"] = sum(1 for ref in result.refs if ref.function == name and ref.order is None)
         if verdict.load_error:
             error = verdict.load_error
             entry["load_error"] = {"type": error.type, "message": error.message, "where": error.where}
@@ -144,7 +219,7 @@ def write_junit(path: str, result: CampaignResult, report: dict[str, Any]) -> No
     suite = ElementTree.Element("testsuite", name="faasemu chaos", tests="0", failures="0", skipped="0")
     tests = failures = skipped = errors = 0
     for name, entry in report["functions"].items():
-        for prop, kind in (("idempotent", "idempotency"), ("order_tolerant", "order")):
+        for prop, kinds in (("idempotent", NOT_IDEMPOTENT), ("order_tolerant", frozenset({"order"}))):
             tests += 1
             case = ElementTree.SubElement(suite, "testcase", classname=f"faasemu.{name}", name=prop)
             value = entry[prop]
@@ -159,7 +234,7 @@ def write_junit(path: str, result: CampaignResult, report: dict[str, Any]) -> No
                 ElementTree.SubElement(case, "skipped", message=reason)
             elif value is False:
                 failures += 1
-                found = next(v for v in entry["violations"] if v["kind"] == kind)
+                found = next(v for v in entry["violations"] if v["kind"] in kinds)
                 failure = ElementTree.SubElement(case, "failure", message=f"{name} is not {prop.replace('_', '-')}")
                 failure.text = json.dumps({"schedule": found["schedule"], "diff": found["diff"],
                                            "reproduce": found["reproduce"]}, indent=2)
@@ -238,10 +313,16 @@ def print_report(console: Console, result: CampaignResult, report: dict[str, Any
 
 
 def _print_violation(console: Console, name: str, found: dict[str, Any], result: CampaignResult) -> None:
-    what = "idempotent" if found["kind"] == "idempotency" else "order-tolerant"
+    what = PROPERTY[found["kind"]]
     schedule = found["schedule"]
     console.print()
-    console.print(Text(f"✗ {name} is not {what}", style="bold red"))
+    detail = {"instance": " (a duplicate on another instance)", "overlap": " (overlapping duplicates)",
+              "crash": " (a crash part-way, then the retry)", "batch": " (a batch retry)"}.get(found["kind"], "")
+    console.print(Text(f"✗ {name} is not {what}{detail}", style="bold red"))
+    if found.get("interrupted"):
+        console.print(Text(f"  Killed {found['interrupted']}, then retried in a fresh instance."))
+    if found.get("reproduced"):
+        console.print(Text(f"  A race: it reproduced in {found['reproduced']} of the same schedule."))
     removing = "removing any of them makes it pass" if len(schedule) > 1 else "it alone breaks it"
     console.print(Text(f"  Minimal counterexample ({len(schedule)} deliveries; {removing}):"))
     events = {event["id"]: event for event in result.events}
@@ -261,7 +342,8 @@ def _print_violation(console: Console, name: str, found: dict[str, Any], result:
         seen.add(key)
         console.print(Text(f"    {number}. {label}  -> {step['function']}"))
     console.print("  State and effects after, compared with in-order once-only delivery:")
-    other = "with the duplicate" if found["kind"] == "idempotency" else "in this order"
+    other = "in this order" if found["kind"] == "order" else (
+        "with the retry" if found["kind"] in ("crash", "batch") else "with the duplicate")
     for line in format_diff(found["diff"], other=other) or ["(no difference left after masking)"]:
         console.print(Text(f"    {line}"))
     console.print(Text(f"  Why: {WHY[found['kind']]}"))

@@ -11,6 +11,7 @@ consecutive deliveries to one function, in a single message.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from faasemu.chaos.model import DeliveryRef, Step, apply
 from faasemu.delivery.effects import EffectLog, LocalEffectServer
 from faasemu.delivery.policy import Attempts, Decision, attempt_id, decide, source_copy
 from faasemu.events.ingress import IngressError, parse_ingress
+from faasemu.project import stepcounter
 from faasemu.project.environment import faasemu_env, handler_environment
 from faasemu.project.failures import WorkerError
 from faasemu.project.paths import ProjectPaths
@@ -53,6 +55,8 @@ class Lane:
     state_path: str
     sink_url: str
     events_url: str
+    counter_path: str = ""  # the step counter the worker and the sink share (project/stepcounter.py)
+    gate_path: str = ""  # the lock file that releases an overlapping pair together
     spares: list[WorkerProcess] = field(default_factory=list)
     topping_up: asyncio.Task[None] | None = None
 
@@ -105,7 +109,11 @@ class Runner:
             os.makedirs(folder)
             state_path = os.path.join(folder, "state" if state.kind == "dir" else "state.db")
             sink, events = self.effects.add_lane(f"lane{number}")
-            lane = Lane(f"lane{number}", folder, state_path, sink, events)
+            lane = Lane(f"lane{number}", folder, state_path, sink, events,
+                        os.path.join(folder, "steps.counter"), os.path.join(folder, "overlap.gate"))
+            stepcounter.create(lane.counter_path)
+            with open(lane.gate_path, "wb"):
+                pass
             self.lanes.append(lane)
             self._free.put_nowait(lane)
             self._top_up(lane)
@@ -177,14 +185,20 @@ class Runner:
 
     async def run(self, lane: Lane, candidate: Candidate, *, trace: bool = False) -> RunResult:
         """One run on one lane. With `trace`, one delivery per message and a snapshot after each:
-        what each delivery touched (rows by key, sinks, emitted types), for the probes."""
+        what each delivery touched (rows by key, sinks, emitted types) and its steps, for the probes.
+
+        Each function has a primary instance (its warm worker) and, for copies on another instance
+        and overlapping pairs, a second one (docs/verification.md#steps-crashes-and-the-overlap-gate).
+        """
         steps = self.steps_of(candidate)
         self._reset(lane)
         self.effects.take(lane.id)
         workers: dict[str, WorkerProcess] = {}
+        others: dict[str, WorkerProcess] = {}
         attempts = Attempts()  # numbered per (event id, function) as by `up` and `replay` (delivery/policy.py)
         outcomes: list[str] = []
         touched: list[frozenset[str]] = []
+        names: list[tuple[str, ...]] = []
         previous = self._snapshot(lane) if trace else None
         previous_effects = Effects()
         index = 0
@@ -198,12 +212,20 @@ class Runner:
                         attempts.next(event["id"], name)
                     outcomes.append("fail*" if step.inject == "fail" else "unavailable")
                     index += 1
+                elif step.together and index + 1 < len(steps):
+                    await self._overlap(lane, workers, others, steps[index], steps[index + 1], attempts, outcomes)
+                    index += 2
+                elif step.inject == "crash":
+                    await self._crash(lane, workers, step, attempts, outcomes)
+                    index += 1
                 else:
                     end = index + 1
                     if not trace:
-                        while end < len(steps) and steps[end].ref.function == name and steps[end].inject != "fail":
+                        while end < len(steps) and _joins(steps[end], step):
                             end += 1
-                    await self._ship(lane, workers, name, steps[index:end], attempts, outcomes)
+                    pool = others if step.instance else workers
+                    await self._ship(lane, pool, name, steps[index:end], attempts, outcomes,
+                                     names=names if trace else None)
                     index = end
                 if trace:
                     current = self._snapshot(lane)
@@ -212,29 +234,43 @@ class Runner:
                     previous, previous_effects = current, effects
                     while len(touched) < len(outcomes):
                         touched.append(frozenset())
+                    while len(names) < len(outcomes):
+                        names.append(())
         finally:
-            await asyncio.gather(*(w.terminate() for w in workers.values()), return_exceptions=True)
+            await asyncio.gather(*(w.terminate() for w in [*workers.values(), *others.values()]),
+                                 return_exceptions=True)
             self._top_up(lane)
         self.runs += 1
         self.deliveries += len(steps)
         snapshot = self._snapshot(lane)
-        return RunResult(snapshot, self._effects(self.effects.take(lane.id)), tuple(outcomes), tuple(touched))
+        return RunResult(snapshot, self._effects(self.effects.take(lane.id)), tuple(outcomes), tuple(touched),
+                         tuple(names))
+
+    def _item(self, spec: FunctionSpec, step: Step, attempt: int) -> dict[str, Any]:
+        """One delivery of a `batch` message, numbered and identified as the delivery policy says."""
+        event = self.events[step.ref.event_index]
+        module = load_runtime(spec.runtime)
+        return {"event": event, "attempt": attempt,
+                "attempt_id": attempt_id(self.seed, spec.name, event["id"], attempt),
+                "request_id": invocation_id(module, spec, self.seed, event, source_copy(step), attempt)}
 
     async def _ship(
         self, lane: Lane, workers: dict[str, WorkerProcess], name: str, steps: Sequence[Step],
-        attempts: Attempts, outcomes: list[str],
+        attempts: Attempts, outcomes: list[str], *, failed_before: int = 0,
+        names: list[tuple[str, ...]] | None = None,
     ) -> None:
-        """Deliver consecutive steps of one function, as few messages as the outcomes allow.
+        """Deliver consecutive steps of one function on one instance, as few messages as the outcomes allow.
 
         The runner numbers and identifies each attempt (the policy's `Attempts` and `attempt_id`)
         and ships the steps in one batch; the worker stops after the first failure, and the policy
         decides what follows it: a retry (shipped again with the rest), a dead letter, or, after a
         lost ack, nothing now (the schedule's redelivery step follows). A worker that dies or times
         out is a failure too, and a fresh worker (a cold start, as after a platform's crash) takes over.
+        With `names` (the traced baseline, one step per call), each delivery's steps are recorded.
         """
         spec = self.specs[name]
-        module = load_runtime(spec.runtime)
-        position, failed = 0, 0  # the next step to deliver, and its handler failures so far
+        position, failed = 0, failed_before  # the next step to deliver, and its handler failures so far
+        traced: tuple[str, ...] = ()
         while position < len(steps):
             worker = workers.get(name) or await self._load(lane, name)
             if worker is None:
@@ -246,11 +282,11 @@ class Runner:
             for step in batch:
                 event = self.events[step.ref.event_index]
                 ahead[event["id"]] += 1  # numbered as if each earlier one succeeds; re-planned after a failure
-                attempt = attempts.peek(event["id"], name, ahead[event["id"]])
-                items.append({
-                    "event": event, "attempt": attempt, "attempt_id": attempt_id(self.seed, name, event["id"], attempt),
-                    "request_id": invocation_id(module, spec, self.seed, event, source_copy(step), attempt),
-                })
+                items.append(self._item(spec, step, attempts.peek(event["id"], name, ahead[event["id"]])))
+            if names is not None:
+                items[0]["steps"] = lane.counter_path
+                self.effects.arm(lane.id, lane.counter_path, worker.pid)
+                sink_steps = len(self.effects.logs[lane.id].steps)
             done: list[dict[str, Any]] = []
             message = {"op": "batch", "timeout": spec.timeout, "items": items}
             self.watchdog.track(worker, spec.memory)
@@ -263,6 +299,14 @@ class Runner:
                 failure = "oom" if worker.kill_reason == "oom" else "crash"
             finally:
                 self.watchdog.untrack(worker)
+                if names is not None:
+                    self.effects.disarm(lane.id)
+            if names is not None:
+                own = [(n, f"commit {', '.join(tables)}".strip()) for report in done
+                       for n, _kind, tables in report.get("steps", ())]
+                others = [(n, f"{kind} {what}".strip())
+                          for n, kind, what in self.effects.logs[lane.id].steps[sink_steps:]]
+                traced = tuple(text for _n, text in sorted(own + others))  # this attempt's; a retry's replace them
             settled = [(report["status"] == "ok", report.get("retryable", True), report["status"]) for report in done]
             if failure is not None:
                 workers.pop(name, None)
@@ -276,7 +320,118 @@ class Runner:
                     failed += 1
                     break
                 outcomes.append(_outcome(decision, status))
+                if names is not None:
+                    names.append(traced)
                 position, failed = position + 1, 0
+
+    async def _crash(self, lane: Lane, workers: dict[str, WorkerProcess], step: Step, attempts: Attempts,
+                     outcomes: list[str]) -> None:
+        """One attempt killed right after its k-th step (docs/verification.md#crash-part-way): the worker
+        ends itself after a commit, the sink kills it after a call. The instance is gone either way
+        (also when the handler finished first): the schedule's redelivery runs in a fresh one."""
+        name = step.ref.function
+        spec = self.specs[name]
+        worker = workers.get(name) or await self._load(lane, name)
+        if worker is None:
+            outcomes.append("unavailable")
+            return
+        workers.pop(name, None)
+        event = self.events[step.ref.event_index]
+        item = {**self._item(spec, step, attempts.next(event["id"], name)),
+                "steps": lane.counter_path, "crash_after": step.crash_after}
+        self.effects.arm(lane.id, lane.counter_path, worker.pid, crash_after=step.crash_after)
+        self.watchdog.track(worker, spec.memory)
+        try:
+            await worker.request({"op": "batch", "timeout": spec.timeout, "items": [item]}, b"", spec.timeout + 1.0)
+        except (WorkerTimeout, WorkerDied):
+            pass
+        finally:
+            self.watchdog.untrack(worker)
+            self.effects.disarm(lane.id)
+            await worker.terminate()
+        outcomes.append("crash*")
+
+    async def _overlap(self, lane: Lane, workers: dict[str, WorkerProcess], others: dict[str, WorkerProcess],
+                       first: Step, second: Step, attempts: Attempts, outcomes: list[str]) -> None:
+        """A delivery and its copy started together on two warm instances, released by one signal:
+        both workers wait on the lane's gate file (a shared lock the runner holds exclusively) and
+        say so; once both wait, the runner lets go. What follows each attempt is the policy's, as in
+        `_ship` (a retry of either runs afterwards, on its own instance)."""
+        name = first.ref.function
+        spec = self.specs[name]
+        pair: list[WorkerProcess] = []
+        for pool in (workers, others):
+            worker = pool.get(name) or await self._load(lane, name)
+            if worker is None:
+                outcomes.extend(("unavailable", "unavailable"))
+                return
+            pool[name] = worker
+            pair.append(worker)
+        event_id = self.events[first.ref.event_index]["id"]
+        items = [{**self._item(spec, step, attempts.next(event_id, name)), "gate": lane.gate_path}
+                 for step in (first, second)]
+        reports: list[list[dict[str, Any]]] = [[], []]
+        waiting = asyncio.Event()
+        gated = [0]
+
+        def on_item(number: int) -> Any:
+            def seen(frame: dict[str, Any]) -> None:
+                if frame.get("op") == "gated":
+                    gated[0] += 1
+                    if gated[0] == 2:
+                        waiting.set()
+                else:
+                    reports[number].append(frame)
+            return seen
+
+        gate = os.open(lane.gate_path, os.O_RDWR)
+        try:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            for worker in pair:
+                self.watchdog.track(worker, spec.memory)
+            tasks = [asyncio.ensure_future(worker.request({"op": "batch", "timeout": spec.timeout, "items": [item]},
+                                                          b"", spec.timeout + 1.0, on_item=on_item(number)))
+                     for number, (worker, item) in enumerate(zip(pair, items))]
+            released = asyncio.ensure_future(waiting.wait())
+            try:
+                await asyncio.wait([released, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:  # cancelled (an interrupted campaign): leave nothing running or tracked
+                for task in tasks:
+                    task.cancel()
+                for worker in pair:
+                    self.watchdog.untrack(worker)
+                raise
+            finally:
+                released.cancel()
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            os.close(gate)
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        slots: list[str | None] = [None, None]  # the pair's outcomes in schedule order, retries included
+        retry: list[tuple[int, dict[str, WorkerProcess], Step]] = []
+        for number, (pool, worker, step, answer) in enumerate(zip((workers, others), pair, (first, second), answers)):
+            self.watchdog.untrack(worker)
+            retryable: Any = True
+            if isinstance(answer, BaseException):
+                status = "timeout" if isinstance(answer, WorkerTimeout) else (
+                    "oom" if worker.kill_reason == "oom" else "crash")
+                pool.pop(name, None)
+                await worker.terminate()
+                ok = False
+            else:
+                report = reports[number][0] if reports[number] else {"status": "error"}
+                status, ok, retryable = report["status"], report["status"] == "ok", report.get("retryable", True)
+            decision = decide(inject=step.inject, ok=ok, failed_before=0, retries=spec.retries,
+                              retryable=retryable is not False)
+            if decision.verdict == "retry":
+                retry.append((number, pool, step))
+            else:
+                slots[number] = _outcome(decision, status)
+        for number, pool, step in retry:
+            tail: list[str] = []
+            await self._ship(lane, pool, name, [step], attempts, tail, failed_before=1)
+            slots[number] = tail[0] if tail else "unavailable"
+        outcomes.extend(slot or "unavailable" for slot in slots)
 
     async def _load(self, lane: Lane, name: str) -> WorkerProcess | None:
         spec = self.specs[name]
@@ -331,6 +486,12 @@ class Runner:
                 emitted.append(EmittedEffect(str(event.get("type")), str(event.get("source", "")),
                                              canonical_json(event.get("data"))))
         return Effects(sink, tuple(sorted(emitted)))
+
+
+def _joins(step: Step, first: Step) -> bool:
+    """Whether `step` can travel in the same `batch` message as the stretch that `first` starts."""
+    return (step.ref.function == first.ref.function and step.instance == first.instance
+            and step.inject not in ("fail", "crash") and not step.together)
 
 
 def _outcome(decision: Decision, status: str) -> str:

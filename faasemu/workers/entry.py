@@ -13,8 +13,21 @@ Messages (see `faasemu/workers/wire.py` for framing):
   in:  http {id, req, inv} + body          out: done {id, ok, res, error?, ms, modules?} + body
   in:  event {id, delivery, inv}           out: done {id, ok, error?, ms, modules?}
   in:  raw {id, inv} + payload             out: done {id, ok, error?, ms, modules?} + result
-  in:  batch {timeout, items: [{event, attempt, attempt_id, request_id}]}
-                                           out: item {i, status, error?, retryable?} per item, then done
+  in:  records {id, inv, records: [{delivery, seq?}]}
+                                           out: done {id, ok, failed?, error?, ms, modules?}
+  `records` delivers several events in ONE invocation (Lambda's SQS batches, docs/delivery.md#batches-sqs):
+  each `delivery` is a `Delivery.to_wire()` numbered and identified by the caller, `seq` the event's
+  position in the log or file (a FIFO SequenceNumber; optional), `inv` the one invocation's. Answers:
+  ok true, failed [] (every record succeeded); ok true, failed [i, ...] (the records at those positions
+  failed, by a batchItemFailures answer; the rest succeeded); ok false, error (the whole batch failed:
+  the handler raised, or its batchItemFailures answer was malformed, error.type InvalidBatchResponse,
+  the message saying why). A timeout or crash gives no answer: the whole batch failed.
+  in:  batch {timeout, items: [{event, attempt, attempt_id, request_id, steps?, crash_after?, gate?}]}
+                                           out: item {i, status, error?, retryable?, steps?} per item, then done
+  With `gate` (a lock file), `gated {i}` first, then the handler once the runner releases the lock;
+  with `steps` (a counter file), the item's commits as `steps: [[n, "commit", [table, ...]], ...]`;
+  with `crash_after: k`, an item frame with status `crashed` and the process gone (137) right after
+  step k (faasemu/workers/steps.py, docs/verification.md#steps-crashes-and-the-overlap-gate).
   A batch delivers several events in a row (a campaign run ships whole stretches of its schedule
   at once), each attempt numbered and identified by the runner from the delivery policy, and stops
   after the first delivery that raises: the runner decides what follows (docs/delivery.md).
@@ -25,6 +38,7 @@ sees the socket close and answers for it, as a platform reports a runtime exit.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import io
 import os
 import signal
@@ -39,7 +53,7 @@ from faasemu.project.platforms import PLATFORMS
 from faasemu.project.spec import FunctionSpec
 from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation, new_request_id
 from faasemu.runtimes.contract import Adapter, load_runtime
-from faasemu.workers import importer, wire
+from faasemu.workers import importer, steps, wire
 
 _OWN_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _IMPORT_MACHINERY = (os.path.dirname(os.__file__) + os.sep + "importlib", "<frozen importlib")
@@ -224,6 +238,10 @@ class Worker:
                 self.adapter.deliver(Delivery.from_wire(message["delivery"]), inv)
             elif op == "raw":
                 out = self.adapter.invoke_raw(body, inv)
+            elif op == "records":
+                records = message["records"]
+                reply["failed"] = self.adapter.deliver_batch(
+                    [Delivery.from_wire(r["delivery"]) for r in records], inv, [r.get("seq") for r in records])
             else:
                 raise ValueError(f"unknown operation {op!r}")
         except Exception as exc:  # the handler raised: answer as the platform does, and report it
@@ -245,20 +263,59 @@ class Worker:
         """Deliver several events in a row, each as numbered and identified by the campaign runner,
         stopping after the first that fails: what follows a failure (a retry, a dead letter, the
         rest of the batch) is the delivery policy's to decide (faasemu/delivery/policy.py), and the
-        runner asks it; this loop only runs the handler, so it cannot disagree with `up` or `replay`."""
+        runner asks it; this loop only runs the handler, so it cannot disagree with `up` or `replay`.
+
+        An item may also ask for its steps traced (`steps`), to be killed right after its k-th step
+        (`crash_after`), or to wait at a gate shared with another worker (`gate`), so that two copies
+        start together (docs/verification.md#steps-crashes-and-the-overlap-gate)."""
         timeout = message["timeout"]
         started = time.perf_counter()
         for index, item in enumerate(message["items"]):
             attempt = item["attempt"]
             report: dict[str, Any] = {"op": "item", "i": index, "status": "ok"}
+            tracer: steps.StepTracer | None = None
+            problem = steps.item_problem(item)
+            if problem is None and item.get("steps") is not None:
+                def crashed(trace: list[steps.Step], index: int = index) -> None:
+                    wire.write_frame(self.sock, {"op": "item", "i": index, "status": "crashed", "steps": trace})
+
+                try:
+                    tracer = steps.StepTracer(steps.counter(item["steps"]), item.get("crash_after"), crashed)
+                except (OSError, ValueError) as exc:  # missing, or not an 8-byte counter (mmap: ValueError)
+                    problem = f"cannot map the step counter {item['steps']}: {exc}"
+            if problem is None and (gate := item.get("gate")) is not None:
+                # signal `gated`, then wait for the runner to drop its LOCK_EX: one release starts both copies
+                try:
+                    fd = os.open(gate, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as exc:
+                    problem = f"cannot open the gate file {gate}: {exc.strerror or exc}"
+                else:
+                    try:
+                        wire.write_frame(self.sock, {"op": "gated", "i": index})
+                        fcntl.flock(fd, fcntl.LOCK_SH)
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+                    finally:
+                        os.close(fd)
+            if problem is not None:  # faasemu's message, not the handler: reported, never retried
+                wire.write_frame(self.sock, {**report, "status": "error", "retryable": False,
+                                             "error": f"batch item {index}: {problem}"})
+                break
             try:
-                self.adapter.deliver(Delivery(item["event"], attempt, item["attempt_id"]),
-                                     Invocation(item["request_id"], time.time() + timeout, attempt))
+                if tracer is not None:
+                    tracer.start()
+                try:
+                    self.adapter.deliver(Delivery(item["event"], attempt, item["attempt_id"]),
+                                         Invocation(item["request_id"], time.time() + timeout, attempt))
+                finally:
+                    if tracer is not None:
+                        tracer.stop()
             except Exception as exc:  # the handler failed: reported, and the runner decides what follows
                 report["status"] = "error"
                 report["error"] = f"{type(exc).__name__}: {exc}"
                 if not is_retryable(exc):
                     report["retryable"] = False
+            if tracer is not None:
+                report["steps"] = tracer.steps
             wire.write_frame(self.sock, report)
             if report["status"] != "ok":
                 break

@@ -59,9 +59,13 @@ class _Channel(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # a Unix stream connection: always a Transport
 
     def data_received(self, data: bytes) -> None:
+        # `gated` (a batch item waiting at its gate, docs/verification.md#steps-crashes-and-the-overlap-gate)
+        # is streamed like `item` and is never the answer: without `on_item` it is dropped
         for frame in self.reader.feed(data):
-            if frame[0].get("op") == "item" and self.on_item is not None:
-                self.on_item(frame[0])
+            op = frame[0].get("op")
+            if op == "gated" or (op == "item" and self.on_item is not None):
+                if self.on_item is not None:
+                    self.on_item(frame[0])
                 continue
             pending, self.pending = self.pending, None
             if pending is not None and not pending.done():

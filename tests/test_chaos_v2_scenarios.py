@@ -1,0 +1,157 @@
+"""Real `faasemu chaos` campaigns on the chaos v2 scenario apps (issue 10, docs/verification.md#kinds).
+
+Each scenario has faulty handlers and a correct twin that must pass, on more than one runtime:
+
+    payments      SELECT, charge, INSERT (racy)                  overlap: both copies charge
+                  one transaction, charge without a key          crash: killed after the charge, charged again
+                  one transaction + Idempotency-Key              passes
+    memory_dedup  a module-level set of seen ids (aws-lambda,    instance: the copy on another instance
+                  openfaas) / the id in a table (kubeless)       passes
+    status        last write wins, no order key                  order
+                  the same with `order_key: data.order`          passes (aws-lambda and kubeless)
+
+The verdicts must be the same for several seeds and with `--runs 0` (probes alone), and the same
+seed must give the same report (the overlap reproduction counts aside).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import run_cli
+
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+RUNS = 5
+CAMPAIGN_TIMEOUT = 240.0
+
+EXPECTED: dict[str, dict[str, tuple[bool, bool | None, list[str]]]] = {
+    # function: (idempotent, order_tolerant, violation kinds)
+    "payments": {
+        "charge-racy": (False, True, ["overlap"]),
+        "record-last": (False, True, ["crash"]),
+        "charge-once": (True, True, []),
+    },
+    "memory_dedup": {
+        "credit-memory": (False, True, ["instance"]),
+        "credit-memory-openfaas": (False, True, ["instance"]),
+        "credit-table": (True, True, []),
+    },
+    "status": {
+        "status": (True, False, ["order"]),
+        "status-keyed": (True, True, []),
+        "status-kubeless": (True, True, []),
+    },
+}
+
+
+@dataclass
+class Campaign:
+    root: Path
+    proc: subprocess.CompletedProcess[str]
+    report: dict[str, Any]
+
+    @property
+    def out(self) -> str:
+        return self.proc.stdout + self.proc.stderr
+
+    def violation(self, function: str, kind: str) -> dict[str, Any]:
+        found = [v for v in self.report["functions"][function]["violations"] if v["kind"] == kind]
+        assert len(found) == 1, f"{function}: {self.report['functions'][function]['violations']}\n{self.out}"
+        return found[0]
+
+
+_CACHE: dict[tuple[Any, ...], Campaign] = {}
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory: pytest.TempPathFactory):
+    def run(scenario: str, seed: int, *extra: str, copy: int = 0) -> Campaign:
+        key = (scenario, seed, extra, copy)
+        if key not in _CACHE:
+            root = tmp_path_factory.mktemp(f"{scenario}-{seed}")
+            shutil.copytree(SCENARIOS / scenario, root, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__", ".faasemu"))
+            proc = run_cli("chaos", "events.jsonl", "--seed", str(seed), "--runs", str(RUNS), "--json", "report.json",
+                           *extra, cwd=root, timeout=CAMPAIGN_TIMEOUT)
+            assert proc.returncode in (0, 1), f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            _CACHE[key] = Campaign(root, proc, json.loads((root / "report.json").read_text()))
+        return _CACHE[key]
+
+    return run
+
+
+def verdicts(c: Campaign) -> dict[str, tuple[bool, bool | None, list[str]]]:
+    return {name: (entry["idempotent"], entry["order_tolerant"], [v["kind"] for v in entry["violations"]])
+            for name, entry in c.report["functions"].items()}
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+@pytest.mark.parametrize("seed, extra", [(11, ()), (4, ()), (11, ("--runs", "0"))],
+                         ids=["seed11", "seed4", "probes-only"])
+def test_verdicts_are_the_expected_ones_for_several_seeds_and_probes_alone(campaign, scenario, seed, extra) -> None:
+    c = campaign(scenario, seed, *extra)
+    assert verdicts(c) == EXPECTED[scenario], c.out
+    assert c.proc.returncode == 1, c.out
+
+
+def test_an_overlap_race_is_two_deliveries_started_together_and_confirmed(campaign) -> None:
+    c = campaign("payments", 11)
+    found = c.violation("charge-racy", "overlap")
+    steps = found["schedule"]
+    assert [(s["event"], s["function"]) for s in steps] == [(steps[0]["event"], "charge-racy")] * 2
+    assert "overlap" in steps[0]["tags"] and "overlap" in steps[1]["tags"]
+    failed, _, reruns = found["reproduced"].partition(" of ")
+    assert int(failed) >= 1 and reruns.startswith("5"), found["reproduced"]
+    assert found["diff"] == {"sink payment-racy": [1, 2]}
+    assert "ON CONFLICT DO NOTHING" in found["hint"]
+    assert "overlapping duplicates" in c.proc.stdout
+
+
+def test_a_crash_after_the_charge_is_reported_with_the_step_it_hit(campaign) -> None:
+    c = campaign("payments", 11)
+    found = c.violation("record-last", "crash")
+    assert found["interrupted"] == "after the call to sink payment-last", found
+    steps = found["schedule"]
+    assert len(steps) == 2 and steps[0]["event"] == steps[1]["event"]
+    assert any(t.startswith("crash after step 1") for t in steps[0]["tags"]), steps
+    assert "redelivery" in steps[1]["tags"]
+    assert found["diff"] == {"sink payment-last": [1, 2]}
+    assert "Idempotency-Key" in found["hint"]
+    assert "Killed after the call to sink payment-last" in c.proc.stdout
+
+
+def test_in_memory_dedup_fails_with_the_copy_on_another_instance(campaign) -> None:
+    c = campaign("memory_dedup", 11)
+    for name in ("credit-memory", "credit-memory-openfaas"):
+        found = c.violation(name, "instance")
+        steps = found["schedule"]
+        assert len(steps) == 2 and "other instance" in steps[1]["tags"], steps
+        assert "not in memory" in found["hint"]
+
+
+def test_an_order_key_is_reported_with_its_unordered_events(campaign) -> None:
+    c = campaign("status", 11)
+    keyed = c.report["functions"]["status-keyed"]
+    assert keyed["order_key"] == "data.order"
+    assert keyed["unordered_events"] == 1  # s-6 has no data.order
+    assert "order_key" not in c.report["functions"]["status"]
+
+
+def test_the_same_seed_gives_the_same_report_overlap_counts_aside(campaign) -> None:
+    def without_counts(c: Campaign) -> str:
+        report = json.loads(json.dumps(c.report))
+        for entry in report["functions"].values():
+            for violation in entry["violations"]:
+                violation.pop("reproduced", None)
+        return json.dumps(report, sort_keys=True)
+
+    for scenario in ("payments", "status"):
+        first, again = campaign(scenario, 11), campaign(scenario, 11, copy=1)
+        assert without_counts(first) == without_counts(again)
