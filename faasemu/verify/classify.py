@@ -61,8 +61,8 @@ def family(p: Perturbation) -> Kind:
 
 
 def _special(p: Perturbation) -> bool:
-    """A v2 perturbation: a race, a crash part-way, or a copy on another instance."""
-    return isinstance(p, (Overlap, Crash)) or (isinstance(p, (Duplicate, LostAck)) and p.other)
+    """A v2 perturbation: a race, a crash part-way, or a copy (or redelivery) on another instance."""
+    return isinstance(p, (Overlap, Crash)) or (isinstance(p, (Duplicate, LostAck, Fail)) and p.other)
 
 
 def plain_form(candidate: Candidate) -> Candidate:
@@ -76,6 +76,8 @@ def plain_form(candidate: Candidate) -> Candidate:
             placed.append(Duplicate(p.ref_index, p.at))
         elif isinstance(p, LostAck) and p.other:
             placed.append(LostAck(p.ref_index, p.redeliver_at))
+        elif isinstance(p, Fail) and p.other:
+            placed.append(Fail(p.ref_index, p.redeliver_at))
         else:
             placed.append(p)
     return Candidate(candidate.deliveries, tuple(placed))
