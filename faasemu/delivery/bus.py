@@ -449,12 +449,14 @@ class Bus:
     async def _run_batch(self, name: str, items: list[Pending]) -> None:
         for item in items:
             self.inflight.add(item.row.key)
+        handled: list[Pending] = []  # settled (and maybe queued again) before anything went wrong
         try:
             try:
-                settled = await self._deliver_batch(name, items)
+                settled = await self._deliver_batch(name, items, handled)
             except Exception as exc:
                 for item in items:
-                    self._internal_failure(name, item, exc)
+                    if not any(item is done for done in handled):
+                        self._internal_failure(name, item, exc)
                 return
         finally:
             for item in items:
@@ -467,7 +469,8 @@ class Bus:
             self.console.internal_error(f"could not log a batch of {len(items)} deliveries to {name}: "
                                         f"{type(exc).__name__}: {exc}")
 
-    async def _deliver_batch(self, name: str, items: list[Pending]) -> tuple[list[Settled], Outcome] | None:
+    async def _deliver_batch(self, name: str, items: list[Pending],
+                             handled: list[Pending] | None = None) -> tuple[list[Settled], Outcome] | None:
         """One invocation with a record per delivery (the worker's `records` operation); each record
         is then settled by the policy on its own: a failed invocation (raised, timed out, crashed, a
         malformed batchItemFailures answer) fails every record, a batchItemFailures answer the ones
@@ -506,6 +509,8 @@ class Bus:
                               retryable=retryable)
             error = batch_error if not outcome.ok else "reported failed in batchItemFailures"
             self._settle(item, decision, inject, failed_before, error, ended)
+            if handled is not None:
+                handled.append(item)
             settled.append(Settled(decision.label, attempts[index], self._tags(row, inject), ms, outcome))
         return settled, outcome
 
