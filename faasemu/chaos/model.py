@@ -111,6 +111,10 @@ class DeliveryRef:
     `order` is the event's value at its function's `order_key`, as canonical JSON text (None: the
     function has no order key, or the event no value there: unordered). `serial`: the platform never
     overlaps this delivery (its function reserves `concurrency: 1`, or it has an order value).
+
+    `parent` is set on a downstream delivery (docs/verification.md#cascades): (index of the delivery
+    whose first run emitted its event, the emission's index); its `event_id` is then the emission's
+    path (`pay-1>0`), never the event's possibly random id.
     """
 
     event_id: str
@@ -119,6 +123,7 @@ class DeliveryRef:
     event_index: int
     order: str | None = None
     serial: bool = False
+    parent: tuple[int, int] | None = None
 
 
 def order_value(event: Mapping[str, Any], path: str) -> str | None:
@@ -250,12 +255,20 @@ def apply(baseline: Sequence[DeliveryRef], perturbations: Iterable[Perturbation]
 
     Deliveries with an order value keep canonical order within (function, order) and every copy of
     one of them sorts before the next one's original (docs/verification.md#order-keys).
+
+    A downstream delivery (`parent` set) never sorts before the first run of its parent (its original,
+    or its redelivery when the original fails), ties after it; one whose parent is not in `baseline`
+    is left out, with its own children (docs/verification.md#cascades).
     """
     refs: dict[int, DeliveryRef] = {}
     for ref in baseline:
         if ref.index in refs:
             raise ValueError(f"two baseline deliveries have index {ref.index}")
         refs[ref.index] = ref
+    for index in sorted(refs):  # a parent's index is below its children's: one pass drops whole subtrees
+        parent = refs[index].parent
+        if parent is not None and parent[0] not in refs:
+            del refs[index]
     keys = {index: float(index) for index in refs}
     moved: set[int] = set()
     injected: dict[int, Inject] = {}
@@ -294,10 +307,24 @@ def apply(baseline: Sequence[DeliveryRef], perturbations: Iterable[Perturbation]
             raise ValueError(f"delivery {index} is overlapped and has an injected {injected[index]}: an overlap "
                              "needs an original attempt that runs to its end (a lost ack is allowed)")
     bound = _order_keys(refs, keys)
+    shown = dict(keys)  # before the parent-before-child clamp: a child is "moved" only by its own Move
+
+    def copy_key(index: int, at: float | None) -> float:
+        key = keys[index] if at is None else max(float(at), keys[index])
+        return min(key, bound[index]) if index in bound else key
+
+    if any(ref.parent is not None for ref in refs.values()):
+        redelivered = {index: at for index, at, rank, _other in extras if rank == _REDELIVERY}
+        for index in sorted(refs):
+            parent = refs[index].parent
+            if parent is None:
+                continue
+            first = parent[0]  # the parent's first run: its original, or the redelivery of a fail
+            first_key = copy_key(first, redelivered[first]) if injected.get(first) == "fail" else keys[first]
+            keys[index] = max(keys[index], first_key)  # ties: the child's higher index sorts it after
     entries = [(keys[index], index, _ORIGINAL, 0) for index in refs]
     for seq, (index, at, rank, _other) in enumerate(extras, start=1):
-        key = keys[index] if at is None else max(float(at), keys[index])
-        entries.append((min(key, bound[index]) if index in bound else key, index, rank, seq))
+        entries.append((copy_key(index, at), index, rank, seq))
     entries.sort()
     copies: Counter[int] = Counter()
     steps = []
@@ -308,7 +335,7 @@ def apply(baseline: Sequence[DeliveryRef], perturbations: Iterable[Perturbation]
         if rank == _ORIGINAL:
             inject = injected.get(index)
             after = crash_after.get(index, 0)
-            tags = (("moved",) if keys[index] != index else ()) + (
+            tags = (("moved",) if shown[index] != index else ()) + (
                 (f"crash after step {after}",) if inject == "crash" else (inject,) if inject else ()
             ) + (("overlap",) if index in overlapped else ())
             steps.append(Step(ref, copy, inject, tags, crash_after=after, together=index in overlapped))

@@ -60,6 +60,17 @@ class CampaignResult:
     steps: tuple[tuple[str, ...], ...] = ()
     reproduced: dict[Candidate, tuple[int, int]] = field(default_factory=dict)
     order_keys: dict[str, str] = field(default_factory=dict)  # function -> its `order_key`, where it has one
+    # Cascades (docs/verification.md#cascades): refs beyond the first `canonical` are downstream
+    # deliveries; `emitted` maps each one's path (its `event_id`) to the event the baseline saw there.
+    canonical: int = 0
+    emitted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cascade_limit: str | None = None
+
+    def event_of(self, ref: DeliveryRef) -> dict[str, Any]:
+        """The event a delivery delivers in the baseline (a downstream one's as it was emitted)."""
+        if ref.parent is not None:
+            return self.emitted.get(ref.event_id, {})
+        return self.events[ref.event_index] if ref.event_index < len(self.events) else {}
 
     def diff(self, violation: Violation) -> dict[str, list[Any]]:
         candidate = violation.candidate
@@ -114,7 +125,11 @@ class Campaign:
         self.loop = asyncio.get_running_loop()
         async with self.runner:
             self.progress("calibrate", 0, 2)
-            first = await self.runner.run(self.runner.lanes[0], Candidate(), trace=True)
+            first = await self.runner.discover()
+            # docs/verification.md#cascades: the traced baseline found the downstream deliveries; from
+            # here on they are deliveries like any other (indices n.., in the order they joined)
+            self.refs = list(self.runner.refs)
+            self.n = len(self.refs)
             self.results[Candidate()] = first
             self.progress("calibrate", 1, 2)
             second = (await self.runner.run_many([Candidate()]))[0]
@@ -285,6 +300,9 @@ class Campaign:
             runtimes={spec.name: spec.runtime for spec in self.manifest.functions},
             steps=self.steps, reproduced=self.reproduced,
             order_keys={spec.name: spec.order_key for spec in self.manifest.functions if spec.order_key},
+            canonical=self.runner.canonical,
+            emitted={ref.event_id: self.runner.events[ref.event_index] for ref in self.refs if ref.parent is not None},
+            cascade_limit=self.runner.limit,
         )
 
 

@@ -10,7 +10,7 @@ carry a uuid or a time are judged by how many were made. Diff keys, as in the JS
     emails[to=a@x,subject=hi]    [1, 2]           how often a row occurs, keyed by its content
     sink email / sink email PUT  [4, 5]           calls per sink name (and method, when not POST)
     sink email {"to": "a"}       [1, 0]           equal counts, different bodies: one per body
-    emitted order.paid           [1, 2]           events per type; then `emitted <type> <source> <data>`
+    emitted order.paid           [1, 2]           events per type; then `emitted <type> <source> id=<id> <data>`
 """
 
 from __future__ import annotations
@@ -182,7 +182,10 @@ def _effects(effects: Effects, masked: frozenset[str]) -> list[tuple[str, str, s
         out.append((group, count, count if group in masked else f"{count} {call.body or '(empty)'}"))
     for event in effects.emitted:
         group, count = f"emitted.{event.type}", f"emitted {_atom(event.type)}"
-        item = f"{count} {_atom(event.source)}" + ("" if group in masked else f" {event.data or '(empty)'}")
+        # one effect per (source, id): the id tells two events apart, unless masked (random ids)
+        named = f" id={_atom(event.id)}" if event.id else ""
+        shown = "" if group in masked else f"{named} {event.data or '(empty)'}"
+        item = f"{count} {_atom(event.source)}{shown}"
         out.append((group, count, item))
     return out
 

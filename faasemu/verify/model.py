@@ -50,11 +50,17 @@ class SinkEffect:
 
 @dataclass(frozen=True, slots=True, order=True)
 class EmittedEffect:
-    """An event a handler emitted: (type, source, data as canonical JSON text)."""
+    """An event a handler emitted: (type, source, data as canonical JSON text, id).
+
+    Events are one effect per (source, id), the first copy's content winning
+    (docs/verification.md#effects); `id` is "" only for an event without an id in a run that cannot
+    tell which delivery emitted it (no cascades): those are counted per call.
+    """
 
     type: str
     source: str
     data: str
+    id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,10 @@ def reproduce_command(result: CampaignResult, function: str, invocation: dict[st
     return shlex.join([*parts, "--seed", str(result.seed), "--only", function])
 
 
+EMIT_HINT = ("give each emitted event a deterministic id derived from its input (e.g. \"invoice-\" + the event id) "
+             "and a fixed source: an event emitted without an id gets a new one from the broker on every call "
+             "(EventBridge PutEvents), so a retry emits a second event, which consumers that deduplicate on "
+             "(source, id) cannot recognise.")
 RETRY_HINT = ("the outcome changed with the attempt that succeeded: a value that is new on every attempt (SQS "
               "receiptHandle, a request or invocation id) reached the state. Deduplicate on the event's stable id "
               "(EventBridge id, SQS messageId, CloudEvent id) instead.")
@@ -93,6 +97,11 @@ def hint(result: CampaignResult, violation: Violation) -> str:
         return ("OpenFaaS's gateway gives every call from a connector a new X-Call-Id, so deduplicating on it does "
                 "not work there: deduplicate on a business key carried in the event data instead.")
     steps = violation.steps
+    changed = result.diff(violation)
+    if violation.kind != "order" and any(key.startswith("emitted ") for key in changed) and not any(
+        key.startswith("sink ") for key in changed
+    ):
+        return EMIT_HINT  # docs/verification.md#cascades: the producer's emitted set changed
     if violation.kind == "idempotency" and steps and len({s.ref.index for s in steps}) == 1 and any(
         s.inject == "fail" for s in steps
     ):
@@ -198,11 +207,17 @@ def report_json(result: CampaignResult, invocation: dict[str, Any]) -> dict[str,
             error = verdict.load_error
             entry["load_error"] = {"type": error.type, "message": error.message, "where": error.where}
         functions[name] = entry
+    cascades: dict[str, Any] = {}
+    if len(result.refs) > result.canonical:  # docs/verification.md#cascades: deliveries of emitted events
+        cascades["downstream_deliveries"] = len(result.refs) - result.canonical
+    if result.cascade_limit:
+        cascades["cascade_limit"] = result.cascade_limit
     return {
         "seed": result.seed,
         "runs": result.runs,
         "events": len(result.events),
         "deliveries": len(result.refs),
+        **cascades,
         "nondeterministic": result.nondeterministic,
         "functions": functions,
     }
@@ -325,7 +340,8 @@ def _print_violation(console: Console, name: str, found: dict[str, Any], result:
         console.print(Text(f"  A race: it reproduced in {found['reproduced']} of the same schedule."))
     removing = "removing any of them makes it pass" if len(schedule) > 1 else "it alone breaks it"
     console.print(Text(f"  Minimal counterexample ({len(schedule)} deliveries; {removing}):"))
-    events = {event["id"]: event for event in result.events}
+    # a downstream delivery's event is named by its path (`pay-1>0`), the event as the baseline saw it
+    events = {**{event["id"]: event for event in result.events}, **result.emitted}
     seen: set[tuple[str, str]] = set()
     for number, step in enumerate(schedule, 1):
         key = (step["event"], step["function"])

@@ -6,12 +6,18 @@ processes per run, so user modules are imported after the run's FAASEMU_* variab
 Lanes run in parallel, one per core. Workers are pre-started while the lane is busy (holding
 faasemu's code only, never a user module), and each run ships whole stretches of its schedule,
 consecutive deliveries to one function, in a single message.
+
+Cascades (docs/verification.md#cascades): the traced baseline attributes each emitted event to the
+delivery that emitted it and appends a downstream delivery per subscriber (a FIFO broker); later
+runs deliver, at each downstream step, what its parent's first run emitted in that run, and send
+new events (a new id from a copy, more emissions) onward after the static schedule.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -21,10 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faasemu.chaos.model import DeliveryRef, Step, apply
+from faasemu.chaos.model import DeliveryRef, Step, apply, order_value
 from faasemu.delivery.effects import EffectLog, LocalEffectServer
 from faasemu.delivery.policy import Attempts, Decision, attempt_id, decide, source_copy
 from faasemu.events.ingress import IngressError, parse_ingress
+from faasemu.events.subscriptions import subscribers
 from faasemu.project import stepcounter
 from faasemu.project.environment import faasemu_env, handler_environment
 from faasemu.project.failures import WorkerError
@@ -40,6 +47,9 @@ from faasemu.workers.pool import Watchdog
 from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
 
 LOAD_TIMEOUT = 30.0
+MAX_DEPTH = 10  # cascades: an event emitted by a delivery this deep is not delivered onward
+MAX_DOWNSTREAM = 10_000  # cascades: downstream deliveries at most, in the baseline and per run for new events
+NEW = 1 << 40  # indices of a run's new events' deliveries: never a baseline index
 
 
 def ram_folder() -> str | None:
@@ -59,6 +69,30 @@ class Lane:
     gate_path: str = ""  # the lock file that releases an overlapping pair together
     spares: list[WorkerProcess] = field(default_factory=list)
     topping_up: asyncio.Task[None] | None = None
+    cascade: CascadeRun | None = None  # the running candidate's emitted events, when cascades are on
+
+
+@dataclass
+class CascadeRun:
+    """One run's emitted events, attributed to the deliveries that emitted them.
+
+    `first`: what each delivery's first run (the first attempt whose handler ran) emitted, ids
+    assigned; `events`: the event each downstream or new delivery delivers in this run; `effects`:
+    one per (source, id), the first copy winning; `joined`: downstream deliveries found while
+    discovering (they join the end of the schedule); `queue`: new events' deliveries, after it.
+    """
+
+    discover: bool
+    first: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    events: dict[int, dict[str, Any]] = field(default_factory=dict)
+    effects: dict[tuple[str, str], EmittedEffect] = field(default_factory=dict)
+    unnamed: list[EmittedEffect] = field(default_factory=list)  # unreadable bodies: counted per call
+    joined: list[Step] = field(default_factory=list)
+    queue: list[Step] = field(default_factory=list)
+    paths: dict[int, str] = field(default_factory=dict)  # new deliveries' paths and depths
+    depth: dict[int, int] = field(default_factory=dict)
+    new: int = 0
+    mark: int = 0  # bodies of the lane's `EffectLog.emitted` already attributed
 
 
 @dataclass
@@ -77,8 +111,16 @@ class Runner:
         *, lanes: int | None = None,
     ) -> None:
         self.manifest = manifest
-        self.events = events
+        self.events = list(events)
         self.refs = list(refs)
+        # cascades: each delivery's path (names it and seeds broker ids), depth and baseline emission count
+        self.canonical = len(self.refs)
+        self.paths = delivery_paths(self.refs)
+        self.depth = [0] * len(self.refs)
+        self.emissions: dict[int, int] = {}
+        self.discovered = False
+        self.cascades = any(ref.parent is not None for ref in self.refs)
+        self.limit: str | None = None  # why discovery stopped adding downstream deliveries, if it did
         self.seed = seed
         self.lane_count = max(1, lanes or os.cpu_count() or 1)
         self.specs: dict[str, FunctionSpec] = {spec.name: spec for spec in manifest.functions}
@@ -183,14 +225,24 @@ class Runner:
         kept = self.refs if candidate.deliveries is None else [self.refs[i] for i in sorted(candidate.deliveries)]
         return apply(kept, candidate.perturbations)
 
+    async def discover(self) -> RunResult:
+        """The traced baseline, which also finds the downstream deliveries (once; `--replay-cex` asks
+        it before re-running a counterexample, so a path names the same delivery again)."""
+        return await self.run(self.lanes[0], Candidate(), trace=True)
+
     async def run(self, lane: Lane, candidate: Candidate, *, trace: bool = False) -> RunResult:
         """One run on one lane. With `trace`, one delivery per message and a snapshot after each:
         what each delivery touched (rows by key, sinks, emitted types) and its steps, for the probes.
+        The first traced run discovers the downstream deliveries (docs/verification.md#cascades).
 
         Each function has a primary instance (its warm worker) and, for copies on another instance
         and overlapping pairs, a second one (docs/verification.md#steps-crashes-and-the-overlap-gate).
+        With cascades every delivery travels alone, so each emitted event is the step's.
         """
+        discover = trace and not self.discovered
         steps = self.steps_of(candidate)
+        cascade = CascadeRun(discover) if discover or self.cascades else None
+        lane.cascade = cascade
         self._reset(lane)
         self.effects.take(lane.id)
         workers: dict[str, WorkerProcess] = {}
@@ -203,11 +255,17 @@ class Runner:
         previous_effects = Effects()
         index = 0
         try:
-            while index < len(steps):
+            while index < len(steps) or (cascade is not None and cascade.queue):
+                if index == len(steps) and cascade is not None:  # new events: after the static schedule, FIFO
+                    steps.extend(cascade.queue)
+                    cascade.queue.clear()
                 step = steps[index]
                 name = step.ref.function
-                event = self.events[step.ref.event_index]
-                if step.inject == "fail" or name in self.load_problems:
+                if cascade is not None and step.ref.parent is not None and self._resolve(cascade, step.ref) is None:
+                    outcomes.append("not emitted")  # its parent's first run did not emit it in this run
+                    index += 1
+                elif step.inject == "fail" or name in self.load_problems:
+                    event = self._event(lane, step.ref)
                     if step.inject == "fail":  # fails before the handler runs, but is an attempt all the same
                         attempts.next(event["id"], name)
                     outcomes.append("fail*" if step.inject == "fail" else "unavailable")
@@ -220,7 +278,7 @@ class Runner:
                     index += 1
                 else:
                     end = index + 1
-                    if not trace:
+                    if not trace and cascade is None:
                         while end < len(steps) and _joins(steps[end], step):
                             end += 1
                     pool = others if step.instance else workers
@@ -236,19 +294,151 @@ class Runner:
                         touched.append(frozenset())
                     while len(names) < len(outcomes):
                         names.append(())
+                if cascade is not None and cascade.joined:  # downstream deliveries join the end (FIFO)
+                    steps.extend(cascade.joined)
+                    cascade.joined.clear()
         finally:
             await asyncio.gather(*(w.terminate() for w in [*workers.values(), *others.values()]),
                                  return_exceptions=True)
             self._top_up(lane)
+            lane.cascade = None
         self.runs += 1
         self.deliveries += len(steps)
         snapshot = self._snapshot(lane)
-        return RunResult(snapshot, self._effects(self.effects.take(lane.id)), tuple(outcomes), tuple(touched),
-                         tuple(names))
+        log = self.effects.take(lane.id)
+        if cascade is None:
+            effects = self._effects(log)
+        else:
+            for event, readable in self._read_emitted(log, cascade, ""):  # a body no step claimed (none expected)
+                _effect(cascade, event, readable)
+            emitted = tuple(sorted([*cascade.effects.values(), *cascade.unnamed]))
+            effects = Effects(self._effects(log).sink, emitted)
+        if discover:
+            self.discovered = True
+            self.cascades = len(self.refs) > self.canonical
+            self.used_functions = sorted({ref.function for ref in self.refs})
+            known = len(self.refs)  # the traced schedule's static part: one step per delivery, in index order
+            touched, names = touched[:known], names[:known]
+        return RunResult(snapshot, effects, tuple(outcomes), tuple(touched), tuple(names))
 
-    def _item(self, spec: FunctionSpec, step: Step, attempt: int) -> dict[str, Any]:
+    # -- cascades (docs/verification.md#cascades) ------------------------------------------------
+
+    def _event(self, lane: Lane, ref: DeliveryRef) -> dict[str, Any]:
+        """The event a step delivers: a downstream or new delivery's as emitted in this run."""
+        if lane.cascade is not None and ref.index in lane.cascade.events:
+            return lane.cascade.events[ref.index]
+        return self.events[ref.event_index]
+
+    def _resolve(self, run: CascadeRun, ref: DeliveryRef) -> dict[str, Any] | None:
+        """What the first run of a downstream delivery's parent emitted at its index in this run
+        (None: nothing there, or an event its function does not subscribe to)."""
+        if ref.index in run.events:
+            return run.events[ref.index]
+        assert ref.parent is not None
+        parent, number = ref.parent
+        emitted = run.first.get(parent)
+        if emitted is None or number >= len(emitted) or not emitted[number].get("type"):
+            return None
+        event = emitted[number]
+        if ref.function not in subscribers(str(event["type"]), self.manifest.functions):
+            return None
+        run.events[ref.index] = event
+        return event
+
+    def _read_emitted(self, log: EffectLog, run: CascadeRun, time: str) -> list[tuple[dict[str, Any], bool]]:
+        """The lane's bodies not yet attributed, as events (readable: routable onward)."""
+        bodies = list(log.emitted)[run.mark:]
+        run.mark += len(bodies)
+        return [pair for body in bodies for pair in read_emitted(body, time or EMITTED_TIME)]
+
+    def _emitted(self, lane: Lane, step: Step, attempt: int) -> None:
+        """Attribute what the lane received since the last step to one attempt of `step`."""
+        run = lane.cascade
+        if run is None:
+            return
+        time = str(self._event(lane, step.ref).get("time") or "")
+        self._attribute(run, step.ref, attempt, self._read_emitted(self.effects.logs[lane.id], run, time))
+
+    def _attribute(self, run: CascadeRun, ref: DeliveryRef, attempt: int,
+                   received: list[tuple[dict[str, Any], bool]]) -> None:
+        """Name one attempt's emissions (an event without an id gets the broker's id for this path,
+        attempt and index), record them as effects, and send onward what is new: the first run's
+        emissions while discovering, then a later run's events whose (source, id) the first run did
+        not emit, or the first run's beyond what the baseline emitted."""
+        path = run.paths.get(ref.index) or self.paths[ref.index]
+        named: list[dict[str, Any]] = []
+        for number, (event, readable) in enumerate(received):
+            if readable and not event.get("id"):
+                event = {**event, "id": broker_id(self.seed, path, attempt, number)}
+            named.append(event)
+            _effect(run, event, readable)
+        routable = [(number, event) for number, (event, (_e, readable)) in enumerate(zip(named, received)) if readable]
+        static = ref.index not in run.paths
+        if ref.index not in run.first:
+            run.first[ref.index] = named
+            if run.discover and static:
+                self.emissions[ref.index] = len(named)
+                self._join(run, ref, path, routable)
+                return
+            known = self.emissions.get(ref.index, 0) if static else 0
+            fresh = [(number, event) for number, event in routable if number >= known]
+        else:
+            seen = {_identity(event) for event in run.first[ref.index]}
+            fresh = [(number, event) for number, event in routable if _identity(event) not in seen]
+        self._send_new(run, ref, path, attempt, fresh)
+
+    def _join(self, run: CascadeRun, ref: DeliveryRef, path: str, emitted: list[tuple[int, dict[str, Any]]]) -> None:
+        """Discovery: a downstream delivery per emitted event and subscriber, in manifest order."""
+        depth = self.depth[ref.index] + 1
+        for number, event in emitted:
+            names = subscribers(str(event["type"]), self.manifest.functions)
+            if not names:
+                continue
+            if depth > MAX_DEPTH:
+                self.limit = f"events emitted at depth {MAX_DEPTH} are not delivered onward"
+                continue
+            label = f"{path}>{number}"
+            self.events.append(event)
+            for name in names:
+                if len(self.refs) - self.canonical >= MAX_DOWNSTREAM:
+                    self.limit = f"stopped at {MAX_DOWNSTREAM} downstream deliveries"
+                    return
+                order, serial = self._ordering(name, event)
+                child = DeliveryRef(label, name, len(self.refs), len(self.events) - 1, order, serial,
+                                    (ref.index, number))
+                self.refs.append(child)
+                self.depth.append(depth)
+                self.paths.append(label if len(names) == 1 else f"{label}:{name}")
+                run.events[child.index] = event
+                run.joined.append(Step(child))
+
+    def _send_new(self, run: CascadeRun, ref: DeliveryRef, parent: str, attempt: int,
+                  fresh: list[tuple[int, dict[str, Any]]]) -> None:
+        """New events of this run: delivered to their subscribers after the static schedule, unperturbed
+        (path `parent>j#attempt`: never a downstream delivery's)."""
+        depth = run.depth.get(ref.index, self.depth[ref.index] if ref.index < len(self.depth) else 0) + 1
+        for number, event in fresh:
+            names = subscribers(str(event["type"]), self.manifest.functions)
+            for name in names:
+                if depth > MAX_DEPTH or run.new >= MAX_DOWNSTREAM:
+                    return
+                order, serial = self._ordering(name, event)
+                index = NEW + run.new
+                run.new += 1
+                path = f"{parent}>{number}#{attempt}"
+                run.events[index] = event
+                run.paths[index] = path if len(names) == 1 else f"{path}:{name}"
+                run.depth[index] = depth
+                run.queue.append(Step(DeliveryRef(path, name, index, -1, order, serial)))
+
+    def _ordering(self, name: str, event: dict[str, Any]) -> tuple[str | None, bool]:
+        spec = self.specs[name]
+        order = order_value(event, spec.order_key) if spec.order_key else None
+        return order, (spec.concurrency_set and spec.concurrency == 1) or order is not None
+
+    def _item(self, lane: Lane, spec: FunctionSpec, step: Step, attempt: int) -> dict[str, Any]:
         """One delivery of a `batch` message, numbered and identified as the delivery policy says."""
-        event = self.events[step.ref.event_index]
+        event = self._event(lane, step.ref)
         module = load_runtime(spec.runtime)
         return {"event": event, "attempt": attempt,
                 "attempt_id": attempt_id(self.seed, spec.name, event["id"], attempt),
@@ -280,9 +470,9 @@ class Runner:
             batch = steps[position:]
             items, ahead = [], Counter[str]()
             for step in batch:
-                event = self.events[step.ref.event_index]
+                event = self._event(lane, step.ref)
                 ahead[event["id"]] += 1  # numbered as if each earlier one succeeds; re-planned after a failure
-                items.append(self._item(spec, step, attempts.peek(event["id"], name, ahead[event["id"]])))
+                items.append(self._item(lane, spec, step, attempts.peek(event["id"], name, ahead[event["id"]])))
             if names is not None:
                 items[0]["steps"] = lane.counter_path
                 self.effects.arm(lane.id, lane.counter_path, worker.pid)
@@ -301,6 +491,8 @@ class Runner:
                 self.watchdog.untrack(worker)
                 if names is not None:
                     self.effects.disarm(lane.id)
+            if lane.cascade is not None:  # one delivery per message: what arrived is this attempt's
+                self._emitted(lane, batch[0], items[0]["attempt"])
             if names is not None:
                 own = [(n, f"commit {', '.join(tables)}".strip()) for report in done
                        for n, _kind, tables in report.get("steps", ())]
@@ -313,7 +505,7 @@ class Runner:
                 await worker.terminate()
                 settled.append((False, True, failure))
             for (ok, retryable, status), step in zip(settled, batch):
-                attempts.next(self.events[step.ref.event_index]["id"], name)
+                attempts.next(self._event(lane, step.ref)["id"], name)
                 decision = decide(inject=step.inject, ok=ok, failed_before=failed, retries=spec.retries,
                                   retryable=retryable is not False)
                 if decision.verdict == "retry":
@@ -336,8 +528,8 @@ class Runner:
             outcomes.append("unavailable")
             return
         workers.pop(name, None)
-        event = self.events[step.ref.event_index]
-        item = {**self._item(spec, step, attempts.next(event["id"], name)),
+        event = self._event(lane, step.ref)
+        item = {**self._item(lane, spec, step, attempts.next(event["id"], name)),
                 "steps": lane.counter_path, "crash_after": step.crash_after}
         self.effects.arm(lane.id, lane.counter_path, worker.pid, crash_after=step.crash_after)
         self.watchdog.track(worker, spec.memory)
@@ -349,6 +541,7 @@ class Runner:
             self.watchdog.untrack(worker)
             self.effects.disarm(lane.id)
             await worker.terminate()
+        self._emitted(lane, step, item["attempt"])
         outcomes.append("crash*")
 
     async def _overlap(self, lane: Lane, workers: dict[str, WorkerProcess], others: dict[str, WorkerProcess],
@@ -367,8 +560,8 @@ class Runner:
                 return
             pool[name] = worker
             pair.append(worker)
-        event_id = self.events[first.ref.event_index]["id"]
-        items = [{**self._item(spec, step, attempts.next(event_id, name)), "gate": lane.gate_path}
+        event_id = self._event(lane, first.ref)["id"]
+        items = [{**self._item(lane, spec, step, attempts.next(event_id, name)), "gate": lane.gate_path}
                  for step in (first, second)]
         reports: list[list[dict[str, Any]]] = [[], []]
         waiting = asyncio.Event()
@@ -407,6 +600,14 @@ class Runner:
             fcntl.flock(gate, fcntl.LOCK_UN)
             os.close(gate)
         answers = await asyncio.gather(*tasks, return_exceptions=True)
+        if lane.cascade is not None:
+            # The two copies post to one URL: the original is taken to have emitted the first half
+            # of what arrived, its copy the rest (they run the same code on the same event).
+            time = str(self._event(lane, first.ref).get("time") or "")
+            received = self._read_emitted(self.effects.logs[lane.id], lane.cascade, time)
+            half = (len(received) + 1) // 2
+            self._attribute(lane.cascade, first.ref, items[0]["attempt"], received[:half])
+            self._attribute(lane.cascade, second.ref, items[1]["attempt"], received[half:])
         slots: list[str | None] = [None, None]  # the pair's outcomes in schedule order, retries included
         retry: list[tuple[int, dict[str, WorkerProcess], Step]] = []
         for number, (pool, worker, step, answer) in enumerate(zip((workers, others), pair, (first, second), answers)):
@@ -479,13 +680,14 @@ class Runner:
 
     @staticmethod
     def _effects(log: EffectLog) -> Effects:
+        """Sink calls as a multiset; emitted events one per (source, id), the first copy winning
+        (without cascades an event without an id cannot be named, so those count per call)."""
         sink = tuple(sorted(SinkEffect(c.name, c.method, canonical_json(c.body)) for c in list(log.sink)))
-        emitted = []
+        run = CascadeRun(False)
         for body in list(log.emitted):
-            for event in emitted_events(body):
-                emitted.append(EmittedEffect(str(event.get("type")), str(event.get("source", "")),
-                                             canonical_json(event.get("data"))))
-        return Effects(sink, tuple(sorted(emitted)))
+            for event, readable in read_emitted(body, EMITTED_TIME):
+                _effect(run, event, readable)
+        return Effects(sink, tuple(sorted([*run.effects.values(), *run.unnamed])))
 
 
 def _joins(step: Step, first: Step) -> bool:
@@ -503,14 +705,60 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+EMITTED_TIME = "1970-01-01T00:00:00Z"  # the time of an emitted event without one and of no delivery
+_NO_ID = "\x00no id"  # the ingress's id for an event without one: the runner names it (broker_id)
+
+
 def emitted_events(body: Any) -> list[dict[str, Any]]:
     """What a handler posted to $FAASEMU_EVENTS_URL, read as the ingress would (structured or plain)."""
+    return [event for event, _readable in read_emitted(body, EMITTED_TIME)]
+
+
+def read_emitted(body: Any, time: str) -> list[tuple[dict[str, Any], bool]]:
+    """Each event of a body posted to $FAASEMU_EVENTS_URL, normalized as the ingress does (a missing
+    `time` is `time`, a missing id ""), and whether it could be read: only those go onward."""
     raw = json.dumps(body).encode() if not isinstance(body, str) else body.encode()
     content_type = "application/cloudevents-batch+json" if isinstance(body, list) else "application/json"
     try:
-        return parse_ingress(content_type, {}, raw, id_factory=lambda: "", now=lambda: "")
+        events = parse_ingress(content_type, {}, raw, id_factory=lambda: _NO_ID, now=lambda: time)
     except IngressError:
-        return [body] if isinstance(body, dict) else [{"type": "(unreadable)", "data": body}]
+        return [(body, False)] if isinstance(body, dict) else [({"type": "(unreadable)", "data": body}, False)]
+    return [({**event, "id": ""} if event.get("id") == _NO_ID else event, True) for event in events]
+
+
+def broker_id(seed: int, path: str, attempt: int, number: int) -> str:
+    """The id the broker gives an event emitted without one: new per attempt, as EventBridge's
+    PutEvents gives, and a pure function of the seed, the emitting delivery's path, its attempt
+    and the emission's index, so the same seed names it the same."""
+    digest = hashlib.sha256(f"{seed}/{path}/{attempt}/{number}".encode()).hexdigest()[:32]
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
+
+
+def delivery_paths(refs: Sequence[DeliveryRef]) -> list[str]:
+    """Each baseline delivery's path: its event id, with `:function` when that event reaches more
+    than one function, and `#k` for the k-th line of a file that repeats the id (k from 2)."""
+    counts = Counter(ref.event_id for ref in refs)
+    seen: Counter[str] = Counter()
+    paths = []
+    for ref in refs:
+        path = ref.event_id if counts[ref.event_id] == 1 else f"{ref.event_id}:{ref.function}"
+        seen[path] += 1
+        paths.append(path if seen[path] == 1 else f"{path}#{seen[path]}")
+    return paths
+
+
+def _identity(event: dict[str, Any]) -> tuple[str, str]:
+    return str(event.get("source", "")), str(event.get("id", ""))
+
+
+def _effect(run: CascadeRun, event: dict[str, Any], readable: bool) -> None:
+    """One emitted event as an effect: once per (source, id), the first copy's content winning."""
+    source, identity = _identity(event)
+    effect = EmittedEffect(str(event.get("type")), source, canonical_json(event.get("data")), identity)
+    if readable and identity:
+        run.effects.setdefault((source, identity), effect)
+    else:
+        run.unnamed.append(effect)
 
 
 def row_keys(snapshot: Snapshot | None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 import os
 import sqlite3
+import time
 
 from pay import charge
 
@@ -12,6 +13,7 @@ def handler(event, context):
         if db.execute("SELECT 1 FROM racy_processed WHERE event_id = ?", (event["id"],)).fetchone():
             return
         charge("payment-racy", event)
+        time.sleep(0.03)  # the rest of the work: a real API answers in tens of milliseconds
         db.execute("INSERT OR IGNORE INTO racy_processed (event_id) VALUES (?)", (event["id"],))
     finally:
         db.close()
