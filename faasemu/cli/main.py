@@ -200,6 +200,16 @@ def invoke(function: str, manifest: str, data: str | None, event_type: str | Non
     raise SystemExit(run_invoke(InvokeOptions(manifest, function, data, event_type, http)))
 
 
+@main.command("manifest")
+@manifest_option
+@reports_errors
+def manifest_command(manifest: str) -> None:
+    """Print the faasemu.yaml equivalent of the project (a SAM template or serverless.yml is translated)."""
+    from faasemu.project.formats import manifest_text
+
+    click.echo(manifest_text(manifest), nl=False)
+
+
 @main.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 @reports_errors

@@ -67,16 +67,25 @@ def load_manifest(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
 
     `${VAR}` references resolve from the `.env` file, then `environ` (default: this process's environment).
     """
+    from faasemu.project.formats import load, translate  # imports this module: not at the top
+    from faasemu.project.formats.discover import project_file
+
     shown = os.fspath(path)
     try:
         with open(shown, encoding="utf-8") as file:
             text = file.read()
     except FileNotFoundError:
+        existing = project_file(shown)  # a SAM template or serverless.yml serves as it is (README)
+        if existing is not None:
+            return load_manifest(existing, environ)
         raise ManifestError(shown, None, "no such file; run 'faasemu init' to create a manifest") from None
     except IsADirectoryError:
         raise ManifestError(shown, None, "is a folder; name the manifest file (faasemu.yaml)") from None
     except UnicodeDecodeError as exc:
         raise ManifestError(shown, None, f"not UTF-8 text ({exc.reason})") from None
+    translation = translate(shown, text, os.environ if environ is None else environ)
+    if translation is not None:
+        return load(translation, environ)
     return parse_manifest(text, shown, environ)
 
 

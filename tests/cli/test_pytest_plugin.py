@@ -1,0 +1,95 @@
+"""The pytest plugin, as a team's own test suite uses it (pytester runs a real pytest in a subprocess,
+with the plugin loaded from its `pytest11` entry point; the fixture starts a real `faasemu up`)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+MANIFEST = """\
+    name: plugin-test
+    state:
+      sqlite: .faasemu/state.db
+      schema: schema.sql
+    functions:
+      record:
+        handler: app.py:record
+        events: [order.placed]
+      hello:
+        handler: app.py:hello
+        http: {path: /hello, methods: [GET]}
+    """
+
+APP = '''\
+    import json, os, sqlite3, urllib.request
+
+    def record(event, context):
+        db = sqlite3.connect(os.environ["FAASEMU_STATE"])
+        with db:
+            db.execute("INSERT INTO orders (id) VALUES (?)", (event["detail"]["order"],))
+        db.close()
+        body = json.dumps({"order": event["detail"]["order"]}).encode()
+        request = urllib.request.Request(os.environ["FAASEMU_SINK_URL"] + "/email", body,
+                                         {"content-type": "application/json"}, method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+
+    def hello(event, context):
+        return {"statusCode": 200, "body": "hi " + (event.get("queryStringParameters") or {}).get("name", "")}
+    '''
+
+TESTS = '''\
+    import json, sqlite3, urllib.request
+    import pytest
+
+    def count(root):
+        db = sqlite3.connect(root / ".faasemu" / "state.db")
+        try:
+            return db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+        finally:
+            db.close()
+
+    def test_an_event_reaches_its_handler(faasemu_up, pytestconfig):
+        faasemu_up.post_event("order.placed", {"order": "o-1"})
+        faasemu_up.wait_idle()
+        assert [c["body"] for c in faasemu_up.sink_calls()] == [{"order": "o-1"}]
+        assert [e["deliveries"][0]["status"] for e in faasemu_up.events()] == ["done"]
+
+    def test_the_state_is_kept_between_tests(faasemu_up, pytestconfig):
+        assert count(pytestconfig.rootpath) == 1
+
+    @pytest.mark.faasemu_reset
+    def test_a_reset_test_starts_clean(faasemu_up, pytestconfig):
+        assert faasemu_up.events() == [] and faasemu_up.sink_calls() == []
+        faasemu_up.post_event("order.placed", {"order": "o-2"}, id="fixed-id")
+        faasemu_up.wait_idle()
+        assert count(pytestconfig.rootpath) == 1
+
+    def test_invoke_and_http(faasemu_up):
+        assert faasemu_up.invoke("record", {"detail": {"order": "o-3"}}) is None
+        with urllib.request.urlopen(faasemu_up.url + "/hello?name=ada", timeout=10) as answer:
+            assert answer.read() == b"hi ada"
+    '''
+
+
+def test_the_faasemu_up_fixture_serves_the_project_for_a_whole_session(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", faasemu=textwrap.dedent(MANIFEST))
+    pytester.makefile(".sql", schema="CREATE TABLE orders (id TEXT PRIMARY KEY);\n")
+    pytester.makepyfile(app=textwrap.dedent(APP), test_orders=textwrap.dedent(TESTS))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_orders.py", timeout=180)
+    result.assert_outcomes(passed=4)
+
+
+def test_a_failing_handler_is_a_failing_test_with_its_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", faasemu=textwrap.dedent("""\
+        functions:
+          broken:
+            handler: app.py:broken
+        """))
+    pytester.makepyfile(app="def broken(event, context):\n    raise ValueError('no stock for sku-1')\n",
+                        test_broken="def test_it(faasemu_up):\n    faasemu_up.invoke('broken', {})\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_broken.py", timeout=180)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FaasemuError: broken failed*no stock for sku-1*"])
