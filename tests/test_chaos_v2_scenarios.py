@@ -159,3 +159,22 @@ def test_the_same_seed_gives_the_same_report_overlap_counts_aside(campaign) -> N
 
     first, again = campaign("payments", 11), campaign("payments", 11, copy=1)
     assert without_counts(first) == without_counts(again)
+
+
+# --- batches (SQS): tests/scenarios/batch ----------------------------------------------------------
+
+BATCH = {"charge-batch": (False, True, ["crash", "batch"]), "charge-partial": (True, True, [])}
+
+
+@pytest.mark.parametrize("extra", [(), ("--runs", "0")], ids=["seed11", "probes-only"])
+def test_a_batch_retry_that_charges_again_is_a_batch_violation_and_partial_responses_pass(campaign, extra) -> None:
+    """charge-batch commits a whole batch at once: a record that fails on its first try fails the
+    invocation, and the retried batch charges the records before it again. charge-partial uses
+    Powertools' BatchProcessor with ReportBatchItemFailures and per-record keys: it passes."""
+    c = campaign("batch", 11, *extra)
+    assert verdicts(c) == BATCH, c.out
+    found = c.violation("charge-batch", "batch")
+    steps = found["schedule"]
+    assert len(steps) == 2 and "batched" in steps[1]["tags"], steps
+    assert found["diff"] == {"sink payment-batch": [2, 3]}, found["diff"]
+    assert "batchItemFailures" in found["hint"]

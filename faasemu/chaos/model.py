@@ -215,7 +215,17 @@ class Crash:
                              f"a whole number of at least 1, got {self.after!r}")
 
 
-Perturbation = Move | Duplicate | Fail | LostAck | Overlap | Crash
+@dataclass(frozen=True, slots=True)
+class Batched:
+    """Delivery `ref_index` travels in the same invocation as the step right before it, when that
+    step is a delivery of the same SQS batch function on the same instance and the batch is not full
+    (`batch_size`): Lambda's event source mapping hands a function up to that many records at once,
+    and a failed invocation returns them all to the queue (docs/verification.md#batches)."""
+
+    ref_index: int
+
+
+Perturbation = Move | Duplicate | Fail | LostAck | Overlap | Crash | Batched
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +244,7 @@ class Step:
     instance: int = 0
     crash_after: int = 0
     together: bool = False
+    joins: bool = False  # a `Batched` original: in the invocation of the step before it (runner decides)
 
 
 def describe(step: Step) -> str:
@@ -274,12 +285,15 @@ def apply(baseline: Sequence[DeliveryRef], perturbations: Iterable[Perturbation]
     injected: dict[int, Inject] = {}
     crash_after: dict[int, int] = {}
     overlapped: set[int] = set()
+    batched: set[int] = set()
     extras: list[tuple[int, float | None, int, bool]] = []  # (ref index, key asked for, rank, other instance)
     for item in perturbations:
         index = item.ref_index
         if index not in refs:
             continue
-        if isinstance(item, Move):
+        if isinstance(item, Batched):
+            batched.add(index)
+        elif isinstance(item, Move):
             if index in moved:
                 raise ValueError(f"delivery {index} is moved twice")
             moved.add(index)
@@ -337,8 +351,9 @@ def apply(baseline: Sequence[DeliveryRef], perturbations: Iterable[Perturbation]
             after = crash_after.get(index, 0)
             tags = (("moved",) if shown[index] != index else ()) + (
                 (f"crash after step {after}",) if inject == "crash" else (inject,) if inject else ()
-            ) + (("overlap",) if index in overlapped else ())
-            steps.append(Step(ref, copy, inject, tags, crash_after=after, together=index in overlapped))
+            ) + (("overlap",) if index in overlapped else ()) + (("batched",) if index in batched else ())
+            steps.append(Step(ref, copy, inject, tags, crash_after=after, together=index in overlapped,
+                              joins=index in batched))
             if index in overlapped:  # inserted after sorting: nothing may come between the two
                 steps.append(Step(ref, copies[index], None, ("duplicate", "overlap"), instance=1))
                 copies[index] += 1
@@ -346,7 +361,33 @@ def apply(baseline: Sequence[DeliveryRef], perturbations: Iterable[Perturbation]
             other = extras[seq - 1][3]
             tags = ("redelivery",) if rank == _REDELIVERY else ("duplicate",)
             steps.append(Step(ref, copy, None, tags + ((_OTHER,) if other else ()), instance=1 if other else 0))
-    return steps
+    return _gather_batches(steps) if batched else steps
+
+
+def _gather_batches(steps: list[Step]) -> list[Step]:
+    """Each `Batched` original moves up to right after the nearest earlier step of its function on
+    the same instance (and the steps already batched with it): an SQS queue is the function's own,
+    so the deliveries of other functions in between do not split its batches. It never moves past
+    its own parent's first run (a cascade's causality) nor past an injected failure's step."""
+    ordered: list[Step] = []
+    for step in steps:
+        if step.joins:
+            j = len(ordered) - 1
+            parent = step.ref.parent[0] if step.ref.parent is not None else None
+            while j >= 0 and not (ordered[j].ref.function == step.ref.function
+                                  and ordered[j].instance == step.instance):
+                if ordered[j].ref.index == parent:
+                    j = -1
+                    break
+                j -= 1
+            if j >= 0 and ordered[j].inject is None and not ordered[j].together:
+                k = j + 1
+                while k < len(ordered) and ordered[k].joins and ordered[k].ref.function == step.ref.function:
+                    k += 1
+                ordered.insert(k, step)
+                continue
+        ordered.append(step)
+    return ordered
 
 
 def _order_keys(refs: Mapping[int, DeliveryRef], keys: dict[int, float]) -> dict[int, float]:
@@ -420,8 +461,12 @@ def generate(
     *,
     steps: Sequence[int | None] | None = None,
     serial: Sequence[bool] | None = None,
+    batchable: Sequence[bool] | None = None,
 ) -> list[Perturbation]:
     """Random perturbations of a baseline of `n_deliveries`, every choice drawn from `rng`.
+
+    `batchable[i]`: delivery i goes to an SQS batch function; it then joins the invocation of the
+    step before it half the time (`Batched`), drawn last, and only for such deliveries.
 
     Per delivery, in canonical order: a shuffle key, then `fail` with its probability, else
     `lost-ack` with its own, else a crash (the three hit one attempt, so they exclude each other),
@@ -467,6 +512,8 @@ def generate(
         if (options.overlap > 0 and not kept_serial and not isinstance(hit, (Fail, Crash))
                 and rng.random() < options.overlap):
             found.append(Overlap(index))
+        if batchable is not None and index < len(batchable) and batchable[index] and rng.random() < 0.5:
+            found.append(Batched(index))
     return found
 
 
@@ -504,6 +551,11 @@ def duplicate_right_after(indices: Iterable[int], other: bool = False) -> list[P
 def duplicate_at_end(indices: Iterable[int], n_deliveries: int) -> list[Perturbation]:
     """Copies after every unmoved baseline delivery, in canonical order among themselves."""
     return [Duplicate(index, float(n_deliveries)) for index in indices]
+
+
+def batched(indices: Iterable[int]) -> list[Perturbation]:
+    """Each delivery in the invocation of the one before it (the runner cuts batches at `batch_size`)."""
+    return [Batched(index) for index in indices]
 
 
 def overlap(indices: Iterable[int]) -> list[Perturbation]:

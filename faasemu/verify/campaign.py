@@ -17,6 +17,7 @@ from typing import Any
 from faasemu.chaos.model import ChaosOptions, DeliveryRef, Step, duplicate_at_end, generate, select
 from faasemu.project.failures import WorkerError
 from faasemu.project.spec import Manifest
+from faasemu.runtimes.contract import load_runtime
 from faasemu.verify import probes
 from faasemu.verify.classify import NOT_IDEMPOTENT, Violation, attribute, best_per_kind, classify, family
 from faasemu.verify.compare import Comparator, nondeterministic_columns, unstable_parts
@@ -193,6 +194,7 @@ class Campaign:
             lambda owner: probes.conflicting_swaps(_conflicting_pairs(touched), memo, owner, self.refs),
             lambda owner: probes.overlaps(self.refs, memo, owner),
             lambda owner: probes.crashes(self.refs, memo, self.steps, owner, CRASHES_PER_SHAPE),
+            lambda owner: probes.batches(self.refs, memo, self._batchable(), owner),
         )
         steps = len(every) * len(owners)
         done = 0
@@ -227,7 +229,8 @@ class Campaign:
         candidates = []
         for number in range(self.runs):
             perturbations = generate(self.n, self.options, random.Random(f"{self.seed}/random/{number}"),
-                                     steps=[len(s) for s in self.steps], serial=[r.serial for r in self.refs])
+                                     steps=[len(s) for s in self.steps], serial=[r.serial for r in self.refs],
+                                     batchable=self._batchable())
             if self.only:
                 perturbations = select(perturbations, self.refs, self.only)
             candidates.append(Candidate(None, tuple(perturbations)))
@@ -263,6 +266,17 @@ class Campaign:
                 explained.setdefault(name, set()).add(classified.kind)
         self.progress("shrink", len(queue), len(queue))
         return violations
+
+    def _batchable(self) -> list[bool]:
+        """Per delivery: its function takes SQS batches of more than one record (docs/verification.md#batches)."""
+        specs = {spec.name: spec for spec in self.manifest.functions}
+
+        def batches(name: str) -> bool:
+            spec = specs.get(name)
+            return spec is not None and spec.batch_size > 1 and load_runtime(spec.runtime).delivers_batches(spec)
+
+        known = {name: batches(name) for name in {ref.function for ref in self.refs}}
+        return [known[ref.function] for ref in self.refs]
 
     def _functions(self) -> list[str]:
         return list(dict.fromkeys(ref.function for ref in self.refs))

@@ -12,7 +12,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from faasemu.chaos.model import Crash, DeliveryRef, Duplicate, Fail, LostAck, Move, Overlap, Perturbation, Step
+from faasemu.chaos.model import (
+    Batched,
+    Crash,
+    DeliveryRef,
+    Duplicate,
+    Fail,
+    LostAck,
+    Move,
+    Overlap,
+    Perturbation,
+    Step,
+)
 from faasemu.verify.model import Candidate
 from faasemu.verify.shrink import Check, memo_of, schedule_of, shrink
 
@@ -51,6 +62,8 @@ def _is_copy(p: Perturbation) -> bool:
 
 def family(p: Perturbation) -> Kind:
     """The kind a perturbation alone can show: what `_unexplained` drops once a function is known for it."""
+    if isinstance(p, Batched):
+        return "batch"
     if isinstance(p, Overlap):
         return "overlap"
     if isinstance(p, Crash):
@@ -160,6 +173,13 @@ def classify(candidate: Candidate, check: Check, refs: Sequence[DeliveryRef]) ->
     n = len(refs)
     memo = memo_of(check, n)
     memo.knows(candidate, True)
+    if any(isinstance(p, Batched) for p in candidate.perturbations):
+        # docs/verification.md#batches: what still fails with every record in its own invocation is
+        # explained without batches; only what needs a batch retry is `batch`.
+        alone = Candidate(candidate.deliveries, tuple(p for p in candidate.perturbations if not isinstance(p, Batched)))
+        if alone.perturbations and memo([alone])[0]:
+            return classify(shrink(alone, memo, n), memo, refs)
+        return Classified("batch", candidate)
     if any(_special(p) for p in candidate.perturbations):
         return _classify_special(candidate, memo, refs)
     if not any(_is_copy(p) for p in candidate.perturbations):

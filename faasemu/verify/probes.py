@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from faasemu.chaos.model import (
+    Batched,
     Crash,
     DeliveryRef,
     Duplicate,
@@ -191,6 +192,20 @@ def crashes(refs: Sequence[DeliveryRef], check: Check, steps: Sequence[tuple[str
     findings = group_test(groups, make, memo)
     pairs = tuple((owner[items[f.members[0]][0]], f.candidate) for f in findings)
     return ProbeResult("crashes part-way", pairs, memo.calls, memo.candidates)
+
+
+def batches(refs: Sequence[DeliveryRef], check: Check, batchable: Sequence[bool],
+            only: str | None = None) -> ProbeResult:
+    """Every delivery of an SQS batch function in the invocation of the one before it (batches of up
+    to `batch_size`, cut by the runner), per function, then narrowed: a failed invocation retries its
+    whole batch, so records that had succeeded run again (docs/verification.md#batches)."""
+    taking = [r for r in refs if r.index < len(batchable) and batchable[r.index]]
+    memo = Memo(check, len(refs))
+    owner = {r.index: r.function for r in refs}
+    groups = list(_per_function(taking, only).values())
+    findings = group_test(groups, lambda members: Candidate(None, tuple(Batched(i) for i in members)), memo)
+    pairs = tuple((owner[f.members[0]], f.candidate) for f in findings)
+    return ProbeResult("batches", pairs, memo.calls, memo.candidates)
 
 
 def duplicates_at_end(refs: Sequence[DeliveryRef], check: Check, shared: Callable[[int], bool],

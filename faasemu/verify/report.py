@@ -18,6 +18,7 @@ from rich.text import Text
 
 from faasemu.chaos.model import (
     CAMPAIGN_DEFAULTS,
+    Batched,
     ChaosOptions,
     Crash,
     Duplicate,
@@ -123,6 +124,8 @@ def perturbation_json(item: Perturbation) -> dict[str, Any]:
         return {"kind": "fail", "delivery": item.ref_index, "redeliver_at": item.redeliver_at, **other}
     if isinstance(item, Overlap):
         return {"kind": "overlap", "delivery": item.ref_index}
+    if isinstance(item, Batched):
+        return {"kind": "batched", "delivery": item.ref_index}
     if isinstance(item, Crash):
         return {"kind": "crash", "delivery": item.ref_index, "after": item.after, "redeliver_at": item.redeliver_at}
     assert isinstance(item, LostAck)
@@ -142,9 +145,12 @@ def perturbation_from_json(data: dict[str, Any]) -> Perturbation:
         return LostAck(index, data.get("redeliver_at"), other=other)
     if kind == "overlap":
         return Overlap(index)
+    if kind == "batched":
+        return Batched(index)
     if kind == "crash":
         return Crash(index, int(data["after"]), data.get("redeliver_at"))
-    raise ValueError(f"unknown perturbation kind {kind!r}: one of move, duplicate, fail, lost-ack, overlap, crash")
+    raise ValueError(f"unknown perturbation kind {kind!r}: "
+                     "one of move, duplicate, fail, lost-ack, overlap, crash, batched")
 
 
 ORDINALS = {1: "1st", 2: "2nd", 3: "3rd"}

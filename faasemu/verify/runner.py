@@ -276,11 +276,16 @@ class Runner:
                 elif step.inject == "crash":
                     await self._crash(lane, workers, step, attempts, outcomes)
                     index += 1
+                elif group := self._batch_from(steps, index):
+                    await self._ship_records(lane, others if step.instance else workers, group, attempts, outcomes)
+                    index += len(group)
                 else:
                     end = index + 1
                     if not trace and cascade is None:
                         while end < len(steps) and _joins(steps[end], step):
                             end += 1
+                        if end < len(steps) and end - 1 > index and _joins_batch(steps[end], steps[end - 1]):
+                            end -= 1  # the last one leads the SQS batch that the next step joins
                     pool = others if step.instance else workers
                     await self._ship(lane, pool, name, steps[index:end], attempts, outcomes,
                                      names=names if trace else None)
@@ -437,12 +442,31 @@ class Runner:
         return order, (spec.concurrency_set and spec.concurrency == 1) or order is not None
 
     def _item(self, lane: Lane, spec: FunctionSpec, step: Step, attempt: int) -> dict[str, Any]:
-        """One delivery of a `batch` message, numbered and identified as the delivery policy says."""
+        """One delivery of a `batch` message, numbered and identified as the delivery policy says.
+        A function fed by SQS batches gets it as one record (`records`), so that its partial batch
+        response is read as Lambda reads it (docs/verification.md#batches)."""
         event = self._event(lane, step.ref)
         module = load_runtime(spec.runtime)
-        return {"event": event, "attempt": attempt,
+        item = {"event": event, "attempt": attempt,
                 "attempt_id": attempt_id(self.seed, spec.name, event["id"], attempt),
                 "request_id": invocation_id(module, spec, self.seed, event, source_copy(step), attempt)}
+        if module.delivers_batches(spec):
+            item["records"] = [{"event": event, "attempt": attempt, "attempt_id": item["attempt_id"],
+                                "seq": step.ref.event_index + 1}]
+        return item
+
+    def _batch_from(self, steps: Sequence[Step], index: int) -> list[Step]:
+        """The SQS batch that starts at `index`: it and the `Batched` steps right after it, up to the
+        function's `batch_size` ([] when it is not a batch function, or nothing joins it)."""
+        first = steps[index]
+        spec = self.specs[first.ref.function]
+        if spec.batch_size < 2 or not load_runtime(spec.runtime).delivers_batches(spec) or first.together:
+            return []
+        group = [first]
+        while (len(group) < spec.batch_size and index + len(group) < len(steps)
+               and _joins_batch(steps[index + len(group)], first)):
+            group.append(steps[index + len(group)])
+        return group if len(group) > 1 else []
 
     async def _ship(
         self, lane: Lane, workers: dict[str, WorkerProcess], name: str, steps: Sequence[Step],
@@ -499,7 +523,8 @@ class Runner:
                 others = [(n, f"{kind} {what}".strip())
                           for n, kind, what in self.effects.logs[lane.id].steps[sink_steps:]]
                 traced = tuple(text for _n, text in sorted(own + others))  # this attempt's; a retry's replace them
-            settled = [(report["status"] == "ok", report.get("retryable", True), report["status"]) for report in done]
+            settled = [(report["status"] == "ok" and not report.get("failed"), report.get("retryable", True),
+                        "error" if report.get("failed") else report["status"]) for report in done]
             if failure is not None:
                 workers.pop(name, None)
                 await worker.terminate()
@@ -515,6 +540,62 @@ class Runner:
                 if names is not None:
                     names.append(traced)
                 position, failed = position + 1, 0
+
+    async def _ship_records(self, lane: Lane, workers: dict[str, WorkerProcess], group: Sequence[Step],
+                            attempts: Attempts, outcomes: list[str]) -> None:
+        """Several SQS records in ONE invocation (docs/verification.md#batches). A failed invocation
+        (raised, timed out, crashed, a malformed batchItemFailures) returns every record to the queue;
+        a partial batch response only the records it names. The records to retry travel together
+        again, at once on the warm worker, each within the function's `retries` (the policy)."""
+        name = group[0].ref.function
+        spec = self.specs[name]
+        todo = list(range(len(group)))
+        failures = [0] * len(group)
+        results: list[str | None] = [None] * len(group)
+        while todo:
+            worker = workers.get(name) or await self._load(lane, name)
+            if worker is None:
+                break
+            workers[name] = worker
+            records: list[dict[str, Any]] = []
+            numbers: list[int] = []
+            for position in todo:
+                event = self._event(lane, group[position].ref)
+                numbers.append(attempts.next(event["id"], name))
+                records.append({"event": event, "attempt": numbers[-1], "seq": group[position].ref.event_index + 1,
+                                "attempt_id": attempt_id(self.seed, name, event["id"], numbers[-1])})
+            item = {**self._item(lane, spec, group[todo[0]], numbers[0]), "records": records}
+            done: list[dict[str, Any]] = []
+            self.watchdog.track(worker, spec.memory)
+            try:
+                await worker.request({"op": "batch", "timeout": spec.timeout, "items": [item]}, b"",
+                                     spec.timeout + 1.0, on_item=done.append)
+                failure = None
+            except WorkerTimeout:
+                failure = "timeout"
+            except WorkerDied:
+                failure = "oom" if worker.kill_reason == "oom" else "crash"
+            finally:
+                self.watchdog.untrack(worker)
+            if failure is not None:
+                workers.pop(name, None)
+                await worker.terminate()
+            report = done[0] if done else {"status": failure or "error"}
+            whole = failure is not None or report["status"] != "ok"
+            failed = set(range(len(todo))) if whole else set(report.get("failed") or ())
+            status = failure or (report["status"] if whole else "error")
+            again = []
+            for number, position in enumerate(todo):
+                ok = number not in failed
+                decision = decide(inject=None, ok=ok, failed_before=failures[position], retries=spec.retries,
+                                  retryable=report.get("retryable", True) is not False)
+                if decision.verdict == "retry":
+                    failures[position] += 1
+                    again.append(position)
+                else:
+                    results[position] = _outcome(decision, "ok" if ok else status)
+            todo = again
+        outcomes.extend(result or "unavailable" for result in results)
 
     async def _crash(self, lane: Lane, workers: dict[str, WorkerProcess], step: Step, attempts: Attempts,
                      outcomes: list[str]) -> None:
@@ -621,7 +702,8 @@ class Runner:
                 ok = False
             else:
                 report = reports[number][0] if reports[number] else {"status": "error"}
-                status, ok, retryable = report["status"], report["status"] == "ok", report.get("retryable", True)
+                status, retryable = report["status"], report.get("retryable", True)
+                ok = status == "ok" and not report.get("failed")
             decision = decide(inject=step.inject, ok=ok, failed_before=0, retries=spec.retries,
                               retryable=retryable is not False)
             if decision.verdict == "retry":
@@ -694,6 +776,12 @@ def _joins(step: Step, first: Step) -> bool:
     """Whether `step` can travel in the same `batch` message as the stretch that `first` starts."""
     return (step.ref.function == first.ref.function and step.instance == first.instance
             and step.inject not in ("fail", "crash") and not step.together)
+
+
+def _joins_batch(step: Step, before: Step) -> bool:
+    """Whether `step` (a `Batched` original) travels in the SQS batch of the step before it."""
+    return (step.joins and step.ref.function == before.ref.function and step.instance == before.instance
+            and step.inject is None and not step.together)
 
 
 def _outcome(decision: Decision, status: str) -> str:

@@ -80,7 +80,7 @@ def is_trivial(candidate: Candidate, n: int | None) -> bool:
         return False
     refs = _stand_ins(kept(candidate, n or 0))
     steps = apply(refs, candidate.perturbations)
-    return [(s.ref.index, s.inject) for s in steps] == [(r.index, None) for r in refs]
+    return [(s.ref.index, s.inject, s.joins) for s in steps] == [(r.index, None, False) for r in refs]
 
 
 def normalise(candidate: Candidate, n: int) -> Candidate:

@@ -22,8 +22,11 @@ Messages (see `faasemu/workers/wire.py` for framing):
   failed, by a batchItemFailures answer; the rest succeeded); ok false, error (the whole batch failed:
   the handler raised, or its batchItemFailures answer was malformed, error.type InvalidBatchResponse,
   the message saying why). A timeout or crash gives no answer: the whole batch failed.
-  in:  batch {timeout, items: [{event, attempt, attempt_id, request_id, steps?, crash_after?, gate?}]}
-                                           out: item {i, status, error?, retryable?, steps?} per item, then done
+  in:  batch {timeout, items: [{event, attempt, attempt_id, request_id, steps?, crash_after?, gate?, records?}]}
+                                           out: item {i, status, error?, retryable?, steps?, failed?} per item,
+                                                then done
+  With `records` ([{event, attempt, attempt_id, seq?}]), the item is ONE invocation of those SQS records
+  (the adapter's `deliver_batch`); `failed` lists the positions its batchItemFailures named.
   With `gate` (a lock file), `gated {i}` first, then the handler once the runner releases the lock;
   with `steps` (a counter file), the item's commits as `steps: [[n, "commit", [table, ...]], ...]`;
   with `crash_after: k`, an item frame with status `crashed` and the process gone (137) right after
@@ -304,8 +307,16 @@ class Worker:
                 if tracer is not None:
                     tracer.start()
                 try:
-                    self.adapter.deliver(Delivery(item["event"], attempt, item["attempt_id"]),
-                                         Invocation(item["request_id"], time.time() + timeout, attempt))
+                    inv = Invocation(item["request_id"], time.time() + timeout, attempt)
+                    if item.get("records") is not None:  # SQS records in one invocation: which failed
+                        records = item["records"]
+                        failed = self.adapter.deliver_batch(
+                            [Delivery(r["event"], r["attempt"], r["attempt_id"]) for r in records], inv,
+                            [r.get("seq") for r in records])
+                        if failed:
+                            report["failed"] = failed
+                    else:
+                        self.adapter.deliver(Delivery(item["event"], attempt, item["attempt_id"]), inv)
                 finally:
                     if tracer is not None:
                         tracer.stop()

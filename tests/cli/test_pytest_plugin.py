@@ -93,3 +93,22 @@ def test_a_failing_handler_is_a_failing_test_with_its_error(pytester: pytest.Pyt
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_broken.py", timeout=180)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FaasemuError: broken failed*no stock for sku-1*"])
+
+
+def test_the_readme_example_passes_against_the_sample_project(pytester: pytest.Pytester) -> None:
+    """The README's pytest example, as written there, run beside a copy of the sample project."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    section = readme[readme.index("## Testing with pytest"):readme.index("## Runtimes")]
+    example = re.search(r"```python\n(.*?)```", section, re.S)
+    assert example is not None, "the README's pytest section has no python example"
+    shutil.copy(repo / "faasemu.yaml", pytester.path / "faasemu.yaml")
+    shutil.copytree(repo / "sample_functions", pytester.path / "sample_functions",
+                    ignore=shutil.ignore_patterns("__pycache__", ".faasemu"))
+    pytester.makepyfile(test_shop=example.group(1))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_shop.py", timeout=180)
+    result.assert_outcomes(passed=2)
