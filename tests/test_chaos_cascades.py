@@ -78,8 +78,8 @@ def verdicts(c: Campaign) -> dict[str, tuple[bool, bool | None, list[str]]]:
             for name, entry in c.report["functions"].items()}
 
 
-@pytest.mark.parametrize("seed, extra", [(11, ()), (4, ()), (11, ("--runs", "0"))],
-                         ids=["seed11", "seed4", "probes-only"])
+# A second seed is checked by the v2 scenarios (tests/test_chaos_v2_scenarios.py): within CI's time.
+@pytest.mark.parametrize("seed, extra", [(11, ()), (11, ("--runs", "0"))], ids=["seed11", "probes-only"])
 def test_verdicts_are_the_expected_ones_for_several_seeds_and_probes_alone(campaign, seed, extra) -> None:
     c = campaign(seed, *extra)
     assert verdicts(c) == EXPECTED, c.out

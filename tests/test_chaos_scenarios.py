@@ -2,7 +2,7 @@
 
 Every scenario folder is a project as a user writes it (`faasemu.yaml`, plain Lambda handlers using
 only the standard library, `schema.sql`, `events.jsonl`). It is copied into a temporary folder
-(campaigns write `.faasemu/`) and checked with `faasemu chaos events.jsonl --seed S --runs 20`; the
+(campaigns write `.faasemu/`) and checked with `faasemu chaos events.jsonl --seed S --runs 10`; the
 tests assert on the JSON report (docs/verification.md#reports), the JUnit file, the console and the
 counterexample files. Campaigns are cached per (scenario, seed, options, copy) so tests share one run.
 
@@ -34,7 +34,7 @@ from conftest import run_cli
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 SEED = 11
-RUNS = 20
+RUNS = 10
 CAMPAIGN_TIMEOUT = 180.0
 
 
