@@ -16,17 +16,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import run_cli
-
-SCENARIO = Path(__file__).resolve().parent / "scenarios" / "cascade"
-RUNS = 5
-CAMPAIGN_TIMEOUT = 240.0
+from scenario_campaigns import CAMPAIGN_TIMEOUT, campaigns, verdicts
 
 EXPECTED: dict[str, tuple[bool, bool | None, list[str]]] = {
     # function: (idempotent, order_tolerant, violation kinds)
@@ -37,45 +30,10 @@ EXPECTED: dict[str, tuple[bool, bool | None, list[str]]] = {
 }
 
 
-@dataclass
-class Campaign:
-    root: Path
-    proc: subprocess.CompletedProcess[str]
-    report: dict[str, Any]
-
-    @property
-    def out(self) -> str:
-        return self.proc.stdout + self.proc.stderr
-
-    def violation(self, function: str, kind: str) -> dict[str, Any]:
-        found = [v for v in self.report["functions"][function]["violations"] if v["kind"] == kind]
-        assert len(found) == 1, f"{function}: {self.report['functions'][function]['violations']}\n{self.out}"
-        return found[0]
-
-
-_CACHE: dict[tuple[Any, ...], Campaign] = {}
-
-
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory: pytest.TempPathFactory):
-    def run(seed: int, *extra: str, copy: int = 0) -> Campaign:
-        key = (seed, extra, copy)
-        if key not in _CACHE:
-            root = tmp_path_factory.mktemp(f"cascade-{seed}")
-            shutil.copytree(SCENARIO, root, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", ".faasemu"))
-            proc = run_cli("chaos", "events.jsonl", "--seed", str(seed), "--runs", str(RUNS), "--json", "report.json",
-                           *extra, cwd=root, timeout=CAMPAIGN_TIMEOUT)
-            assert proc.returncode in (0, 1), f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-            _CACHE[key] = Campaign(root, proc, json.loads((root / "report.json").read_text()))
-        return _CACHE[key]
-
-    return run
-
-
-def verdicts(c: Campaign) -> dict[str, tuple[bool, bool | None, list[str]]]:
-    return {name: (entry["idempotent"], entry["order_tolerant"], [v["kind"] for v in entry["violations"]])
-            for name, entry in c.report["functions"].items()}
+    run = campaigns(tmp_path_factory)
+    return lambda seed, *extra, copy=0: run("cascade", seed, *extra, copy=copy)
 
 
 # A second seed and the probes alone are checked on the v2 scenarios (tests/test_chaos_v2_scenarios.py),
