@@ -173,7 +173,8 @@ class Runner:
     async def close(self) -> None:
         for lane in self.lanes:
             if lane.topping_up is not None:
-                lane.topping_up.cancel()
+                lane.topping_up.cancel()  # and awaited: a worker it was starting is stopped, not left behind
+                await asyncio.gather(lane.topping_up, return_exceptions=True)
             await asyncio.gather(*(w.terminate() for w in lane.spares), return_exceptions=True)
             lane.spares.clear()
         self.watchdog.stop()
@@ -198,7 +199,11 @@ class Runner:
         async def spawn() -> None:
             while len(lane.spares) < len(self.used_functions):
                 worker = await WorkerProcess.spawn(self.manifest.root, self.output.append)
-                await worker.preload(runtimes)
+                try:
+                    await worker.preload(runtimes)
+                except BaseException:  # cancelled by close(), or the worker died: it is nobody's spare
+                    await worker.terminate()
+                    raise
                 lane.spares.append(worker)
 
         lane.topping_up = asyncio.get_running_loop().create_task(spawn())

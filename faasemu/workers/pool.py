@@ -311,7 +311,7 @@ class FunctionPool:
             failure = WorkerError("Runtime.ExitError", f"while loading the handler: {exc}")
         except asyncio.CancelledError:
             if worker is not None:  # `up` is stopping: a worker still importing must not outlive it
-                worker.kill("shutdown")
+                await worker.terminate()
             raise
         finally:
             self._starting[generation] -= 1
@@ -322,6 +322,9 @@ class FunctionPool:
         if failure is not None or worker is None or generation != self.generation or self.closing:
             if worker is not None:
                 worker.kill("load failed" if failure is not None else "stale")
+                dying = worker
+                self._retired.add(dying)  # until it is reaped: close() waits for it
+                dying.output.exited.add_done_callback(lambda _: self._retired.discard(dying))
             if failure is not None and generation == self.generation and not self.closing:
                 self._mark_broken(failure)
             else:
@@ -445,10 +448,12 @@ class FunctionPool:
         workers = [*self.idle, *self.busy, *self._retired, *self._loading]
         for worker in workers:
             worker.kill("shutdown")  # now, before any await: a worker stuck in its import reads no socket
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
         self.idle.clear()
-        await asyncio.gather(*(worker.terminate() for worker in workers), return_exceptions=True)
+        # the cancelled starts are awaited too: one cut off mid-spawn reaps its own process
+        await asyncio.gather(*tasks, *(worker.terminate() for worker in workers), return_exceptions=True)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -143,8 +143,9 @@ class WorkerProcess:
                 os.killpg(transport.get_pid(), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            transport.close()
             parent.close()
+            await _reap(protocol)  # reaped before the loop ends, or its transport warns when collected
+            transport.close()
             raise
         return cls(transport, protocol, channel)
 
@@ -273,6 +274,14 @@ class WorkerProcess:
         except (OSError, ValueError):
             pass
         return total
+
+
+async def _reap(output: _Output, timeout: float = 2.0) -> None:
+    """Wait (shielded: also while being cancelled) for a killed worker's exit to be reported."""
+    try:
+        await asyncio.wait_for(asyncio.shield(output.exited), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        pass
 
 
 def _rss(pid: int) -> int:
