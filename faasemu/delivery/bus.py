@@ -182,9 +182,11 @@ class Bus:
                 task.cancel()
 
     async def close(self) -> None:
-        for tasks in self.runners.values():
-            for task in tasks:
-                task.cancel()
+        everything = [task for tasks in self.runners.values() for task in tasks]
+        for task in everything:
+            task.cancel()
+        # awaited: a delivery cut off mid-call hands its worker back (killed) before the pools close
+        await asyncio.gather(*everything, return_exceptions=True)
         self._flush()
         self.log.close()
 
