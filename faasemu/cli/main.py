@@ -50,10 +50,10 @@ def main() -> None:
     """Run serverless functions locally, and find the handlers that are not idempotent or not order-tolerant."""
 
 
-def chaos_options(defaults: tuple[float, str, float, float],
-                  campaign: tuple[float, float] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def chaos_options(defaults: tuple[float, str, float, float], overlap: float = 0.0,
+                  crash: float | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The chaos model's flags (docs/verification.md#chaos-model), with each command's defaults;
-    `campaign` adds `--overlap` and `--crash` (their defaults), which only `chaos` models today."""
+    `crash` adds `--crash` (its default), which only `chaos` models today."""
     duplicates, shuffle, lost_ack, fail = defaults
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,14 +66,14 @@ def chaos_options(defaults: tuple[float, str, float, float],
                          help="Probability that a handler runs but its success is lost, so it is redelivered."),
             click.option("--fail", type=click.FloatRange(0, 1), default=fail, show_default=True,
                          help="Probability that a delivery fails before the handler runs, then is redelivered."),
+            click.option("--overlap", type=click.FloatRange(0, 1), default=overlap, show_default=True,
+                         help="Probability that a delivery's duplicate runs at the same time, on another "
+                              "worker (scale-out duplicates)."),
             click.option("--seed", type=int, help="Seed of every random choice (printed; random when omitted)."),
         ]
-        if campaign is not None:
-            options[4:4] = [
-                click.option("--overlap", type=click.FloatRange(0, 1), default=campaign[0], show_default=True,
-                             help="Probability that a delivery's duplicate runs at the same time, on another "
-                                  "instance (scale-out duplicates)."),
-                click.option("--crash", type=click.FloatRange(0, 1), default=campaign[1], show_default=True,
+        if crash is not None:
+            options[5:5] = [
+                click.option("--crash", type=click.FloatRange(0, 1), default=crash, show_default=True,
                              help="Probability that an invocation is killed after one of its steps (a commit, "
                                   "a sink call, an emitted event), then retried in a fresh instance."),
             ]
@@ -115,8 +115,8 @@ RETRY_DELAY = click.option("--retry-delay", type=click.FloatRange(0, 60), defaul
 @RETRY_DELAY
 @reports_errors
 def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str, ...], warm: bool, no_reload: bool,
-       log_format: str, quiet: bool, duplicates: float, shuffle: str, lost_ack: float, fail: float, seed: int | None,
-       retry_delay: float) -> None:
+       log_format: str, quiet: bool, duplicates: float, shuffle: str, lost_ack: float, fail: float, overlap: float,
+       seed: int | None, retry_delay: float) -> None:
     """Serve every function: HTTP routes, the event bus, hot reload, optional live chaos."""
     from faasemu.project.console import parse_log_format
     from faasemu.project.errors import UsageError
@@ -126,7 +126,7 @@ def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str
     for entry in allow_hosts:
         if problem := entry_problem(entry):
             raise UsageError(f"--allow-host: {problem}")
-    chaos = build_chaos(duplicates, shuffle, lost_ack, fail)
+    chaos = build_chaos(duplicates, shuffle, lost_ack, fail, overlap)
     run_up(UpOptions(manifest, host, port, warm, not no_reload, parse_log_format(log_format), quiet,
                      chaos, seed, retry_delay, allow_hosts=allow_hosts))
 
@@ -139,11 +139,11 @@ def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str
 @RETRY_DELAY
 @reports_errors
 def replay(events_file: str, manifest: str, target: str | None, duplicates: float, shuffle: str, lost_ack: float,
-           fail: float, seed: int | None, retry_delay: float) -> None:
+           fail: float, overlap: float, seed: int | None, retry_delay: float) -> None:
     """Deliver a file of events to the subscribed functions, optionally perturbed."""
     from faasemu.delivery.replay import ReplayOptions, run_replay
 
-    chaos = build_chaos(duplicates, shuffle, lost_ack, fail)
+    chaos = build_chaos(duplicates, shuffle, lost_ack, fail, overlap)
     raise SystemExit(run_replay(ReplayOptions(manifest, events_file, target, chaos, seed, retry_delay)))
 
 
@@ -157,7 +157,7 @@ def replay(events_file: str, manifest: str, target: str | None, duplicates: floa
               help="Write the JSON report here (always, whatever the exit code).")
 @click.option("--junit", "junit_path", metavar="FILE", help="Write JUnit XML here (always, whatever the exit code).")
 @click.option("--replay-cex", metavar="FILE", help="Re-run exactly the schedule of a saved counterexample.")
-@chaos_options((0.1, "5", 0.05, 0.05), campaign=(0.05, 0.05))
+@chaos_options((0.1, "5", 0.05, 0.05), overlap=0.05, crash=0.05)
 @reports_errors
 def chaos(events_file: str | None, manifest: str, runs: int, only: tuple[str, ...], json_path: str | None,
           junit_path: str | None, replay_cex: str | None, duplicates: float, shuffle: str, lost_ack: float,

@@ -43,8 +43,10 @@ from faasemu.events.model import data_bytes
 from faasemu.events.subscriptions import subscribers
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.workers.pool import Outcome
+from faasemu.workers.pool import Outcome, QueueTimeout, Unavailable
+from faasemu.workers.process import WorkerProcess
 
+OVERLAP = "overlap"  # the tag of a `--overlap` copy's row
 SHUFFLE_HOLD = 1.0  # live --shuffle holds deliveries at most this long (docs/delivery.md#live-chaos-in-up)
 
 
@@ -141,6 +143,7 @@ class Bus:
         self._flush_scheduled = False
         self._shuffle = chaos.shuffle_buffer() if chaos and chaos.window > 0 else None
         self._shuffle_timer: asyncio.TimerHandle | None = None
+        self._overlaps: dict[tuple[int, str], Pending] = {}  # (event seq, function) -> its `--overlap` copy
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -160,6 +163,7 @@ class Bus:
         """Queue pending deliveries this process does not hold yet (redriven from another process)."""
         self._flush()  # commit acknowledgements first, or a delivery just done still reads as pending
         held = {item[-1].row.key for queue in self.queues.values() for item in queue.heap} | self.inflight
+        held |= {item.row.key for item in self._overlaps.values()}
         if self._shuffle is not None:
             held |= {item.row.key for item in self._shuffle.held()}
         queued = 0
@@ -203,12 +207,14 @@ class Bus:
             names = [target] if target else subscribers(event["type"], functions)
             rows = []
             for name in names:
-                decision = self.chaos.decide(event["id"], name) if self.chaos else None
+                decision = self.chaos.decide(event["id"], name, self._serial(name, event)) if self.chaos else None
                 inject = decision.inject if decision else None
                 rows.append(DeliveryRow(0, name, 0, op, next_at=now, inject=inject, tags=inject or ""))
                 if decision and decision.duplicate:
                     delay = duplicate_delay(self.seed, name, event["id"])
                     rows.append(DeliveryRow(0, name, 1, op, next_at=now + delay, tags="duplicate"))
+                if decision and decision.overlap:  # started with the original, on a second worker
+                    rows.append(DeliveryRow(0, name, rows[-1].copy + 1, op, next_at=now, tags=OVERLAP))
             batch.append((event, origin, rows))
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._incoming.append((batch, future))
@@ -247,7 +253,10 @@ class Bus:
                     position += len(batch)
                 for event, _, rows in everything:
                     for row in rows:
-                        self._enqueue(Pending(row, event))
+                        if row.tags == OVERLAP:  # held beside its original, which takes it along
+                            self._overlaps[(row.event_seq, row.function)] = Pending(row, event)
+                        else:
+                            self._enqueue(Pending(row, event))
         dirty, self._dirty = self._dirty, []
         self.log.update(dirty)
 
@@ -257,6 +266,16 @@ class Bus:
         is long (32 connections' worth of requests), which starved deliveries."""
         self._dirty.append(row)
         self._flush()
+
+    def _serial(self, name: str, event: dict[str, Any]) -> bool:
+        """The platform never overlaps this delivery: `concurrency: 1` set explicitly, or an order value
+        (the same rule as the campaign's, chaos/model.py `canonical`)."""
+        pool = self.supervisor.pools.get(name)
+        if pool is None:
+            return True
+        spec = pool.spec
+        return (spec.concurrency_set and spec.concurrency == 1) or (
+            spec.order_key is not None and order_value(event, spec.order_key) is not None)
 
     def _order_key(self, item: Pending) -> tuple[str, str] | None:
         """(function, order value) for a function with an `order_key`: live `--shuffle` never lets a
@@ -309,26 +328,35 @@ class Bus:
         until `up` restarts, which no one would notice)."""
         while True:
             item = await queue.pop_due()
+            partner = self._overlaps.pop((item.row.event_seq, name), None) if item.row.copy == 0 else None
+            if partner is not None:
+                await self._run_overlap(name, item, partner)
+                continue
             items = self._batch(name, item, queue)
             if items:
                 await self._run_batch(name, items)
                 continue
-            self.inflight.add(item.row.key)
-            try:
-                settled = await self._deliver(name, item)
-            except Exception as exc:
-                self._internal_failure(name, item, exc)
-                settled = None
-            finally:
-                self.inflight.discard(item.row.key)
-            if settled is None:
-                continue
-            try:
-                self._report(name, item, settled)
-            except Exception as exc:
-                self.console.internal_error(
-                    f"could not log the delivery of event {item.event.get('id')!r} to {name} "
-                    f"({settled.status}): {type(exc).__name__}: {exc}")
+            await self._deliver_one(name, item)
+
+    async def _deliver_one(self, name: str, item: Pending, worker: WorkerProcess | None = None) -> None:
+        """Deliver, settle and report one delivery; a fault in faasemu's own code is logged and counted
+        as a failed attempt, never raised (it would end the delivery loop)."""
+        self.inflight.add(item.row.key)
+        try:
+            settled = await self._deliver(name, item, worker)
+        except Exception as exc:
+            self._internal_failure(name, item, exc)
+            settled = None
+        finally:
+            self.inflight.discard(item.row.key)
+        if settled is None:
+            return
+        try:
+            self._report(name, item, settled)
+        except Exception as exc:
+            self.console.internal_error(
+                f"could not log the delivery of event {item.event.get('id')!r} to {name} "
+                f"({settled.status}): {type(exc).__name__}: {exc}")
 
     def _internal_failure(self, name: str, item: Pending, exc: Exception) -> None:
         """Count a delivery that faasemu itself failed as a failed attempt: retried with backoff within
@@ -356,7 +384,25 @@ class Bus:
         if row.status == "pending":
             self._queue(item)
 
-    async def _deliver(self, name: str, item: Pending) -> Settled | None:
+    async def _run_overlap(self, name: str, item: Pending, partner: Pending) -> None:
+        """`--overlap`: the delivery and its copy start together, each on a loaded worker of its own,
+        the second lent beyond `concurrency` (a platform scaling out). Each is then settled and
+        reported as any delivery; a fault in one does not stop the other."""
+        pool = self.supervisor.pools.get(name)
+        held: list[WorkerProcess | None] = [None, None]
+        if pool is not None:
+            try:
+                held[0] = await pool.hold(pool.spec.timeout)
+                held[1] = await pool.lend(pool.spec.timeout)
+            except (Unavailable, QueueTimeout):
+                pass  # no second worker now: the two go one after the other, through the pool's queue
+        self.console.notice(f"chaos  overlap: event {item.event.get('id')} -> {name} and its copy start together "
+                            f"on {'two workers' if held[1] is not None else 'one worker (no second one free)'}",
+                            "yellow")
+
+        await asyncio.gather(self._deliver_one(name, item, held[0]), self._deliver_one(name, partner, held[1]))
+
+    async def _deliver(self, name: str, item: Pending, worker: WorkerProcess | None = None) -> Settled | None:
         """Attempt one delivery and settle its row (done, pending again, or dead); None when the
         function is gone. Reporting is left to `_report`, so a fault there cannot unsettle it."""
         pool = self.supervisor.pools.get(name)
@@ -369,20 +415,28 @@ class Bus:
         # The attempt is on disk before the handler runs: if faasemu dies now, the redelivery after
         # a restart is the next attempt, with new per-attempt ids, as a platform's would be.
         row.attempts += 1
-        self._persist(row)
+        try:
+            self._persist(row)
+        except BaseException:
+            if worker is not None:  # held for this delivery (`--overlap`): not lost with it
+                pool.give_back(worker)
+            raise
         started = time.perf_counter()
         if not runs_handler(inject):
             outcome = None
         elif row.op == "raw":
             inv = Invocation(invocation_id(pool.adapter_module, pool.spec, self.seed, event, row.copy, attempt), 0.0,
                              attempt)
-            outcome = await pool.call({"op": "raw", "inv": inv.to_wire()}, data_bytes(event) or b"{}")
+            outcome = await pool.call({"op": "raw", "inv": inv.to_wire()}, data_bytes(event) or b"{}", worker=worker)
         else:
             delivery = Delivery(event, attempt, request_id)
             # the runtime's request id: Lambda's async retries keep theirs (runtimes/request_ids.py)
             inv = Invocation(invocation_id(pool.adapter_module, pool.spec, self.seed, event, row.copy, attempt), 0.0,
                              attempt)
-            outcome = await pool.call({"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()})
+            outcome = await pool.call({"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()},
+                                      worker=worker)
+        if outcome is None and worker is not None:  # an injected lost ack never reaches the handler
+            pool.give_back(worker)
         ok = outcome is not None and outcome.ok
         tags = self._tags(row, inject)
         failed_before = row.attempts - 1 - row.budget_from
@@ -426,7 +480,11 @@ class Bus:
 
     @staticmethod
     def _tags(row: DeliveryRow, inject: Inject | None) -> list[str]:
-        return [inject] if inject else ["duplicate"] if row.copy else ["redelivery"] if row.tags else []
+        if inject:
+            return [inject]
+        if row.copy:
+            return ["duplicate", OVERLAP] if row.tags == OVERLAP else ["duplicate"]
+        return ["redelivery"] if row.tags else []
 
     # -- batches (docs/delivery.md#batches-sqs) ----------------------------------------------------
 

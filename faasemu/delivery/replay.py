@@ -44,7 +44,8 @@ from faasemu.project.spec import FunctionSpec, Manifest
 from faasemu.project.state import ensure_project_state
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.workers.pool import FunctionPool, Outcome, Watchdog
+from faasemu.workers.pool import FunctionPool, Outcome, QueueTimeout, Unavailable, Watchdog
+from faasemu.workers.process import WorkerProcess
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,13 @@ async def _execute(
             assert spec is not None
             pool = pools.get(ref.function) or pools.setdefault(
                 ref.function, FunctionPool(spec, manifest.root, env, observer, watch))
+            if steps[position].together and position + 1 < len(steps):  # --overlap: with its copy, on two workers
+                done = await run.overlap(pool, steps[position], steps[position + 1])
+                position += 2
+                for result in done:
+                    results.append(result)
+                    progress.advance()
+                continue
             group = _batch_of(steps, position, events, spec) if pool.adapter_module.delivers_batches(spec) else []
             if group:
                 done = await run.batch(pool, group)
@@ -237,8 +245,20 @@ class _Run:
     retry_delay: float
     attempts: Attempts
 
-    async def step(self, pool: FunctionPool, step: Step) -> StepResult:
-        """One delivery, one event per invocation: attempt, `decide`, backoff, until it is not `retry`."""
+    async def overlap(self, pool: FunctionPool, step: Step, copy: Step) -> list[StepResult]:
+        """A delivery and its copy started together, each on a loaded worker of its own, the second lent
+        beyond `concurrency` as a platform scales out (the same as `up --overlap`, delivery/bus.py)."""
+        held: list[WorkerProcess | None] = [None, None]
+        try:
+            held[0] = await pool.hold(pool.spec.timeout)
+            held[1] = await pool.lend(pool.spec.timeout)
+        except (Unavailable, QueueTimeout):
+            pass  # the handler cannot load, or no worker came in time: each goes through the pool's queue
+        return list(await asyncio.gather(self.step(pool, step, held[0]), self.step(pool, copy, held[1])))
+
+    async def step(self, pool: FunctionPool, step: Step, worker: WorkerProcess | None = None) -> StepResult:
+        """One delivery, one event per invocation: attempt, `decide`, backoff, until it is not `retry`.
+        `worker`: held for its first attempt (`overlap`)."""
         ref, spec = step.ref, pool.spec
         event = self.events[ref.event_index]
         result = StepResult(step, event)
@@ -255,7 +275,11 @@ class _Run:
                 outcome = await pool.call({
                     "op": "event", "delivery": Delivery(event, attempt, request_id).to_wire(),
                     "inv": Invocation(rid, 0.0, attempt).to_wire(),
-                })
+                }, worker=worker)
+                worker = None  # handed back by the call: a retry takes any worker
+            elif worker is not None:
+                pool.give_back(worker)
+                worker = None
             ok = outcome is not None and outcome.ok
             retryable = outcome is None or outcome.error is None or outcome.error.retryable
             decision = decide(inject=inject, ok=ok, failed_before=failures, retries=spec.retries,
@@ -348,9 +372,9 @@ def _print_results(results: list[StepResult], console: Console) -> None:
 
 def _post_to_target(options: ReplayOptions, events: list[dict[str, Any]], seed: int, console: Console) -> int:
     """Post the events, in the perturbed order, to a running `faasemu up` (which routes and retries)."""
-    if options.chaos.fail or options.chaos.lost_ack:
-        raise UsageError("--fail and --lost-ack need local delivery: run `faasemu up --fail P --lost-ack P` for "
-                         "live failures, or replay without --target")
+    if options.chaos.fail or options.chaos.lost_ack or options.chaos.overlap:
+        raise UsageError("--fail, --lost-ack and --overlap need local delivery: run `faasemu up --fail P "
+                         "--lost-ack P --overlap P` for live ones, or replay without --target")
     refs = [DeliveryRef(e["id"], "*", i, i) for i, e in enumerate(events)]
     _, steps = perturb(refs, options.chaos, seed) if options.chaos.active else ([], apply(refs, []))
     assert options.target is not None  # run_replay calls this only with --target

@@ -167,6 +167,8 @@ class FunctionPool:
         self._deadlines: dict[asyncio.Future[WorkerProcess], float] = {}
         self._old_busy = 0  # busy workers of earlier generations (retire when they finish)
         self._announce = -1  # the generation whose first successful load is worth a notice
+        self._extra = 0  # workers lent beyond `concurrency`, or being found for a `lend`
+        self._lent: set[WorkerProcess] = set()
 
     # -- environment -----------------------------------------------------------------------------
 
@@ -176,16 +178,19 @@ class FunctionPool:
 
     # -- invoking --------------------------------------------------------------------------------
 
-    async def call(self, header: dict[str, Any], body: bytes = b"", timeout: float | None = None) -> Outcome:
-        """Run one operation on a worker of this function; never raises for what the handler did."""
+    async def call(self, header: dict[str, Any], body: bytes = b"", timeout: float | None = None,
+                   *, worker: WorkerProcess | None = None) -> Outcome:
+        """Run one operation on a worker of this function; never raises for what the handler did.
+        `worker`: one this caller holds already (`hold`, `lend`), handed back when the call ends."""
         timeout = self.spec.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
-        try:
-            worker = await self._acquire(loop.time() + timeout)
-        except Unavailable as exc:
-            return Outcome("unavailable", error=exc.error, message=format_error(exc.error))
-        except QueueTimeout:
-            return Outcome("timeout", message=f"Task timed out after {timeout:.2f} seconds waiting for a worker")
+        if worker is None:
+            try:
+                worker = await self._acquire(loop.time() + timeout)
+            except Unavailable as exc:
+                return Outcome("unavailable", error=exc.error, message=format_error(exc.error))
+            except QueueTimeout:
+                return Outcome("timeout", message=f"Task timed out after {timeout:.2f} seconds waiting for a worker")
         cold_ms = self._cold.pop(worker, None)
         if "inv" in header:
             header["inv"]["deadline"] = time.time() + timeout
@@ -212,6 +217,28 @@ class FunctionPool:
         kind: OutcomeKind = "ok" if reply.get("ok") else "error"
         error = WorkerError.from_wire(reply["error"]) if reply.get("error") else None
         return Outcome(kind, reply, out, _ms(started), cold_ms, error)
+
+    async def hold(self, timeout: float) -> WorkerProcess:
+        """A loaded worker, reserved for the caller's next `call(worker=...)` (or `give_back`).
+        Raises Unavailable or QueueTimeout."""
+        return await self._acquire(asyncio.get_running_loop().time() + timeout)
+
+    async def lend(self, timeout: float) -> WorkerProcess:
+        """Like `hold`, but a worker beyond `concurrency` when none is idle: the instance a platform
+        scales out to for an overlapping duplicate (`--overlap`, docs/delivery.md#live-chaos-in-up).
+        It is retired once handed back, so the pool shrinks to its size again."""
+        self._extra += 1
+        try:
+            worker = await self._acquire(asyncio.get_running_loop().time() + timeout)
+        except BaseException:
+            self._extra -= 1
+            raise
+        self._lent.add(worker)
+        return worker
+
+    def give_back(self, worker: WorkerProcess) -> None:
+        """A held or lent worker that was not used after all."""
+        self._release(worker)
 
     async def _acquire(self, deadline: float) -> WorkerProcess:
         if self.broken is not None:
@@ -279,7 +306,7 @@ class FunctionPool:
             not self.closing
             and self.broken is None
             and self._starting_now() < len(self.waiters)
-            and self._count() < self.spec.concurrency
+            and self._count() < self.spec.concurrency + self._extra
         ):
             self._start_worker()
 
@@ -359,7 +386,12 @@ class FunctionPool:
             self.busy.discard(worker)
             if not self._current(worker):
                 self._old_busy -= 1
-        if not worker.alive or not self._current(worker) or self.closing:
+        surplus = False
+        if worker in self._lent:  # kept only if the pool has room for it without the lending
+            self._lent.discard(worker)
+            self._extra -= 1
+            surplus = self._count() >= self.spec.concurrency + self._extra
+        if surplus or not worker.alive or not self._current(worker) or self.closing:
             self._forget(worker)
             if self.warm and not self.closing and self.broken is None:
                 self._top_up()

@@ -154,7 +154,7 @@ class ScriptedChaos(LiveChaos):
     def __init__(self) -> None:
         super().__init__(ChaosOptions(), SEED)  # no shuffle: the bus holds nothing back
 
-    def decide(self, event_id: str, function: str) -> LiveDecision:
+    def decide(self, event_id: str, function: str, serial: bool = False) -> LiveDecision:
         return LiveDecision(inject=INJECT.get(event_id))
 
 
