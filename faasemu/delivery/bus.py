@@ -20,6 +20,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -144,6 +145,10 @@ class Bus:
         self._shuffle = chaos.shuffle_buffer() if chaos and chaos.window > 0 else None
         self._shuffle_timer: asyncio.TimerHandle | None = None
         self._overlaps: dict[tuple[int, str], Pending] = {}  # (event seq, function) -> its `--overlap` copy
+        # per-key FIFO (docs/delivery.md#ordering): order key -> the (event seq, function) whose rows hold
+        # it, and the deliveries of that key that wait for it, in the order they came due
+        self._key_holder: dict[tuple[str, str], tuple[int, str]] = {}
+        self._key_parked: dict[tuple[str, str], deque[Pending]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -164,6 +169,7 @@ class Bus:
         self._flush()  # commit acknowledgements first, or a delivery just done still reads as pending
         held = {item[-1].row.key for queue in self.queues.values() for item in queue.heap} | self.inflight
         held |= {item.row.key for item in self._overlaps.values()}
+        held |= {item.row.key for parked in self._key_parked.values() for item in parked}
         if self._shuffle is not None:
             held |= {item.row.key for item in self._shuffle.held()}
         queued = 0
@@ -285,6 +291,51 @@ class Bus:
         value = order_value(item.event, path) if path else None
         return None if value is None else (item.row.function, value)
 
+    def _claimable(self, item: Pending) -> bool:
+        key = self._order_key(item)
+        return key is None or self._key_holder.get(key, (item.row.event_seq, item.row.function)) == (
+            item.row.event_seq, item.row.function)
+
+    def _claim(self, item: Pending) -> bool:
+        """Whether `item` may be delivered now. A function with an `order_key` gets its deliveries of
+        one key one event at a time, as a FIFO queue's message group does: the first to come due
+        holds the key until every row of its event (retries, redeliveries, duplicates) is settled;
+        a later one is parked until then."""
+        key = self._order_key(item)
+        if key is None:
+            return True
+        mine = (item.row.event_seq, item.row.function)
+        if self._key_holder.setdefault(key, mine) == mine:
+            return True
+        self._key_parked.setdefault(key, deque()).append(item)
+        return False
+
+    def _unclaim(self, item: Pending) -> None:
+        """A row is done or dead: once its event has no open row left, the key goes to the next parked
+        delivery, queued again now."""
+        key = self._order_key(item)
+        mine = (item.row.event_seq, item.row.function)
+        if key is None or self._key_holder.get(key) != mine or self._still_open(item):
+            return
+        del self._key_holder[key]
+        parked = self._key_parked.get(key)
+        if parked:
+            following = parked.popleft()
+            if not parked:
+                del self._key_parked[key]
+            self._key_holder[key] = (following.row.event_seq, following.row.function)
+            self._queue(following)
+
+    def _still_open(self, item: Pending) -> bool:
+        """Another row of `item`'s event and function is queued, in flight or held back by --shuffle."""
+        seq, name = item.row.event_seq, item.row.function
+        queue = self.queues.get(name)
+        queued = [entry[-1] for entry in queue.heap] if queue is not None else []
+        held = self._shuffle.held() if self._shuffle is not None else []
+        return (any(k[0] == seq and k[1] == name and k != item.row.key for k in self.inflight)
+                or any(other.row.event_seq == seq and other.row.function == name and other is not item
+                       for other in [*queued, *held]))
+
     def _enqueue(self, item: Pending) -> None:
         if self._shuffle is None or item.row.copy > 0:
             self._queue(item)
@@ -328,6 +379,8 @@ class Bus:
         until `up` restarts, which no one would notice)."""
         while True:
             item = await queue.pop_due()
+            if not self._claim(item):
+                continue  # parked behind an earlier delivery of its order key
             partner = self._overlaps.pop((item.row.event_seq, name), None) if item.row.copy == 0 else None
             if partner is not None:
                 await self._run_overlap(name, item, partner)
@@ -383,6 +436,8 @@ class Bus:
             self.console.internal_error(f"could not store the state of that delivery: {persist_exc!r}")
         if row.status == "pending":
             self._queue(item)
+        else:
+            self._unclaim(item)
 
     async def _run_overlap(self, name: str, item: Pending, partner: Pending) -> None:
         """`--overlap`: the delivery and its copy start together, each on a loaded worker of its own,
@@ -477,6 +532,8 @@ class Bus:
         self._schedule_flush()
         if row.status == "pending":
             self._queue(item)
+        else:
+            self._unclaim(item)
 
     @staticmethod
     def _tags(row: DeliveryRow, inject: Inject | None) -> list[str]:
@@ -499,9 +556,11 @@ class Bus:
         ids = {first.event["id"]}
         while len(items) < pool.spec.batch_size:
             # one record per message id: a batch never holds two copies of one event
-            more = queue.pop_ready(lambda item: _batchable(item) and item.event["id"] not in ids)
+            more = queue.pop_ready(lambda item: _batchable(item) and item.event["id"] not in ids
+                                   and self._claimable(item))
             if more is None:
                 break
+            self._claim(more)
             items.append(more)
             ids.add(more.event["id"])
         return items
