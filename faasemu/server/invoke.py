@@ -112,7 +112,8 @@ def run_invoke(options: InvokeOptions) -> int:
     console = Console(file=sys.stderr)
     with LocalEffectServer() as effects:
         env = faasemu_env(ensure_project_state(manifest), *effect_urls(effects.base_url))
-        pool = FunctionPool(spec, manifest.root, env, _StderrObserver(console), Watchdog())
+        # attached: the handler's output goes straight to stderr and breakpoint() gets the terminal
+        pool = FunctionPool(spec, manifest.root, env, _StderrObserver(console), Watchdog(), attached=True)
         if options.http:
             code = asyncio.run(_run(pool, _http(pool, spec, options.http, raw), console, "http"))
         elif options.event_type or data_invocation(spec) == "event":

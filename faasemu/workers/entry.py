@@ -339,6 +339,21 @@ class Worker:
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal Server Error")
 
 
+def attach_debugger(sock: socket.socket) -> None:
+    """`breakpoint()` in a worker attached to the terminal (`faasemu invoke`): pdb on the terminal, and
+    the supervisor told first that the worker is paused, so no deadline kills it while a person reads
+    (the load alarm is disarmed too). docs/runtime-contract.md#debugging."""
+
+    def paused(*args: Any, **kwargs: Any) -> None:
+        import pdb
+
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        wire.write_frame(sock, {"op": "paused"})
+        pdb.Pdb().set_trace(sys._getframe(1))
+
+    sys.breakpointhook = paused
+
+
 def main(argv: list[str]) -> None:
     sys.dont_write_bytecode = True
     if isinstance(sys.stdout, io.TextIOWrapper):  # not when a test harness replaced it
@@ -346,6 +361,8 @@ def main(argv: list[str]) -> None:
     if len(argv) > 2:
         die_with_parent(int(argv[2]))
     sock = socket.socket(fileno=int(argv[1]))
+    if len(argv) > 3 and argv[3] == "attached":
+        attach_debugger(sock)
     worker = Worker(sock)
     while True:
         try:

@@ -142,13 +142,16 @@ class FunctionPool:
         watchdog: Watchdog,
         *,
         warm: bool = False,
+        attached: bool = False,
     ) -> None:
+        """`attached`: workers on the terminal, for `breakpoint()` (`faasemu invoke`, workers/process.py)."""
         self.spec = spec
         self.root = root
         self.extra_env = extra_env
         self.observer = observer
         self.watchdog = watchdog
         self.warm = warm
+        self.attached = attached
         self.adapter_module: Runtime = load_runtime(spec.runtime)  # the platform's pure half (contract.py)
         self.generation = 0
         self.idle: list[WorkerProcess] = []
@@ -323,7 +326,7 @@ class FunctionPool:
         spec = self.spec
         deadline = load_deadline(spec)
         try:
-            worker = await WorkerProcess.spawn(self.root, self._output)
+            worker = await WorkerProcess.spawn(self.root, self._output, attached=self.attached)
             if generation != self.generation or self.closing:
                 raise _Stale()
             self._loading[worker] = generation

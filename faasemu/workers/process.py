@@ -52,6 +52,7 @@ class _Channel(asyncio.Protocol):
         self.reader = wire.FrameReader()
         self.pending: asyncio.Future[wire.Frame] | None = None
         self.on_item: Callable[[dict[str, Any]], None] | None = None
+        self.on_paused: Callable[[], None] | None = None
         self.transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -63,6 +64,10 @@ class _Channel(asyncio.Protocol):
         # is streamed like `item` and is never the answer: without `on_item` it is dropped
         for frame in self.reader.feed(data):
             op = frame[0].get("op")
+            if op == "paused":  # at a breakpoint (an attached worker): never the answer
+                if self.on_paused is not None:
+                    self.on_paused()
+                continue
             if op == "gated" or (op == "item" and self.on_item is not None):
                 if self.on_item is not None:
                     self.on_item(frame[0])
@@ -112,9 +117,14 @@ class WorkerProcess:
         self.started = time.monotonic()
         self.ready_modules: list[str] = []
         self.deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        channel.on_paused = self._paused
 
     @classmethod
-    async def spawn(cls, root: str, output: OutputSink, env: dict[str, str] | None = None) -> WorkerProcess:
+    async def spawn(cls, root: str, output: OutputSink, env: dict[str, str] | None = None,
+                    *, attached: bool = False) -> WorkerProcess:
+        """`attached`: the worker reads this process's stdin and writes to its stderr directly (not
+        relayed line by line), so `breakpoint()` gives a usable pdb (`faasemu invoke`)."""
         loop = asyncio.get_running_loop()
         parent, child = socket.socketpair()
         try:
@@ -125,14 +135,17 @@ class WorkerProcess:
                 "faasemu.workers.entry",
                 str(child.fileno()),
                 str(os.getpid()),  # the worker ends itself if this process goes (entry.die_with_parent)
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
+                *(["attached"] if attached else []),
+                stdin=None if attached else subprocess.DEVNULL,
+                stdout=sys.stderr.fileno() if attached else subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 pass_fds=(child.fileno(),),
                 cwd=root,
                 # never the whole shell (faasemu/project/environment.py); `load` adds the function's own
                 env=env if env is not None else handler_base_env(os.environ),
-                start_new_session=True,  # a Ctrl+C in the terminal is the supervisor's to handle
+                # a Ctrl+C in the terminal is the supervisor's to handle; an attached worker stays in the
+                # terminal's foreground group, or reading the terminal would stop it (SIGTTIN)
+                start_new_session=not attached,
             )
         finally:
             child.close()
@@ -202,13 +215,14 @@ class WorkerProcess:
         assert self.channel.transport is not None
         self.deadline = loop.time() + timeout
         timer = None if watched else loop.call_later(timeout, self.expire)  # unwatched: e.g. loading
+        self._timer = timer
         if on_item is not None:
             def item_arrived(item: dict[str, Any]) -> None:
                 nonlocal timer
                 self.deadline = loop.time() + timeout
                 if timer is not None:
                     timer.cancel()
-                    timer = loop.call_later(timeout, self.expire)
+                    timer = self._timer = loop.call_later(timeout, self.expire)
                 on_item(item)
 
             self.channel.on_item = item_arrived
@@ -221,8 +235,16 @@ class WorkerProcess:
         finally:
             if timer is not None:
                 timer.cancel()
+            self._timer = None
             self.deadline = None
             self.channel.on_item = None
+
+    def _paused(self) -> None:
+        """The handler stopped at a breakpoint: the request in flight has no deadline any more."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.deadline = None
 
     def expire(self) -> None:
         """The deadline passed: kill the worker and fail the request in flight with WorkerTimeout."""
