@@ -111,12 +111,13 @@ RETRY_DELAY = click.option("--retry-delay", type=click.FloatRange(0, 60), defaul
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
               help="Per-invocation lines as text or as JSON objects.")
 @click.option("--quiet", is_flag=True, help="No per-invocation lines.")
+@click.option("--debug", metavar="FN", help="Give FN one worker attached to this terminal: breakpoint() stops in pdb.")
 @chaos_options((0.0, "0", 0.0, 0.0))
 @RETRY_DELAY
 @reports_errors
 def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str, ...], warm: bool, no_reload: bool,
-       log_format: str, quiet: bool, duplicates: float, shuffle: str, lost_ack: float, fail: float, overlap: float,
-       seed: int | None, retry_delay: float) -> None:
+       log_format: str, quiet: bool, debug: str | None, duplicates: float, shuffle: str, lost_ack: float, fail: float,
+       overlap: float, seed: int | None, retry_delay: float) -> None:
     """Serve every function: HTTP routes, the event bus, hot reload, optional live chaos."""
     from faasemu.project.console import parse_log_format
     from faasemu.project.errors import UsageError
@@ -128,7 +129,7 @@ def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str
             raise UsageError(f"--allow-host: {problem}")
     chaos = build_chaos(duplicates, shuffle, lost_ack, fail, overlap)
     run_up(UpOptions(manifest, host, port, warm, not no_reload, parse_log_format(log_format), quiet,
-                     chaos, seed, retry_delay, allow_hosts=allow_hosts))
+                     chaos, seed, retry_delay, allow_hosts=allow_hosts, debug=debug))
 
 
 @main.command()

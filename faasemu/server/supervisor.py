@@ -7,6 +7,7 @@ request sees either the old routes or the new ones, never a mix.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +33,10 @@ def host_routes(pool: FunctionPool) -> tuple[tuple[HttpTrigger, HttpResponse], .
 class Supervisor:
     """Owns the workers of every function of the current manifest."""
 
-    def __init__(self, manifest: Manifest, console: Console, extra_env: dict[str, str], *, warm: bool = False) -> None:
+    def __init__(self, manifest: Manifest, console: Console, extra_env: dict[str, str], *, warm: bool = False,
+                 debug: str | None = None) -> None:
         self.manifest = manifest
+        self.debug = debug  # `up --debug FN`: that function's one worker is attached to the terminal
         self.console = console
         self.extra_env = extra_env
         self.warm = warm
@@ -46,7 +49,12 @@ class Supervisor:
         self._build_router()
 
     def _new_pool(self, spec: FunctionSpec) -> FunctionPool:
-        return FunctionPool(spec, self.manifest.root, self.extra_env, self, self.watchdog, warm=self.warm)
+        return FunctionPool(self._as_run(spec), self.manifest.root, self.extra_env, self, self.watchdog,
+                            warm=self.warm, attached=spec.name == self.debug)
+
+    def _as_run(self, spec: FunctionSpec) -> FunctionSpec:
+        """The function debugged gets one worker (one terminal, one pdb at a time)."""
+        return dataclasses.replace(spec, concurrency=1) if spec.name == self.debug else spec
 
     def _build_router(self) -> None:
         pools = list(self.pools.values())
@@ -140,8 +148,8 @@ class Supervisor:
                 if self.warm:
                     self.pools[spec.name].start_warm()
                 changes.append(f"+{spec.name}")
-            elif pool.spec != spec:
-                pool.reload(spec)
+            elif pool.spec != self._as_run(spec):
+                pool.reload(self._as_run(spec))
                 changes.append(f"~{spec.name}")
         for name in [n for n in self.pools if new.function(n) is None]:
             pool = self.pools.pop(name)

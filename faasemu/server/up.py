@@ -34,6 +34,7 @@ class UpOptions:
     seed: int | None = None
     retry_delay: float = 0.5
     allow_hosts: tuple[str, ...] = ()  # --allow-host, added to the manifest's allow_hosts (faasemu/project/hosts.py)
+    debug: str | None = None  # --debug FN (docs/runtime-contract.md#debugging)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -120,6 +121,9 @@ def startup_rows(supervisor, base_url: str) -> list[tuple[str, str, str, str]]:
 
 def run_up(options: UpOptions) -> None:
     manifest = load_manifest(options.manifest)
+    if options.debug is not None and manifest.function(options.debug) is None:
+        names = ", ".join(spec.name for spec in manifest.functions) or "none"
+        raise UsageError(f"--debug {options.debug}: {options.manifest} has no such function (functions: {names})")
     lock = ProjectLock(manifest)  # before binding: a second `up` on the same port must name the first
     try:
         _run_up(options, manifest, lock)
@@ -140,7 +144,7 @@ def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock) -> None:
     from faasemu.server.supervisor import Supervisor
 
     env = project_env(manifest, base_url)
-    supervisor = Supervisor(manifest, console, env, warm=options.warm)
+    supervisor = Supervisor(manifest, console, env, warm=options.warm, debug=options.debug)
     seed = options.seed if options.seed is not None else (new_seed() if options.chaos.active else 0)
     chaos = LiveChaos(options.chaos, seed) if options.chaos.active else None
     log_path = events_db_path(manifest)
@@ -156,6 +160,9 @@ def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock) -> None:
         ("watching the project for changes · " if options.reload else "")
         + f"post events to {base_url}/_faasemu/events · Ctrl+C to stop",
     )
+    if options.debug is not None:
+        console.warning(f"debugging {options.debug}: one worker on this terminal; a breakpoint() stops in pdb here, "
+                        "and its timeout does not run while it is paused")
     if chaos is not None:
         flags = " ".join(options.chaos.flags())
         console.warning(f"live chaos: {flags} --seed {seed} (every injected perturbation is logged)")
