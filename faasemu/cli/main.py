@@ -6,6 +6,7 @@ Imports are lazy so that `faasemu invoke` costs little more than starting Python
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -171,18 +172,67 @@ def chaos(events_file: str | None, manifest: str, runs: int, only: tuple[str, ..
     raise SystemExit(run_chaos(options))
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @manifest_option
 @click.option("--dead", is_flag=True, help="Only dead letters.")
 @click.option("--redrive", metavar="ID|all", help="Deliver the dead letters of event ID (or all of them) again.")
 @click.option("--limit", type=click.IntRange(1), default=30, show_default=True, help="How many recent events.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
 @reports_errors
-def events(manifest: str, dead: bool, redrive: str | None, limit: int, as_json: bool) -> None:
-    """List recent events and their deliveries, dead letters; redrive them."""
+def events(ctx: click.Context, manifest: str, dead: bool, redrive: str | None, limit: int, as_json: bool) -> None:
+    """List recent events and their deliveries, dead letters; redrive them. `events new TYPE` prints a sample event."""
+    if ctx.invoked_subcommand is not None:
+        return
     from faasemu.delivery.inspect import run_events
 
     run_events(manifest, dead=dead, redrive=redrive, limit=limit, as_json=as_json)
+
+
+@events.command("new")
+@click.argument("kind", metavar="TYPE", required=False)
+@click.option("--data", help="The message body, detail or request body as JSON, or @FILE.")
+@click.option("--function", "function", default="my-function", show_default=True,
+              help="Names the queue, topic, rule or trigger.")
+@click.option("--type", "event_type", default="com.example.order.created", show_default=True,
+              help="The CloudEvent type (EventBridge's detail-type).")
+@click.option("--source", default="com.example.shop", show_default=True, help="The CloudEvent source.")
+@click.option("--bucket", default="my-bucket", show_default=True, help="s3: the bucket.")
+@click.option("--key", default="uploads/photo.jpg", show_default=True, help="s3: the object key.")
+@click.option("--size", type=click.IntRange(0), default=1024, show_default=True, help="s3: the object size.")
+@click.option("--method", default="POST", show_default=True, help="apigw-*: the HTTP method.")
+@click.option("--path", default="/orders", show_default=True, help="apigw-*: the path, with ?query if any.")
+@click.option("--region", default="us-east-1", show_default=True, help="The AWS region in ARNs.")
+@click.option("--jsonl", "jsonl", metavar="FILE",
+              help="Append the CloudEvent that faasemu delivers as this event to an events file instead.")
+@reports_errors
+def events_new(kind: str | None, data: str | None, function: str, event_type: str, source: str, bucket: str,
+               key: str, size: int, method: str, path: str, region: str, jsonl: str | None) -> None:
+    """Print a realistic platform event (as `sam local generate-event` does); no TYPE lists them."""
+    from faasemu.events.generators import GENERATORS, EventOptions, generate
+    from faasemu.project.errors import UsageError
+    from faasemu.server.invoke import parse_json, read_data
+
+    if kind is None:
+        for name, (_, what) in GENERATORS.items():
+            click.echo(f"{name:12} {what}")
+        return
+    if kind not in GENERATORS:
+        raise UsageError(f"events new {kind}: no such event type; one of: {', '.join(GENERATORS)}")
+    value = None
+    if data is not None:
+        raw, origin = read_data(data)
+        value = parse_json(raw, origin)
+    made = generate(kind, EventOptions(value, function, event_type, source, bucket, key, size, method, path, region))
+    if jsonl is None:
+        click.echo(json.dumps(made.event, indent=2))
+        return
+    if made.cloudevent is None:
+        raise UsageError(f"events new {kind} --jsonl: faasemu does not deliver {kind} events from an events file "
+                         "yet; --jsonl works for sqs, sns, eventbridge and cloudevent")
+    with open(jsonl, "a", encoding="utf-8") as file:
+        file.write(json.dumps(made.cloudevent) + "\n")
+    click.echo(f"appended event {made.cloudevent['id']} ({made.cloudevent['type']}) to {jsonl}", err=True)
 
 
 @main.command()

@@ -1,0 +1,91 @@
+"""`faasemu events new TYPE` prints realistic platform events; each is parsed by the model AWS's own
+Powertools parser (Pydantic) uses for that event source, so a shape that drifted from AWS's would
+fail here. `--jsonl` appends the CloudEvent that faasemu delivers as that shape, and a replay of that
+file gives the handler the same message. Real `faasemu` processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayProxyEventModel,
+    APIGatewayProxyEventV2Model,
+    EventBridgeModel,
+    S3Model,
+    SnsModel,
+    SqsModel,
+)
+from conftest import run_cli, write_project
+
+MODELS: dict[str, Any] = {
+    "sqs": SqsModel, "sns": SnsModel, "eventbridge": EventBridgeModel, "apigw-v1": APIGatewayProxyEventModel,
+    "apigw-v2": APIGatewayProxyEventV2Model, "s3": S3Model, "schedule": EventBridgeModel,
+}
+
+
+def new(*args: str, cwd: Path | None = None) -> Any:
+    result = run_cli("events", "new", *args, cwd=cwd)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_each_aws_event_parses_with_powertools_model(kind: str) -> None:
+    event = new(kind, "--data", '{"order": "o-7"}')
+    parse(event=event, model=MODELS[kind])
+
+
+def test_the_fields_people_change_land_where_the_platform_puts_them() -> None:
+    s3 = parse(event=new("s3", "--bucket", "photos", "--key", "2026/a b.jpg", "--size", "77"), model=S3Model)
+    record = s3.Records[0]
+    assert (record.s3.bucket.name, record.s3.object.key, record.s3.object.size) == ("photos", "2026/a+b.jpg", 77)
+    sqs = parse(event=new("sqs", "--data", '{"n": 1}', "--function", "orders"), model=SqsModel)
+    assert json.loads(sqs.Records[0].body) == {"n": 1} and sqs.Records[0].eventSourceARN.endswith(":orders")
+    v2 = parse(event=new("apigw-v2", "--method", "get", "--path", "/items/3?x=1"), model=APIGatewayProxyEventV2Model)
+    assert (v2.requestContext.http.method, v2.rawPath, v2.queryStringParameters) == ("GET", "/items/3", {"x": "1"})
+    scheduled = new("schedule", "--function", "nightly")
+    assert scheduled["detail-type"] == "Scheduled Event" and scheduled["resources"][0].endswith("rule/nightly-schedule")
+
+
+def test_without_a_type_it_lists_them_and_an_unknown_one_names_the_choices() -> None:
+    listing = run_cli("events", "new")
+    assert listing.returncode == 0 and "sqs" in listing.stdout and "s3" in listing.stdout, listing.stdout
+    wrong = run_cli("events", "new", "kafka")
+    assert wrong.returncode == 2 and "kafka" in wrong.stderr and "sqs, sns" in wrong.stderr, wrong.stderr
+
+
+def test_jsonl_appends_the_cloudevent_that_replay_delivers_as_that_shape(tmp_path: Path) -> None:
+    write_project(tmp_path, {"faasemu.yaml": """\
+        state:
+          dir: state
+        functions:
+          consume:
+            handler: app.py:handler
+            events: [com.example.*]
+            event_source: sqs
+    """, "app.py": """\
+import json, os
+
+
+def handler(event, context):
+    with open(os.path.join(os.environ["FAASEMU_STATE"], "got.json"), "w") as file:
+        json.dump(event, file)
+"""})
+    (tmp_path / "state").mkdir()
+    printed = new("sqs", "--data", '{"order": "o-9"}', "--function", "consume")
+    for _ in range(2):
+        result = run_cli("events", "new", "sqs", "--data", '{"order": "o-9"}', "--jsonl", "events.jsonl", cwd=tmp_path)
+        assert result.returncode == 0 and "appended event" in result.stderr, result.stderr
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["data"] == {"order": "o-9"} for line in lines)
+    (tmp_path / "events.jsonl").write_text(lines[0] + "\n")
+    replayed = run_cli("replay", "events.jsonl", cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    got = json.loads((tmp_path / "state" / "got.json").read_text())["Records"][0]
+    assert got["body"] == printed["Records"][0]["body"] and got["eventSource"] == "aws:sqs"
+    refused = run_cli("events", "new", "s3", "--jsonl", "events.jsonl", cwd=tmp_path)
+    assert refused.returncode == 2 and "--jsonl works for" in refused.stderr, refused.stderr
