@@ -153,10 +153,118 @@ class FaasemuUp:
             time.sleep(0.05)
 
 
+# -- chaos: verdicts as test items ------------------------------------------------------------
+
+PROPERTIES = ("idempotent", "order_tolerant")
+
+
+class ChaosReport:
+    """A finished `faasemu chaos` campaign: its JSON report (docs/verification.md#reports) and output."""
+
+    def __init__(self, report: dict[str, Any], output: str, exit_code: int) -> None:
+        self.report = report
+        self.output = output
+        self.exit_code = exit_code
+        self.functions: dict[str, Any] = report.get("functions", {})
+
+    def failure(self, function: str, prop: str) -> str | None:
+        """Why `function` is not `prop` (the counterexample and how to reproduce it), or None when it is."""
+        entry = self.functions.get(function)
+        if entry is None:
+            return f"{function}: no such function in the campaign's report (functions: {', '.join(self.functions)})"
+        if entry.get("load_error"):
+            error = entry["load_error"]
+            return f"{function} did not load: {error.get('type')}: {error.get('message')} ({error.get('where')})"
+        if entry.get(prop) is not False:
+            return None
+        kinds = {"order"} if prop == "order_tolerant" else None
+        found = next((v for v in entry["violations"] if (v["kind"] in kinds if kinds else v["kind"] != "order")), None)
+        if found is None:
+            return f"{function} is not {prop.replace('_', '-')}"
+        lines = [f"{function} is not {prop.replace('_', '-')} ({found['kind']}): {found.get('hint', '')}",
+                 "schedule:", *(f"  {json.dumps(step)}" for step in found["schedule"]),
+                 "diff:", json.dumps(found["diff"], indent=2),
+                 f"reproduce: {found['reproduce']}"]
+        return "\n".join(lines)
+
+    def assert_ok(self, function: str) -> None:
+        problems = [why for prop in PROPERTIES if (why := self.failure(function, prop))]
+        if problems:
+            raise AssertionError("\n\n".join(problems))
+
+
+def run_campaign(manifest: str, events: str | None = None, *, runs: int = 100, seed: int | None = None,
+                 only: tuple[str, ...] = ()) -> ChaosReport:
+    """Run `faasemu chaos` as a user would (a subprocess), and read its JSON report."""
+    with tempfile.TemporaryDirectory(prefix="faasemu-chaos-") as folder:
+        report_path = os.path.join(folder, "report.json")
+        command = [sys.executable, "-m", "faasemu", "chaos", *([events] if events else []), "-f", manifest,
+                   "--runs", str(runs), "--json", report_path, *(["--seed", str(seed)] if seed is not None else [])]
+        for name in only:
+            command += ["--only", name]
+        done = subprocess.run(command, cwd=os.path.dirname(os.path.abspath(manifest)), capture_output=True,
+                              text=True, env={**os.environ, "COLUMNS": "160"})
+        output = done.stdout + done.stderr
+        if done.returncode not in (0, 1) or not os.path.exists(report_path):
+            raise FaasemuError(f"faasemu chaos exited {done.returncode}:\n{output}")
+        with open(report_path, encoding="utf-8") as file:
+            return ChaosReport(json.load(file), output, done.returncode)
+
+
+class ChaosItem(pytest.Item):
+    """One function and property of the campaign `--faasemu-chaos` runs (once, for all its items)."""
+
+    def __init__(self, *, function: str, prop: str, campaign: ChaosReport, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.function = function
+        self.prop = prop
+        self.campaign = campaign
+
+    def runtest(self) -> None:
+        why = self.campaign.failure(self.function, self.prop)
+        entry = self.campaign.functions.get(self.function, {})
+        if why is None and entry.get(self.prop) is None and not entry.get("load_error"):
+            pytest.skip("nondeterministic outcome" if entry.get("nondeterministic_outcome") else "not exercised")
+        if why is not None:
+            raise FaasemuError(why)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, FaasemuError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"faasemu chaos: {self.function} {self.prop.replace('_', '-')}"
+
+
+def _manifest(config: pytest.Config) -> str:
+    return str(config.getoption("--faasemu-manifest") or os.path.join(str(config.invocation_params.dir),
+                                                                     "faasemu.yaml"))
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--faasemu-chaos [EVENTS]`: one campaign, its verdicts added as items (function x property)."""
+    events = config.getoption("--faasemu-chaos")
+    if events is None:
+        return
+    campaign = run_campaign(_manifest(config), events or None, runs=config.getoption("--faasemu-chaos-runs"),
+                            seed=config.getoption("--faasemu-seed"))
+    for function in campaign.functions:
+        for prop in PROPERTIES:
+            items.append(ChaosItem.from_parent(session, name=f"faasemu-chaos[{function}-{prop}]",
+                                               function=function, prop=prop, campaign=campaign))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("faasemu")
     group.addoption("--faasemu-manifest", default=None, metavar="FILE",
                     help="the project the faasemu_up fixture serves (default: faasemu.yaml here)")
+    group.addoption("--faasemu-chaos", nargs="?", const="", default=None, metavar="EVENTS",
+                    help="run a faasemu chaos campaign on EVENTS (default: the events `faasemu up` recorded) "
+                         "and add one test per function and property")
+    group.addoption("--faasemu-chaos-runs", type=int, default=100, metavar="N",
+                    help="random schedules of --faasemu-chaos after the probes (default 100)")
+    group.addoption("--faasemu-seed", type=int, default=None, metavar="S", help="the seed of --faasemu-chaos")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -165,9 +273,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def _faasemu_session(request: pytest.FixtureRequest) -> Iterator[FaasemuUp]:
-    manifest = request.config.getoption("--faasemu-manifest") or os.path.join(str(request.config.invocation_params.dir),
-                                                                               "faasemu.yaml")
-    server = FaasemuUp(manifest).start()
+    server = FaasemuUp(_manifest(request.config)).start()
     try:
         yield server
     finally:
@@ -180,3 +286,15 @@ def faasemu_up(_faasemu_session: FaasemuUp, request: pytest.FixtureRequest) -> F
     if request.node.get_closest_marker("faasemu_reset") is not None:
         _faasemu_session.reset()
     return _faasemu_session
+
+
+@pytest.fixture
+def faasemu_chaos(pytestconfig: pytest.Config) -> Any:
+    """`faasemu_chaos(events=None, runs=100, seed=None, only=())` runs a campaign on the project and
+    returns its ChaosReport: `.assert_ok(fn)` fails with the counterexample and the reproduce command."""
+
+    def run(events: str | None = None, *, runs: int = 100, seed: int | None = None,
+            only: tuple[str, ...] = ()) -> ChaosReport:
+        return run_campaign(_manifest(pytestconfig), events, runs=runs, seed=seed, only=only)
+
+    return run

@@ -112,3 +112,74 @@ def test_the_readme_example_passes_against_the_sample_project(pytester: pytest.P
     pytester.makepyfile(test_shop=example.group(1))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_shop.py", timeout=180)
     result.assert_outcomes(passed=2)
+
+
+CHAOS_MANIFEST = """\
+    name: chaos-plugin-test
+    state:
+      schema: schema.sql
+    functions:
+      credit:
+        handler: bank.py:credit
+        events: [account.credited]
+      record:
+        handler: bank.py:record
+        events: [account.credited]
+"""
+BANK = '''\
+import os, sqlite3
+
+
+def credit(event, context):
+    """Adds the amount on every delivery: a duplicate credits twice."""
+    d = event["detail"]
+    with sqlite3.connect(os.environ["FAASEMU_STATE"]) as db:
+        db.execute("INSERT INTO balances VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET amount = amount + "
+                   "excluded.amount", (d["account"], d["amount"]))
+
+
+def record(event, context):
+    """Keyed by the event id: a duplicate changes nothing."""
+    with sqlite3.connect(os.environ["FAASEMU_STATE"]) as db:
+        db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (event["id"],))
+'''
+CHAOS_EVENTS = "".join(
+    f'{{"type": "account.credited", "id": "c{n}", "data": {{"account": "{a}", "amount": {n + 1}}}}}\n'
+    for n, a in enumerate(["alice", "bob", "alice"]))
+
+
+def chaos_project(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", faasemu=textwrap.dedent(CHAOS_MANIFEST))
+    pytester.makefile(".sql", schema="CREATE TABLE balances (account TEXT PRIMARY KEY, amount INTEGER);\n"
+                                     "CREATE TABLE seen (id TEXT PRIMARY KEY);\n")
+    pytester.makepyfile(bank=BANK)
+    pytester.makefile(".jsonl", events=CHAOS_EVENTS)
+
+
+def test_faasemu_chaos_option_turns_verdicts_into_test_items(pytester: pytest.Pytester) -> None:
+    chaos_project(pytester)
+    pytester.makepyfile(test_nothing="def test_own():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_nothing.py", "--faasemu-chaos",
+                                           "events.jsonl", "--faasemu-chaos-runs", "3", "--faasemu-seed", "7",
+                                           "-rA", timeout=300)
+    result.assert_outcomes(passed=4, failed=1)  # the team's own test, record x2, credit order-tolerant; credit idempotent
+    out = result.stdout.str()
+    assert "FAILED" in out and "faasemu-chaos[credit-idempotent]" in out, out
+    assert "credit is not idempotent" in out and "reproduce: faasemu chaos" in out and "--seed 7" in out, out
+    assert "PASSED" in out and "faasemu-chaos[record-idempotent]" in out, out
+
+
+def test_faasemu_chaos_fixture_runs_a_campaign_from_a_test(pytester: pytest.Pytester) -> None:
+    chaos_project(pytester)
+    pytester.makepyfile(test_bank=textwrap.dedent("""\
+        import pytest
+
+        def test_record_survives_duplicates(faasemu_chaos):
+            faasemu_chaos("events.jsonl", runs=0, seed=3, only=("record",)).assert_ok("record")
+
+        def test_credit_does_not(faasemu_chaos):
+            with pytest.raises(AssertionError, match="credit is not idempotent"):
+                faasemu_chaos("events.jsonl", runs=0, seed=3, only=("credit",)).assert_ok("credit")
+    """))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_bank.py", timeout=300)
+    result.assert_outcomes(passed=2)
