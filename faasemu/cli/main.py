@@ -209,8 +209,8 @@ def events(ctx: click.Context, manifest: str, dead: bool, redrive: str | None, l
 def events_new(kind: str | None, data: str | None, function: str, event_type: str, source: str, bucket: str,
                key: str, size: int, method: str, path: str, region: str, jsonl: str | None) -> None:
     """Print a realistic platform event (as `sam local generate-event` does); no TYPE lists them."""
-    from faasemu.events.generators import GENERATORS, EventOptions, generate
     from faasemu.project.errors import UsageError
+    from faasemu.runtimes.sample_events import GENERATORS, EventOptions, generate
     from faasemu.server.invoke import parse_json, read_data
 
     if kind is None:

@@ -196,6 +196,8 @@ class ChaosReport:
 def run_campaign(manifest: str, events: str | None = None, *, runs: int = 100, seed: int | None = None,
                  only: tuple[str, ...] = ()) -> ChaosReport:
     """Run `faasemu chaos` as a user would (a subprocess), and read its JSON report."""
+    manifest = os.path.abspath(manifest)  # the campaign runs in the manifest's folder
+    events = os.path.abspath(events) if events else None
     with tempfile.TemporaryDirectory(prefix="faasemu-chaos-") as folder:
         report_path = os.path.join(folder, "report.json")
         command = [sys.executable, "-m", "faasemu", "chaos", *([events] if events else []), "-f", manifest,
@@ -221,6 +223,8 @@ class ChaosItem(pytest.Item):
         self.campaign = campaign
 
     def runtest(self) -> None:
+        if not self.function:
+            raise FaasemuError(self.campaign.output)
         why = self.campaign.failure(self.function, self.prop)
         entry = self.campaign.functions.get(self.function, {})
         if why is None and entry.get(self.prop) is None and not entry.get("load_error"):
@@ -247,8 +251,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     events = config.getoption("--faasemu-chaos")
     if events is None:
         return
-    campaign = run_campaign(_manifest(config), events or None, runs=config.getoption("--faasemu-chaos-runs"),
-                            seed=config.getoption("--faasemu-seed"))
+    try:
+        campaign = run_campaign(_manifest(config), events or None, runs=config.getoption("--faasemu-chaos-runs"),
+                                seed=config.getoption("--faasemu-seed"))
+    except FaasemuError as exc:  # unusable input, a broken project: one failing item saying why
+        broken = ChaosReport({}, str(exc), 2)
+        items.append(ChaosItem.from_parent(session, name="faasemu-chaos", function="", prop="", campaign=broken))
+        return
     for function in campaign.functions:
         for prop in PROPERTIES:
             items.append(ChaosItem.from_parent(session, name=f"faasemu-chaos[{function}-{prop}]",

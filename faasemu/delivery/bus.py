@@ -55,6 +55,7 @@ SHUFFLE_HOLD = 1.0  # live --shuffle holds deliveries at most this long (docs/de
 class Pending:
     row: DeliveryRow
     event: dict[str, Any]
+    claimed: tuple[str, str] | None = None  # the order key this row holds (Bus._claim), as it was then
 
 
 @dataclass(slots=True)
@@ -190,6 +191,7 @@ class Bus:
         for name in [n for n in self.runners if n not in self.supervisor.pools]:
             for task in self.runners.pop(name):
                 task.cancel()
+            self._drop_keys(name)
 
     async def close(self) -> None:
         everything = [task for tasks in self.runners.values() for task in tasks]
@@ -306,6 +308,7 @@ class Bus:
             return True
         mine = (item.row.event_seq, item.row.function)
         if self._key_holder.setdefault(key, mine) == mine:
+            item.claimed = key
             return True
         self._key_parked.setdefault(key, deque()).append(item)
         return False
@@ -313,25 +316,38 @@ class Bus:
     def _unclaim(self, item: Pending) -> None:
         """A row is done or dead: once its event has no open row left, the key goes to the next parked
         delivery, queued again now."""
-        key = self._order_key(item)
+        key = item.claimed  # the key it held, even if the manifest's order_key changed since
         mine = (item.row.event_seq, item.row.function)
         if key is None or self._key_holder.get(key) != mine or self._still_open(item):
             return
         del self._key_holder[key]
-        parked = self._key_parked.get(key)
+        parked = self._key_parked.pop(key, None)
         if parked:
             following = parked.popleft()
-            if not parked:
-                del self._key_parked[key]
-            self._key_holder[key] = (following.row.event_seq, following.row.function)
-            self._queue(following)
+            holder = (following.row.event_seq, following.row.function)
+            self._key_holder[key] = holder
+            for other in [following, *(p for p in parked if (p.row.event_seq, p.row.function) == holder)]:
+                self._queue(other)  # every row of the next event: its duplicate is not left parked behind
+            rest = deque(p for p in parked if (p.row.event_seq, p.row.function) != holder)
+            if rest:
+                self._key_parked[key] = rest
+
+    def _drop_keys(self, name: str) -> None:
+        """A function removed from the manifest: its keys are let go and its parked deliveries forgotten
+        here (they stay pending in the log, for a later `up` or a redrive)."""
+        for key in [k for k, holder in self._key_holder.items() if holder[1] == name]:
+            del self._key_holder[key]
+        for key in [k for k in self._key_parked if k[0] == name]:
+            del self._key_parked[key]
 
     def _still_open(self, item: Pending) -> bool:
-        """Another row of `item`'s event and function is queued, in flight or held back by --shuffle."""
+        """Another row of `item`'s event and function is queued, in flight, parked or held back by --shuffle."""
         seq, name = item.row.event_seq, item.row.function
         queue = self.queues.get(name)
         queued = [entry[-1] for entry in queue.heap] if queue is not None else []
         held = self._shuffle.held() if self._shuffle is not None else []
+        if item.claimed is not None:
+            held = [*held, *self._key_parked.get(item.claimed, ())]
         return (any(k[0] == seq and k[1] == name and k != item.row.key for k in self.inflight)
                 or any(other.row.event_seq == seq and other.row.function == name and other is not item
                        for other in [*queued, *held]))
@@ -451,11 +467,20 @@ class Bus:
                 held[1] = await pool.lend(pool.spec.timeout)
             except (Unavailable, QueueTimeout):
                 pass  # no second worker now: the two go one after the other, through the pool's queue
+            except BaseException:
+                if held[0] is not None:
+                    pool.give_back(held[0])
+                raise
         self.console.notice(f"chaos  overlap: event {item.event.get('id')} -> {name} and its copy start together "
                             f"on {'two workers' if held[1] is not None else 'one worker (no second one free)'}",
                             "yellow")
 
-        await asyncio.gather(self._deliver_one(name, item, held[0]), self._deliver_one(name, partner, held[1]))
+        try:
+            await asyncio.gather(self._deliver_one(name, item, held[0]), self._deliver_one(name, partner, held[1]))
+        finally:  # a worker not handed to its call (cancelled first, a fault before it) goes back
+            for worker in held:
+                if worker is not None and pool is not None:
+                    pool.give_back(worker)
 
     async def _deliver(self, name: str, item: Pending, worker: WorkerProcess | None = None) -> Settled | None:
         """Attempt one delivery and settle its row (done, pending again, or dead); None when the
@@ -470,12 +495,7 @@ class Bus:
         # The attempt is on disk before the handler runs: if faasemu dies now, the redelivery after
         # a restart is the next attempt, with new per-attempt ids, as a platform's would be.
         row.attempts += 1
-        try:
-            self._persist(row)
-        except BaseException:
-            if worker is not None:  # held for this delivery (`--overlap`): not lost with it
-                pool.give_back(worker)
-            raise
+        self._persist(row)  # on a fault, a worker held for this delivery goes back in _run_overlap
         started = time.perf_counter()
         if not runs_handler(inject):
             outcome = None
@@ -490,8 +510,6 @@ class Bus:
                              attempt)
             outcome = await pool.call({"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()},
                                       worker=worker)
-        if outcome is None and worker is not None:  # an injected lost ack never reaches the handler
-            pool.give_back(worker)
         ok = outcome is not None and outcome.ok
         tags = self._tags(row, inject)
         failed_before = row.attempts - 1 - row.budget_from
@@ -557,7 +575,8 @@ class Bus:
         while len(items) < pool.spec.batch_size:
             # one record per message id: a batch never holds two copies of one event
             more = queue.pop_ready(lambda item: _batchable(item) and item.event["id"] not in ids
-                                   and self._claimable(item))
+                                   and self._claimable(item)
+                                   and (item.row.event_seq, name) not in self._overlaps)  # goes with its copy
             if more is None:
                 break
             self._claim(more)

@@ -250,11 +250,16 @@ class _Run:
         beyond `concurrency` as a platform scales out (the same as `up --overlap`, delivery/bus.py)."""
         held: list[WorkerProcess | None] = [None, None]
         try:
-            held[0] = await pool.hold(pool.spec.timeout)
-            held[1] = await pool.lend(pool.spec.timeout)
-        except (Unavailable, QueueTimeout):
-            pass  # the handler cannot load, or no worker came in time: each goes through the pool's queue
-        return list(await asyncio.gather(self.step(pool, step, held[0]), self.step(pool, copy, held[1])))
+            try:
+                held[0] = await pool.hold(pool.spec.timeout)
+                held[1] = await pool.lend(pool.spec.timeout)
+            except (Unavailable, QueueTimeout):
+                pass  # the handler cannot load, or no worker came in time: each goes through the pool's queue
+            return list(await asyncio.gather(self.step(pool, step, held[0]), self.step(pool, copy, held[1])))
+        finally:  # a worker not handed to its call (cancelled first) goes back
+            for worker in held:
+                if worker is not None:
+                    pool.give_back(worker)
 
     async def step(self, pool: FunctionPool, step: Step, worker: WorkerProcess | None = None) -> StepResult:
         """One delivery, one event per invocation: attempt, `decide`, backoff, until it is not `retry`.
@@ -277,9 +282,6 @@ class _Run:
                     "inv": Invocation(rid, 0.0, attempt).to_wire(),
                 }, worker=worker)
                 worker = None  # handed back by the call: a retry takes any worker
-            elif worker is not None:
-                pool.give_back(worker)
-                worker = None
             ok = outcome is not None and outcome.ok
             retryable = outcome is None or outcome.error is None or outcome.error.retryable
             decision = decide(inject=inject, ok=ok, failed_before=failures, retries=spec.retries,

@@ -54,7 +54,8 @@ class Supervisor:
 
     def _as_run(self, spec: FunctionSpec) -> FunctionSpec:
         """The function debugged gets one worker (one terminal, one pdb at a time)."""
-        return dataclasses.replace(spec, concurrency=1) if spec.name == self.debug else spec
+        # concurrency_set: never overlapped either (`--overlap` would lend it a second attached worker)
+        return dataclasses.replace(spec, concurrency=1, concurrency_set=True) if spec.name == self.debug else spec
 
     def _build_router(self) -> None:
         pools = list(self.pools.values())

@@ -172,6 +172,7 @@ class FunctionPool:
         self._announce = -1  # the generation whose first successful load is worth a notice
         self._extra = 0  # workers lent beyond `concurrency`, or being found for a `lend`
         self._lent: set[WorkerProcess] = set()
+        self._held: set[WorkerProcess] = set()  # held or lent, not yet passed to `call` or given back
 
     # -- environment -----------------------------------------------------------------------------
 
@@ -187,7 +188,9 @@ class FunctionPool:
         `worker`: one this caller holds already (`hold`, `lend`), handed back when the call ends."""
         timeout = self.spec.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
-        if worker is None:
+        if worker is not None:
+            self._held.discard(worker)
+        else:
             try:
                 worker = await self._acquire(loop.time() + timeout)
             except Unavailable as exc:
@@ -224,7 +227,9 @@ class FunctionPool:
     async def hold(self, timeout: float) -> WorkerProcess:
         """A loaded worker, reserved for the caller's next `call(worker=...)` (or `give_back`).
         Raises Unavailable or QueueTimeout."""
-        return await self._acquire(asyncio.get_running_loop().time() + timeout)
+        worker = await self._acquire(asyncio.get_running_loop().time() + timeout)
+        self._held.add(worker)
+        return worker
 
     async def lend(self, timeout: float) -> WorkerProcess:
         """Like `hold`, but a worker beyond `concurrency` when none is idle: the instance a platform
@@ -237,11 +242,15 @@ class FunctionPool:
             self._extra -= 1
             raise
         self._lent.add(worker)
+        self._held.add(worker)
         return worker
 
     def give_back(self, worker: WorkerProcess) -> None:
-        """A held or lent worker that was not used after all."""
-        self._release(worker)
+        """A held or lent worker not passed to `call` (yet): back to the pool; any other, nothing.
+        Safe to call in a `finally` whatever happened to it."""
+        if worker in self._held:
+            self._held.discard(worker)
+            self._release(worker)
 
     async def _acquire(self, deadline: float) -> WorkerProcess:
         if self.broken is not None:
@@ -369,6 +378,9 @@ class FunctionPool:
             self.observer.load_recovered(self.spec.name, self._cold[worker])
         self.idle.append(worker)
         self._hand_out()
+        if worker in self.idle and self._count() > self.spec.concurrency + self._extra:
+            self.idle.remove(worker)  # started for a `lend` that gave up meanwhile: not a worker too many
+            self._forget(worker)
 
     def _hand_out(self) -> None:
         while self.waiters and self.idle:
@@ -389,11 +401,12 @@ class FunctionPool:
             self.busy.discard(worker)
             if not self._current(worker):
                 self._old_busy -= 1
-        surplus = False
-        if worker in self._lent:  # kept only if the pool has room for it without the lending
+        if worker in self._lent:
             self._lent.discard(worker)
             self._extra -= 1
-            surplus = self._count() >= self.spec.concurrency + self._extra
+        # kept only if the pool has room for it: a worker started for a `lend` that gave up, or one
+        # that was lent, must not leave the pool above `concurrency` for good
+        surplus = not self.waiters and self._count() >= self.spec.concurrency + self._extra
         if surplus or not worker.alive or not self._current(worker) or self.closing:
             self._forget(worker)
             if self.warm and not self.closing and self.broken is None:

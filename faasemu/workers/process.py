@@ -154,8 +154,11 @@ class WorkerProcess:
         except BaseException:  # cancelled (Ctrl+C) between the two: the process must not be left behind
             try:
                 os.killpg(transport.get_pid(), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            except (ProcessLookupError, PermissionError):  # an attached worker leads no group of its own
+                try:
+                    transport.kill()
+                except ProcessLookupError:
+                    pass
             parent.close()
             await _reap(protocol)  # reaped before the loop ends, or its transport warns when collected
             transport.close()

@@ -13,6 +13,9 @@ from typing import Any
 import httpx
 from conftest import run_cli, write_project
 
+from faasemu.chaos.live import LiveChaos
+from faasemu.chaos.model import ChaosOptions
+
 HANDLER = '''\
 import json, os, time
 
@@ -89,3 +92,44 @@ def test_replay_overlap_to_a_running_up_is_refused_with_the_way_out(tmp_path: Pa
     result = run_cli("replay", "events.jsonl", "--target", "http://127.0.0.1:9", "--overlap", "0.5", cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--overlap" in result.stderr and "faasemu up" in result.stderr, result.stderr
+
+
+BATCH_HANDLER = '''\
+import json, os
+
+
+def handler(event, context):
+    for record in event["Records"]:
+        name = f"{record['messageId']}-{record['attributes']['ApproximateReceiveCount']}.json"
+        with open(os.path.join(os.environ["FAASEMU_STATE"], name), "w") as file:
+            json.dump({"pid": os.getpid()}, file)
+'''
+
+
+def test_up_overlap_on_a_batching_function_delivers_every_copy(run_server, tmp_path: Path) -> None:
+    """An original taken into another delivery's SQS batch would strand its copy: it is not taken."""
+    manifest = write_project(tmp_path, {"faasemu.yaml": """\
+        state:
+          dir: state
+        functions:
+          batcher:
+            handler: app.py:handler
+            events: [order.*]
+            event_source: sqs
+            batch_size: 5
+    """, "app.py": BATCH_HANDLER})
+    (tmp_path / "state").mkdir()
+    server = run_server(manifest, "--overlap", "0.5", "--seed", "3", "--retry-delay", "0.05")
+    events = [{"type": "order.placed", "id": f"b{n}", "data": {}} for n in range(10)]
+    response = httpx.post(f"{server.url}/_faasemu/events", content=json.dumps(events).encode(),
+                          headers={"content-type": "application/cloudevents-batch+json"})
+    assert response.status_code == 202, response.text
+    live = LiveChaos(ChaosOptions(overlap=0.5), 3)  # the decisions `up --seed 3` draws, keyed by event id
+    overlapped = {n for n in range(10) if live.decide(f"b{n}", "batcher").overlap}
+    assert 0 < len(overlapped) < 10  # some alone (so batched), some with a copy
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list((tmp_path / "state").glob("*.json"))) < 10 + len(overlapped):
+        time.sleep(0.05)
+    expected = sorted([f"b{n}-1" for n in range(10)] + [f"b{n}-2" for n in overlapped])
+    time.sleep(0.5)
+    assert sorted(p.stem for p in (tmp_path / "state").glob("*.json")) == expected, server.output()

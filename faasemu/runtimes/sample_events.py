@@ -5,7 +5,8 @@ The shapes faasemu itself delivers (SQS, SNS, EventBridge, API Gateway's two pay
 from the runtime that delivers them (runtimes/aws_lambda.py), so what this prints is exactly what a
 handler receives from `faasemu up`; the others (S3, a schedule) follow the AWS documentation's
 examples. Each generator also gives the CloudEvent that `faasemu up`/`replay` turns into that shape,
-when there is one (`--jsonl` appends it to an events file). docs/delivery.md#event-generators.
+when there is one (`--jsonl` appends it to an events file). docs/delivery.md#event-generators. In the
+runtimes layer: it builds events with the aws-lambda runtime's own builders.
 """
 
 from __future__ import annotations
