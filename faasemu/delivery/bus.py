@@ -44,7 +44,7 @@ from faasemu.events.model import data_bytes
 from faasemu.events.subscriptions import subscribers
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.workers.pool import Outcome, QueueTimeout, Unavailable
+from faasemu.workers.pool import Outcome
 from faasemu.workers.process import WorkerProcess
 
 OVERLAP = "overlap"  # the tag of a `--overlap` copy's row
@@ -460,27 +460,13 @@ class Bus:
         the second lent beyond `concurrency` (a platform scaling out). Each is then settled and
         reported as any delivery; a fault in one does not stop the other."""
         pool = self.supervisor.pools.get(name)
-        held: list[WorkerProcess | None] = [None, None]
-        if pool is not None:
-            try:
-                held[0] = await pool.hold(pool.spec.timeout)
-                held[1] = await pool.lend(pool.spec.timeout)
-            except (Unavailable, QueueTimeout):
-                pass  # no second worker now: the two go one after the other, through the pool's queue
-            except BaseException:
-                if held[0] is not None:
-                    pool.give_back(held[0])
-                raise
-        self.console.notice(f"chaos  overlap: event {item.event.get('id')} -> {name} and its copy start together "
-                            f"on {'two workers' if held[1] is not None else 'one worker (no second one free)'}",
-                            "yellow")
-
-        try:
-            await asyncio.gather(self._deliver_one(name, item, held[0]), self._deliver_one(name, partner, held[1]))
-        finally:  # a worker not handed to its call (cancelled first, a fault before it) goes back
-            for worker in held:
-                if worker is not None and pool is not None:
-                    pool.give_back(worker)
+        if pool is None:  # removed from the manifest: both stay pending in the log for a later `up`
+            return
+        async with pool.pair(pool.spec.timeout) as (first, second):
+            self.console.notice(f"chaos  overlap: event {item.event.get('id')} -> {name} and its copy start together "
+                                f"on {'two workers' if second is not None else 'one worker (no second one free)'}",
+                                "yellow")
+            await asyncio.gather(self._deliver_one(name, item, first), self._deliver_one(name, partner, second))
 
     async def _deliver(self, name: str, item: Pending, worker: WorkerProcess | None = None) -> Settled | None:
         """Attempt one delivery and settle its row (done, pending again, or dead); None when the

@@ -44,7 +44,7 @@ from faasemu.project.spec import FunctionSpec, Manifest
 from faasemu.project.state import ensure_project_state
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.workers.pool import FunctionPool, Outcome, QueueTimeout, Unavailable, Watchdog
+from faasemu.workers.pool import FunctionPool, Outcome, Watchdog
 from faasemu.workers.process import WorkerProcess
 
 
@@ -248,18 +248,8 @@ class _Run:
     async def overlap(self, pool: FunctionPool, step: Step, copy: Step) -> list[StepResult]:
         """A delivery and its copy started together, each on a loaded worker of its own, the second lent
         beyond `concurrency` as a platform scales out (the same as `up --overlap`, delivery/bus.py)."""
-        held: list[WorkerProcess | None] = [None, None]
-        try:
-            try:
-                held[0] = await pool.hold(pool.spec.timeout)
-                held[1] = await pool.lend(pool.spec.timeout)
-            except (Unavailable, QueueTimeout):
-                pass  # the handler cannot load, or no worker came in time: each goes through the pool's queue
-            return list(await asyncio.gather(self.step(pool, step, held[0]), self.step(pool, copy, held[1])))
-        finally:  # a worker not handed to its call (cancelled first) goes back
-            for worker in held:
-                if worker is not None:
-                    pool.give_back(worker)
+        async with pool.pair(pool.spec.timeout) as (first, second):
+            return list(await asyncio.gather(self.step(pool, step, first), self.step(pool, copy, second)))
 
     async def step(self, pool: FunctionPool, step: Step, worker: WorkerProcess | None = None) -> StepResult:
         """One delivery, one event per invocation: attempt, `decide`, backoff, until it is not `retry`.

@@ -10,9 +10,11 @@ requests wait for new-generation workers, so no request fails because of a reloa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -244,6 +246,24 @@ class FunctionPool:
         self._lent.add(worker)
         self._held.add(worker)
         return worker
+
+    @contextlib.asynccontextmanager
+    async def pair(self, timeout: float) -> AsyncIterator[tuple[WorkerProcess | None, WorkerProcess | None]]:
+        """Two loaded workers for a delivery and its overlapping copy (`--overlap`, `hold` then `lend`);
+        None for one that cannot be had now (the handler cannot load, none came in time), whose
+        delivery then goes through the queue. Those not passed to `call` go back on exit."""
+        held: list[WorkerProcess | None] = [None, None]
+        try:
+            try:
+                held[0] = await self.hold(timeout)
+                held[1] = await self.lend(timeout)
+            except (Unavailable, QueueTimeout):
+                pass
+            yield held[0], held[1]
+        finally:
+            for worker in held:
+                if worker is not None:
+                    self.give_back(worker)
 
     def give_back(self, worker: WorkerProcess) -> None:
         """A held or lent worker not passed to `call` (yet): back to the pool; any other, nothing.
