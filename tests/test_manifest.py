@@ -320,7 +320,7 @@ def test_empty_manifest(project: Path) -> None:
 def test_manifest_not_a_mapping(project: Path) -> None:
     assert error("- a\n- b\n") == (
         "faasemu.yaml:1: the manifest must be a mapping of name, host, port, allow_hosts, env_file, env, state, "
-        "functions, not a list"
+        "functions, triggers, not a list"
     )
 
 
@@ -622,7 +622,7 @@ def test_empty_event_type(project: Path) -> None:
 
 def test_state_with_two_kinds(project: Path) -> None:
     assert error("state:\n  sqlite: a.db\n  dir: files\nfunctions: {}\n") == (
-        "faasemu.yaml:3: state: choose one of sqlite, dir or hooks, not sqlite and dir"
+        "faasemu.yaml:3: state: choose one of sqlite, postgres, dir or hooks, not sqlite and dir"
     )
 
 
@@ -634,7 +634,8 @@ def test_state_schema_missing(project: Path) -> None:
 
 def test_state_schema_needs_sqlite(project: Path) -> None:
     assert error("state:\n  dir: files\n  schema: schema.sql\nfunctions: {}\n") == (
-        "faasemu.yaml:3: state.schema: only with state.sqlite (SQL applied to every fresh database), not with state.dir"
+        "faasemu.yaml:3: state.schema: only with state.sqlite or state.postgres (SQL applied to every fresh "
+        "database), not with state.dir"
     )
 
 

@@ -242,13 +242,17 @@ def events_new(kind: str | None, data: str | None, function: str, event_type: st
 @click.option("--event", "event_type", metavar="TYPE", help="Deliver --data as the data of a CloudEvent of this type.")
 @click.option("--http", nargs=2, metavar="METHOD PATH",
               help="Send an HTTP request to the function (--data is the body).")
+@click.option("--trigger", metavar="NAME",
+              help='POST the Hasura payload of trigger NAME, as its webhook gets it (--data \'{"new": {...}}\').')
+@click.option("--op", type=click.Choice(["INSERT", "UPDATE", "DELETE", "MANUAL"], case_sensitive=False),
+              help="The op of a --trigger payload (default: from --data's old and new rows).")
 @reports_errors
 def invoke(function: str, manifest: str, data: str | None, event_type: str | None,
-           http: tuple[str, str] | None) -> None:
+           http: tuple[str, str] | None, trigger: str | None, op: str | None) -> None:
     """Invoke one function once, without a server, and print its result."""
     from faasemu.server.invoke import InvokeOptions, run_invoke
 
-    raise SystemExit(run_invoke(InvokeOptions(manifest, function, data, event_type, http)))
+    raise SystemExit(run_invoke(InvokeOptions(manifest, function, data, event_type, http, trigger, op)))
 
 
 @main.command("manifest")

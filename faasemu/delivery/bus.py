@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from faasemu.chaos.live import LiveChaos
 from faasemu.chaos.model import Inject, order_value
@@ -40,8 +40,11 @@ from faasemu.delivery.policy import (
     runs_handler,
     stored_inject,
 )
+from faasemu.delivery.webhooks import WEBHOOK_OP, answer, change_summary, trigger_of, webhook_request
 from faasemu.events.model import data_bytes
 from faasemu.events.subscriptions import subscribers
+from faasemu.project.spec import TriggerSpec
+from faasemu.project.triggers import HASURA_INTERVAL
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
 from faasemu.workers.pool import Outcome
@@ -49,6 +52,14 @@ from faasemu.workers.process import WorkerProcess
 
 OVERLAP = "overlap"  # the tag of a `--overlap` copy's row
 SHUFFLE_HOLD = 1.0  # live --shuffle holds deliveries at most this long (docs/delivery.md#live-chaos-in-up)
+
+
+class Relay(Protocol):
+    """What the bus needs of delivery/relay.py's TriggerRelay (which imports the bus)."""
+
+    def start(self) -> None: ...
+    def poke(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -129,8 +140,11 @@ class Bus:
         seed: int = 0,
         chaos: LiveChaos | None = None,
         retry_delay: float = 0.5,
+        triggers: Callable[[], tuple[TriggerSpec, ...]] = tuple,
     ) -> None:
         self.log = log
+        self.triggers = triggers  # the manifest's current triggers, for webhook deliveries
+        self.relay: Relay | None = None  # moves captured table changes in (delivery/relay.py), when any
         self.supervisor = supervisor
         self.console = supervisor.console
         self.seed = seed
@@ -163,6 +177,8 @@ class Bus:
             if row.function in self.queues:
                 self.queues[row.function].push(Pending(row, event))
                 reopened += 1
+        if self.relay is not None:
+            self.relay.start()
         return reopened
 
     def requeue_open(self) -> int:
@@ -194,6 +210,8 @@ class Bus:
             self._drop_keys(name)
 
     async def close(self) -> None:
+        if self.relay is not None:  # nothing more comes in, then the deliveries stop
+            await self.relay.close()
         everything = [task for tasks in self.runners.values() for task in tasks]
         for task in everything:
             task.cancel()
@@ -418,6 +436,8 @@ class Bus:
             settled = None
         finally:
             self.inflight.discard(item.row.key)
+            if self.relay is not None:  # the handler may have written a row a trigger captures
+                self.relay.poke()
         if settled is None:
             return
         try:
@@ -489,6 +509,12 @@ class Bus:
             inv = Invocation(invocation_id(pool.adapter_module, pool.spec, self.seed, event, row.copy, attempt), 0.0,
                              attempt)
             outcome = await pool.call({"op": "raw", "inv": inv.to_wire()}, data_bytes(event) or b"{}", worker=worker)
+        elif row.op == WEBHOOK_OP:  # a captured change: POSTed as Hasura posts to a webhook
+            request = webhook_request(pool.spec, trigger_of(event, self.triggers()), event, attempt,
+                                      int(time.time() * 1000))
+            inv = Invocation(request_id, 0.0, attempt)
+            outcome = await pool.call({"op": "http", "req": request.to_wire(), "inv": inv.to_wire()}, request.body,
+                                      worker=worker)
         else:
             delivery = Delivery(event, attempt, request_id)
             # the runtime's request id: Lambda's async retries keep theirs (runtimes/request_ids.py)
@@ -497,20 +523,29 @@ class Bus:
             outcome = await pool.call({"op": "event", "delivery": delivery.to_wire(), "inv": inv.to_wire()},
                                       worker=worker)
         ok = outcome is not None and outcome.ok
+        retries, delay, error = pool.spec.retries, None, None
+        if row.op == WEBHOOK_OP and outcome is not None:  # Hasura's rules (delivery/webhooks.py)
+            trigger = trigger_of(event, self.triggers())
+            retries = trigger.retries if trigger is not None else 0
+            answered = answer(outcome.kind, outcome.reply)
+            ok = answered.ok
+            delay = answered.retry_after if answered.retry_after is not None else \
+                trigger.interval if trigger is not None else HASURA_INTERVAL
+            if not ok and answered.status is not None and outcome.error is None:
+                error = f"the webhook answered HTTP {answered.status} (Hasura retries anything but 2xx)"
         tags = self._tags(row, inject)
         failed_before = row.attempts - 1 - row.budget_from
         retryable = outcome is None or outcome.error is None or outcome.error.retryable
-        decision = decide(inject=inject, ok=ok, failed_before=failed_before, retries=pool.spec.retries,
+        decision = decide(inject=inject, ok=ok, failed_before=failed_before, retries=retries,
                           retryable=retryable)
-        error = None
-        if outcome is not None:
+        if outcome is not None and error is None:
             error = outcome.error.headline if outcome.error else (outcome.message or outcome.kind)
-        self._settle(item, decision, inject, failed_before, error)
+        self._settle(item, decision, inject, failed_before, error, delay=delay)
         ms = (time.perf_counter() - started) * 1000
         return Settled(decision.label, attempt, tags, ms, outcome)
 
     def _settle(self, item: Pending, decision: Decision, inject: Inject | None, failed_before: int,
-                error: str | None, now: float | None = None) -> None:
+                error: str | None, now: float | None = None, delay: float | None = None) -> None:
         """Store what the policy decided on the row (in the next commit), and queue it again if pending.
 
         `now`: the moment the attempt ended (one for all records of a batch, so that records retried
@@ -531,7 +566,8 @@ class Bus:
                 row.status = "dead"
             else:
                 row.status = "pending"
-                row.next_at = now + backoff(self.retry_delay, failed_before + 1)
+                # a trigger's fixed interval (Hasura's interval_sec), else the bus's doubling backoff
+                row.next_at = now + (delay if delay is not None else backoff(self.retry_delay, failed_before + 1))
         self._dirty.append(row)
         self._schedule_flush()
         if row.status == "pending":
@@ -667,10 +703,11 @@ class Bus:
             note += f" -> retry in {max(0.0, row.next_at - time.time()):.1f} s"
         elif settled.status == "dead":
             note += "  -> dead letter (faasemu events --dead)"
+        what = change_summary(event) if row.op == WEBHOOK_OP else f"event {event['type']}"
         if settled.outcome is None:
-            self.console.invocation(name, f"event {event['type']}", settled.status, settled.ms, note=note)
+            self.console.invocation(name, what, settled.status, settled.ms, note=note)
         else:
-            self.supervisor.report(name, f"event {event['type']}", settled.status, settled.outcome, note)
+            self.supervisor.report(name, what, settled.status, settled.outcome, note)
 
 
 def _batchable(item: Pending) -> bool:

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (event_seq, function, copy)
 );
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(status) WHERE status != 'done';
+CREATE INDEX IF NOT EXISTS events_by_id ON events(id);
 """
 
 
@@ -206,6 +207,19 @@ class EventLog:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    @_reports_corruption
+    def known_ids(self, ids: list[str], source_prefix: str = "faasemu/triggers/") -> set[str]:
+        """Which of these event ids (from sources starting with `source_prefix`) the log already holds:
+        the trigger relay stores a captured change once, though a crash made it read it twice."""
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(row[0] for row in self.db.execute(
+                f"SELECT id FROM events WHERE id IN ({marks}) AND source LIKE ? || '%'",
+                (*chunk, source_prefix)))
+        return found
 
     @_reports_corruption
     def open_deliveries(self) -> list[tuple[DeliveryRow, dict[str, Any]]]:

@@ -11,6 +11,7 @@ import urllib.request
 from rich.table import Table
 
 from faasemu.delivery.eventlog import DeliveryRow, EventLog, events_json
+from faasemu.delivery.webhooks import change_summary
 from faasemu.project.console import plain, rich_console
 from faasemu.project.errors import UsageError
 from faasemu.project.manifest import load_manifest
@@ -50,7 +51,8 @@ def run_events(manifest_path: str, *, dead: bool, redrive: str | None, limit: in
         shown: list[DeliveryRow | None] = [*rows] if rows else [None]
         for row in shown:
             # Every cell is a Text: ids, types, origins and handler errors are user text, never markup.
-            cells = [received, stored.event["id"], stored.event["type"], stored.origin] if first else ["", "", "", ""]
+            kind = change_summary(stored.event) if stored.origin == "trigger" else stored.event["type"]
+            cells = [received, stored.event["id"], kind, stored.origin] if first else ["", "", "", ""]
             texts = [plain(cell) for cell in cells]
             if row is None:
                 texts += [plain("(no subscriber)"), plain(""), plain(""), plain("")]

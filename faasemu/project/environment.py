@@ -81,7 +81,10 @@ def faasemu_env(state: str, sink_url: str, events_url: str) -> dict[str, str]:
     >>> faasemu_env("/p/.faasemu/state.db", *effect_urls("http://127.0.0.1:8000/_faasemu"))["FAASEMU_SINK_URL"]
     'http://127.0.0.1:8000/_faasemu/sink'
     """
-    return {"FAASEMU_STATE": state, "FAASEMU_SINK_URL": sink_url, "FAASEMU_EVENTS_URL": events_url}
+    env = {"FAASEMU_STATE": state, "FAASEMU_SINK_URL": sink_url, "FAASEMU_EVENTS_URL": events_url}
+    if state.startswith(("postgresql://", "postgres://")):
+        env["DATABASE_URL"] = state  # what psycopg, SQLAlchemy, Django and hosting platforms read
+    return env
 
 
 class ReferenceProblem(ValueError):

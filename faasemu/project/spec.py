@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-StateKind = Literal["sqlite", "dir", "hooks"]
+StateKind = Literal["sqlite", "dir", "hooks", "postgres"]
+TriggerOp = Literal["insert", "update", "delete"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,12 @@ class FunctionSpec:
 
 @dataclass(frozen=True, slots=True)
 class StateSpec:
-    """The `state:` section. `path` is the sqlite file or the folder; hooks are `module:fn` strings."""
+    """The `state:` section. `path` is the sqlite file or the folder; hooks are `module:fn` strings.
+
+    `postgres` (kind "postgres") is "auto" (a private server faasemu runs under `.faasemu/postgres/`,
+    project/postgres.py) or the URL of the user's own server; `schema` is SQL applied once to a new
+    database, on SQLite and PostgreSQL alike.
+    """
 
     kind: StateKind = "sqlite"
     path: str | None = None
@@ -78,6 +84,30 @@ class StateSpec:
     ignore: tuple[str, ...] = ()
     reset_hook: str | None = None
     snapshot_hook: str | None = None
+    postgres: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerSpec:
+    """One `triggers:` entry: a Hasura-style event trigger on a table of the state database.
+
+    A committed change to `table` (in `schema`, None meaning SQLite's main database or PostgreSQL's
+    `public`) with an operation in `on` is captured in the same transaction and delivered to the
+    `webhook` function as Hasura's payload in an HTTP POST. `columns`: an update fires only when one
+    of them changes (empty: any column). `retries` is Hasura's `retry_conf.num_retries` (default 0),
+    `interval` its `interval_sec` (seconds between attempts, default 10). `line`: where the manifest
+    names the trigger, for located errors found later (a table the database does not have).
+    """
+
+    name: str
+    table: str
+    webhook: str
+    on: tuple[TriggerOp, ...] = ("insert", "update", "delete")
+    columns: tuple[str, ...] = ()
+    schema: str | None = None
+    retries: int = 0
+    interval: float = 10.0
+    line: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +129,7 @@ class Manifest:
     functions: tuple[FunctionSpec, ...] = ()
     allow_hosts: tuple[str, ...] = ()
     env_file: str | None = None
+    triggers: tuple[TriggerSpec, ...] = ()
 
     def function(self, name: str) -> FunctionSpec | None:
         for spec in self.functions:

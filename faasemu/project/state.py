@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import ModuleType
 
 from faasemu.project.errors import CorruptDatabase, ManifestError
 from faasemu.project.paths import ProjectPaths
@@ -16,6 +20,33 @@ from faasemu.project.private import is_project_folder, private_folder
 from faasemu.project.spec import Manifest
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class OpenState:
+    """The project's state while a command runs.
+
+    `location` is what handlers get in $FAASEMU_STATE (a SQLite file, a folder, or a PostgreSQL URL,
+    which they also get as $DATABASE_URL); `capture` the capture module of its database
+    (project/capture_sqlite.py or capture_postgres.py) when the manifest has triggers, else None.
+    """
+
+    location: str
+    capture: ModuleType | None = None
+
+
+@contextmanager
+def open_project_state(manifest: Manifest) -> Iterator[OpenState]:
+    """The project's state for `up` and `invoke`: created when absent (never reset), with the
+    manifest's triggers installed in it and every stale one dropped (project/capture_sqlite.py)."""
+    location = ensure_project_state(manifest)
+    if manifest.state.kind != "sqlite":
+        yield OpenState(location)
+        return
+    from faasemu.project import capture_sqlite
+
+    capture_sqlite.install(location, manifest.triggers, manifest.path)
+    yield OpenState(location, capture_sqlite if manifest.triggers else None)
 
 
 def ensure_project_state(manifest: Manifest) -> str:

@@ -10,22 +10,26 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
+import os
 import sys
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from faasemu.delivery.effects import LocalEffectServer
 from faasemu.delivery.policy import attempt_id
+from faasemu.delivery.webhooks import webhook_request
+from faasemu.project.capture import change_event, manual_change
 from faasemu.project.console import Console
 from faasemu.project.environment import effect_urls, faasemu_env
 from faasemu.project.errors import InputFileError, UsageError
 from faasemu.project.failures import WorkerError
 from faasemu.project.manifest import load_manifest
 from faasemu.project.platforms import PLATFORMS
-from faasemu.project.spec import FunctionSpec, Manifest
-from faasemu.project.state import ensure_project_state
+from faasemu.project.spec import FunctionSpec, Manifest, TriggerSpec
+from faasemu.project.state import open_project_state
 from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
 from faasemu.runtimes.request_ids import invocation_id
 from faasemu.server.router import MethodNotAllowed, Router
@@ -39,6 +43,8 @@ class InvokeOptions:
     data: str | None = None
     event_type: str | None = None
     http: tuple[str, str] | None = None
+    trigger: str | None = None  # --trigger NAME: Hasura's payload of that trigger, POSTed as its webhook gets it
+    op: str | None = None  # --op: the trigger payload's op, when --data's rows do not say it
 
 
 class _StderrObserver:
@@ -63,6 +69,14 @@ def find_function(manifest: Manifest, name: str, given_path: str) -> FunctionSpe
     close = difflib.get_close_matches(name, names, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else f"; functions: {', '.join(names)}"
     raise UsageError(f"{given_path} has no function '{name}'{hint}")
+
+
+def find_trigger(manifest: Manifest, name: str) -> TriggerSpec:
+    for trigger in manifest.triggers:
+        if trigger.name == name:
+            return trigger
+    names = ", ".join(t.name for t in manifest.triggers) or "none (add a triggers: section)"
+    raise UsageError(f"--trigger {name}: {os.path.basename(manifest.path)} has no such trigger; triggers: {names}")
 
 
 def read_data(data: str | None) -> tuple[bytes, str]:
@@ -106,15 +120,30 @@ def data_invocation(spec: FunctionSpec) -> str:
 def run_invoke(options: InvokeOptions) -> int:
     manifest = load_manifest(options.manifest)
     spec = find_function(manifest, options.function, options.manifest)
-    if not options.http and not options.event_type:
+    if sum(bool(x) for x in (options.http, options.event_type, options.trigger)) > 1:
+        raise UsageError("choose one of --http, --event and --trigger")
+    if options.op and not options.trigger:
+        raise UsageError("--op goes with --trigger NAME (the op of a trigger's payload)")
+    trigger = find_trigger(manifest, options.trigger) if options.trigger else None
+    if not options.http and not options.event_type and trigger is None:
         data_invocation(spec)  # before any worker starts: a usage error costs nothing
     raw, origin = read_data(options.data)
+    change = None
+    if trigger is not None:
+        change = manual_change(trigger, parse_json(raw, origin) or {}, options.op, datetime.now(UTC),
+                               kind=manifest.state.kind)
     console = Console(file=sys.stderr)
-    with LocalEffectServer() as effects:
-        env = faasemu_env(ensure_project_state(manifest), *effect_urls(effects.base_url))
+    with LocalEffectServer() as effects, open_project_state(manifest) as state:
+        env = faasemu_env(state.location, *effect_urls(effects.base_url))
         # attached: the handler's output goes straight to stderr and breakpoint() gets the terminal
         pool = FunctionPool(spec, manifest.root, env, _StderrObserver(console), Watchdog(), attached=True)
-        if options.http:
+        if trigger is not None and change is not None:
+            event = change_event(change, spec.name)
+            request = webhook_request(spec, trigger, event, 1, int(time.time() * 1000))
+            inv = Invocation(str(uuid.uuid4()), 0.0)
+            message = ({"op": "http", "req": request.to_wire(), "inv": inv.to_wire()}, request.body)
+            code = asyncio.run(_run(pool, message, console, "http"))
+        elif options.http:
             code = asyncio.run(_run(pool, _http(pool, spec, options.http, raw), console, "http"))
         elif options.event_type or data_invocation(spec) == "event":
             data = parse_json(raw, origin)

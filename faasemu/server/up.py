@@ -18,7 +18,7 @@ from faasemu.project.manifest import load_manifest
 from faasemu.project.ownership import ProjectLock, remove_server_marker, write_server_marker
 from faasemu.project.paths import ProjectPaths
 from faasemu.project.spec import Manifest
-from faasemu.project.state import ensure_project_state
+from faasemu.project.state import OpenState, ensure_project_state, open_project_state
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,12 @@ def network_urls(host: str, port: int) -> list[str]:
     return [f"http://{url_host(address)}:{port}"]
 
 
-def project_env(manifest: Manifest, base_url: str) -> dict[str, str]:
+def project_env(manifest: Manifest, base_url: str, state: str | None = None) -> dict[str, str]:
     """The FAASEMU_* variables every handler gets in `up`, on top of the platform's and the manifest's
-    (docs/runtime-contract.md#the-supervisor-side-half-runtime)."""
-    return faasemu_env(ensure_project_state(manifest), *effect_urls(f"{base_url}/_faasemu"))
+    (docs/runtime-contract.md#the-supervisor-side-half-runtime). `state`: where the state is, when the
+    caller opened it (project/state.py `open_project_state`)."""
+    location = state if state is not None else ensure_project_state(manifest)
+    return faasemu_env(location, *effect_urls(f"{base_url}/_faasemu"))
 
 
 def events_db_path(manifest: Manifest) -> str:
@@ -126,12 +128,13 @@ def run_up(options: UpOptions) -> None:
         raise UsageError(f"--debug {options.debug}: {options.manifest} has no such function (functions: {names})")
     lock = ProjectLock(manifest)  # before binding: a second `up` on the same port must name the first
     try:
-        _run_up(options, manifest, lock)
+        with open_project_state(manifest) as state:
+            _run_up(options, manifest, lock, state)
     finally:
         lock.release()
 
 
-def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock) -> None:
+def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock, state: OpenState) -> None:
     host = options.host or manifest.host
     port = manifest.port if options.port is None else options.port
     sock = bind(host, port)
@@ -143,19 +146,27 @@ def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock) -> None:
     from faasemu.server.gateway import Gateway
     from faasemu.server.supervisor import Supervisor
 
-    env = project_env(manifest, base_url)
+    env = project_env(manifest, base_url, state.location)
     supervisor = Supervisor(manifest, console, env, warm=options.warm, debug=options.debug)
     seed = options.seed if options.seed is not None else (new_seed() if options.chaos.active else 0)
     chaos = LiveChaos(options.chaos, seed) if options.chaos.active else None
     log_path = events_db_path(manifest)
-    bus = Bus(EventLog(log_path), supervisor, seed=seed, chaos=chaos, retry_delay=options.retry_delay)
+    bus = Bus(EventLog(log_path), supervisor, seed=seed, chaos=chaos, retry_delay=options.retry_delay,
+              triggers=lambda: supervisor.manifest.triggers)
     supervisor.on_functions_changed.append(bus.sync_functions)
+    if state.capture is not None:
+        from faasemu.delivery.relay import CaptureSource, TriggerRelay
+
+        bus.relay = TriggerRelay(CaptureSource(state.capture, state.location), bus,
+                                 lambda: supervisor.manifest.triggers)
+    supervisor.on_functions_changed.append(lambda: triggers_changed(supervisor, state, manifest.triggers))
     from faasemu.project.hosts import HostGuard
 
     gateway = Gateway(supervisor, bus, HostGuard(host, (*manifest.allow_hosts, *options.allow_hosts)))
-    state, events = relative(env["FAASEMU_STATE"], manifest.root), relative(log_path, manifest.root)
+    shown = redacted(state.location) if "://" in state.location else relative(state.location, manifest.root)
+    events = relative(log_path, manifest.root)
     console.startup(
-        f"faasemu {__version__} · {manifest.name} · {base_url} · state {state} · events {events}",
+        f"faasemu {__version__} · {manifest.name} · {base_url} · state {shown} · events {events}",
         startup_rows(supervisor, base_url),
         ("watching the project for changes · " if options.reload else "")
         + f"post events to {base_url}/_faasemu/events · Ctrl+C to stop",
@@ -189,6 +200,30 @@ def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock) -> None:
         pass  # Ctrl+C is how `up` is stopped: uvicorn shut down gracefully and re-raised the signal
     finally:
         remove_server_marker(marker)
+
+
+def triggers_changed(supervisor, state: OpenState, first: tuple) -> None:
+    """After a live manifest edit: install the edited triggers (dropping stale ones); a table or column
+    the database lacks is reported and the last good triggers keep capturing."""
+    manifest = supervisor.manifest
+    if state.capture is None:
+        if manifest.triggers:
+            supervisor.console.warning("triggers added while `up` runs without any start capturing at the next "
+                                       "`faasemu up`")
+        return
+    try:
+        state.capture.install(state.location, manifest.triggers, manifest.path)
+    except FaasemuError as exc:
+        supervisor.console.warning(f"{exc}\n         the triggers installed before keep capturing")
+
+
+def redacted(url: str) -> str:
+    """A database URL as `up` prints it: never its password."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")
+    if at and ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":***"
+    return f"{scheme}://{credentials}{at}{place}"
 
 
 async def serve(gateway, supervisor, sock: socket.socket, manifest: Manifest, options: UpOptions) -> None:
