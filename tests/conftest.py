@@ -129,3 +129,75 @@ def run_cli(*args: str, cwd: Path | None = None, input: bytes | None = None,
         [sys.executable, "-m", "faasemu", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+# -- PostgreSQL: the private server of `state: {postgres: auto}` (faasemu/project/postgres.py) -------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_binaries():
+    """PostgreSQL's programs (`PgBinaries`), or a skip that says why; a failure when $CI is set, since CI
+    installs PostgreSQL (.ci/run) and a PostgreSQL test skipped there would pass without having run."""
+    from faasemu.project.errors import PostgresMissing
+    from faasemu.project.postgres import find_binaries
+
+    try:
+        return find_binaries()
+    except PostgresMissing as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not installed, and CI must run the PostgreSQL tests: {exc}")
+        pytest.skip(f"PostgreSQL is not installed: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An XDG_CACHE_HOME for the session: the pristine cluster is made once (an initdb, ~1 s), and every fresh
+    cluster after it is a copy (~0.1 s). `private_server(..., cache_dir=str(postgres_cache / "faasemu"))`
+    in-process; `postgres_env` for a `faasemu` subprocess."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture
+def postgres_env(postgres_cache: Path) -> dict[str, str]:
+    """The environment for a `faasemu up`/`invoke`/`replay`/`chaos` subprocess on a `postgres: auto` project:
+    `run_server(manifest, env=postgres_env)`, `subprocess.run(..., env=postgres_env)`."""
+    return {**os.environ, "XDG_CACHE_HOME": str(postgres_cache)}
+
+
+@pytest.fixture
+def postgres_project(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, postgres_binaries) -> Iterator[Path]:
+    """`tmp_path`, made reachable by the server's account: run by root (as CI is), faasemu runs PostgreSQL as
+    `postgres` or `nobody`, which must pass through every folder above `.faasemu/` (faasemu refuses, saying so,
+    when it cannot). pytest makes its temporary folders 0700; this adds o+x (traverse, not list) to them.
+    After the test, any server still running on a cluster below `tmp_path` is stopped (a failed test's)."""
+    from faasemu.project.postgres import PrivateCluster
+
+    if os.geteuid() == 0:
+        top = tmp_path_factory.getbasetemp().parent
+        folder = tmp_path
+        while True:
+            mode = folder.stat().st_mode
+            if not mode & 0o001:
+                folder.chmod((mode & 0o7777) | 0o001)
+            if folder == top or folder.parent == folder:
+                break
+            folder = folder.parent
+    yield tmp_path
+    for pidfile in tmp_path.rglob("postmaster.pid"):
+        PrivateCluster(str(pidfile.parent.parent), postgres_binaries).stop()
+
+
+@pytest.fixture
+def postgres_server(postgres_binaries, postgres_project: Path, postgres_cache: Path) -> Iterator:
+    """A fresh private PostgreSQL server for one test (`PgServer`: `.url(database)`, `.admin_url`, `.socket_dir`),
+    its cluster in `tmp_path/.faasemu/postgres/`, exactly where `faasemu up`/`invoke`/`chaos` of a project
+    written in `tmp_path` look: they find this server and share it (their leases beside this fixture's).
+    The database is yours to make: `ensure_database(postgres_server, "app", schema)` (faasemu's name for
+    the project's database is `postgres.DATABASE`). About 0.3 s (a copy of the session's pristine cluster and
+    a start); stopped after the test even if a process of the test still holds a lease (`postgres_project`)."""
+    from faasemu.project.postgres import private_server
+
+    folder = str(postgres_project / ".faasemu" / "postgres")
+    cache_dir = str(postgres_cache / "faasemu")
+    with private_server(folder, postgres_binaries, cache_dir=cache_dir) as server:
+        yield server

@@ -51,6 +51,34 @@ class CorruptDatabase(FaasemuError):
         )
 
 
+class PostgresMissing(FaasemuError):
+    """No PostgreSQL server binaries were found for `state: {postgres: auto}`.
+
+    The message says where faasemu looked, what it found instead (a client without a server, say),
+    how to install PostgreSQL, and that the URL of a server one already runs works without any.
+    """
+
+    def __init__(self, looked: list[str], found: list[str] | None = None, *, client: bool = False) -> None:
+        self.looked = looked
+        self.found = found or []
+        instead = "".join(f" Found {what}." for what in self.found)
+        if client:  # a server of one's own (a URL) needs only the client
+            needed = ("faasemu talks to your server through psql, PostgreSQL's client: install it with `sudo apt-get "
+                      "install postgresql-client` on Debian/Ubuntu or `brew install postgresql@16` on macOS.")
+        else:
+            needed = ("`state: {postgres: auto}` needs its server programs (initdb, pg_ctl, postgres, psql): install "
+                      "them with `sudo apt-get install postgresql` on Debian/Ubuntu or `brew install postgresql@16` on "
+                      "macOS, or give the URL of a server you run: `state: {postgres: \"postgresql://user@host:5432/app\"}`.")
+        super().__init__(f"PostgreSQL was not found (looked on {', '.join(looked)}).{instead} {needed}")
+
+
+class PostgresError(FaasemuError):
+    """PostgreSQL refused something faasemu asked of it (start the private server, create a database, ...).
+
+    The message says what faasemu was doing, what PostgreSQL answered, and what to do about it.
+    """
+
+
 def _shown(path: str) -> str:
     """The path as the user would type it from here: relative when it is below the current folder."""
     relative = os.path.relpath(path)

@@ -61,6 +61,12 @@ class ProjectPaths:
         """Chaos lanes when no RAM folder is available (verify/runner.py)."""
         return os.path.join(self.base, "chaos")
 
+    @property
+    def postgres(self) -> str:
+        """The private PostgreSQL server of `state: {postgres: auto}` (project/postgres.py): the cluster
+        in `data/`, its socket, log, lock and leases."""
+        return os.path.join(self.base, "postgres")
+
     def cex_file(self, function: str, kind: str, *, relative: bool = False) -> str:
         """The counterexample of `function` breaking `kind`; relative to the root when asked, as reports print it."""
         path = os.path.join(FOLDER, "cex", f"{function}-{kind}.json")
