@@ -503,6 +503,7 @@ class Bus:
         row.attempts += 1
         self._persist(row)  # on a fault, a worker held for this delivery goes back in _run_overlap
         started = time.perf_counter()
+        trigger = trigger_of(event, self.triggers()) if row.op == WEBHOOK_OP else None  # its retries and interval
         if not runs_handler(inject):
             outcome = None
         elif row.op == "raw":
@@ -510,8 +511,7 @@ class Bus:
                              attempt)
             outcome = await pool.call({"op": "raw", "inv": inv.to_wire()}, data_bytes(event) or b"{}", worker=worker)
         elif row.op == WEBHOOK_OP:  # a captured change: POSTed as Hasura posts to a webhook
-            request = webhook_request(pool.spec, trigger_of(event, self.triggers()), event, attempt,
-                                      int(time.time() * 1000))
+            request = webhook_request(pool.spec, trigger, event, attempt, int(time.time() * 1000))
             inv = Invocation(request_id, 0.0, attempt)
             outcome = await pool.call({"op": "http", "req": request.to_wire(), "inv": inv.to_wire()}, request.body,
                                       worker=worker)
@@ -525,7 +525,6 @@ class Bus:
         ok = outcome is not None and outcome.ok
         retries, delay, error = pool.spec.retries, None, None
         if row.op == WEBHOOK_OP and outcome is not None:  # Hasura's rules (delivery/webhooks.py)
-            trigger = trigger_of(event, self.triggers())
             retries = trigger.retries if trigger is not None else 0
             answered = answer(outcome.kind, outcome.reply)
             ok = answered.ok
