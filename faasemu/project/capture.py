@@ -142,12 +142,15 @@ Catalog = Mapping[tuple[str, str], Sequence[str]]
 
 
 class CaptureStore(Protocol):
-    """What capture_sqlite and capture_postgres both provide (`db`: a SQLite path or a PostgreSQL URL)."""
+    """What the modules capture_sqlite and capture_postgres both provide. `db` is a SQLite path or a
+    PostgreSQL URL, or the connection the module's `connect(db)` made (which a caller polling keeps:
+    opening a PostgreSQL connection costs 50 times a `pending` on an open one)."""
 
-    def install(self, db: str, triggers: Sequence[TriggerSpec], manifest_path: str) -> None: ...
-    def pending(self, db: str, limit: int) -> list[CapturedChange]: ...
-    def forget(self, db: str, seqs: Iterable[int]) -> None: ...
-    def apply_change(self, db: str, change: TableChange,
+    def connect(self, db: str) -> Any: ...
+    def install(self, db: Any, triggers: Sequence[TriggerSpec], manifest_path: str) -> None: ...
+    def pending(self, db: Any, limit: int) -> list[CapturedChange]: ...
+    def forget(self, db: Any, seqs: Iterable[int]) -> None: ...
+    def apply_change(self, db: Any, change: TableChange,
                      session_variables: Mapping[str, Any] | None = ADMIN_SESSION) -> int: ...
 
 
@@ -557,7 +560,11 @@ PG_PENDING = (f"SELECT seq, id, trigger_name, schema_name, table_name, op, old, 
 PG_FORGET = f"DELETE FROM {PG_TABLE} WHERE seq = ANY(%s)"
 PG_OWN_TRIGGERS = f"""SELECT t.tgname, n.nspname, c.relname FROM pg_trigger t
 JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE NOT t.tgisinternal AND t.tgfoid = '{PG_FUNCTION}()'::regprocedure"""
+WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgfoid = to_regprocedure('{PG_FUNCTION}()')"""
+# (a partition's copy of its parent's trigger goes with the parent's: tgparentid, PostgreSQL 13+, as gen_random_uuid)
+# Two installs at once (an `up` and a `chaos` starting together) take turns: CREATE OR REPLACE FUNCTION and
+# CREATE SCHEMA IF NOT EXISTS are not safe against each other.
+PG_INSTALL_LOCK = "SELECT pg_advisory_xact_lock(7361246021658247749)"  # any constant of faasemu's own
 # Ordinary and partitioned tables and views, with their columns in order, outside the catalogs and faasemu's schema.
 PG_CATALOG = f"""SELECT n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -2,7 +2,8 @@
 apply an outside change. The SQL is capture.py's; this module only runs it.
 
 Handlers write the same file at the same time, so every call opens its own connection with a busy
-timeout and holds no lock longer than its statement or transaction. The journal mode is the user's:
+timeout (or uses the one `connect` gave, for a caller that polls: `db` is a path or that connection)
+and holds no lock longer than its statement or transaction. The journal mode is the user's:
 nothing here changes it (a WAL database stays WAL, a rollback-journal one stays so).
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -39,19 +41,36 @@ from faasemu.project.spec import TriggerSpec
 BUSY_TIMEOUT = 10.0  # seconds to wait for a handler's write transaction to end
 
 
+Db = str | sqlite3.Connection  # the state file's path, or a connection `connect` made
+
+
 def connect(db: str) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit) to an existing file; never creates one."""
+    """A connection in autocommit mode (transactions are explicit) to an existing file; never creates one.
+    Every function here takes it instead of the path, which saves opening one per call."""
     return sqlite3.connect(f"file:{quote(db)}?mode=rw", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
 
 
-def install(db: str, triggers: Sequence[TriggerSpec], manifest_path: str) -> None:
+@contextmanager
+def _session(db: Db) -> Iterator[sqlite3.Connection]:
+    if isinstance(db, sqlite3.Connection):
+        if db.isolation_level is not None or db.in_transaction:
+            raise ValueError("capture needs a connection in autocommit mode outside a transaction (use connect())")
+        yield db
+        return
+    connection = connect(db)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def install(db: Db, triggers: Sequence[TriggerSpec], manifest_path: str) -> None:
     """Create the capture table and exactly the triggers of `triggers` (every faasemu trigger found is
     dropped first, so an edited manifest leaves none stale), in one transaction. Each trigger's table
     and columns are checked against the database: ManifestError at the trigger's line otherwise.
 
     With no triggers it only drops stale ones (and creates no table)."""
-    connection = connect(db)
-    try:
+    with _session(db) as connection:
         connection.execute("BEGIN IMMEDIATE")
         try:
             for (name,) in connection.execute(SQLITE_OWN_TRIGGERS).fetchall():
@@ -79,26 +98,20 @@ def install(db: str, triggers: Sequence[TriggerSpec], manifest_path: str) -> Non
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-    finally:
-        connection.close()
 
 
-def pending(db: str, limit: int) -> list[CapturedChange]:
-    """The captured changes not yet forgotten, oldest first (by seq), at most `limit`."""
-    connection = connect(db)
-    try:
+def pending(db: Db, limit: int) -> list[CapturedChange]:
+    """The captured changes not yet forgotten, oldest first (by seq, the rowid), at most `limit`."""
+    with _session(db) as connection:
         return [captured(row) for row in connection.execute(SQLITE_PENDING, (limit,)).fetchall()]
-    finally:
-        connection.close()
 
 
-def forget(db: str, seqs: Iterable[int]) -> None:
+def forget(db: Db, seqs: Iterable[int]) -> None:
     """Delete these captured changes (once faasemu's own log holds them)."""
     numbers = [int(seq) for seq in seqs]
     if not numbers:
         return
-    connection = connect(db)
-    try:
+    with _session(db) as connection:
         connection.execute("BEGIN IMMEDIATE")
         try:
             connection.executemany(f"DELETE FROM {SQLITE_TABLE} WHERE seq = ?", [(seq,) for seq in numbers])
@@ -107,11 +120,9 @@ def forget(db: str, seqs: Iterable[int]) -> None:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-    finally:
-        connection.close()
 
 
-def apply_change(db: str, change: TableChange, session_variables: Mapping[str, Any] | None = ADMIN_SESSION) -> int:
+def apply_change(db: Db, change: TableChange, session_variables: Mapping[str, Any] | None = ADMIN_SESSION) -> int:
     """Apply one outside change in one transaction and return the rows it touched; the changes it
     captured carry `session_variables` (an outside GraphQL mutation's). An update or delete matching
     no row raises NoMatchingRow (nothing is written); an unknown table or column, or a write SQLite
@@ -119,8 +130,7 @@ def apply_change(db: str, change: TableChange, session_variables: Mapping[str, A
     if change.schema not in (None, SQLITE_SCHEMA):
         raise ChangeError(f"change.table: '{change.qualified}' names a schema, and a SQLite state database has one "
                           f"({SQLITE_SCHEMA}); write {change.table}")
-    connection = connect(db)
-    try:
+    with _session(db) as connection:
         connection.execute("BEGIN IMMEDIATE")
         try:
             catalog, _ = _catalog(connection)
@@ -145,8 +155,6 @@ def apply_change(db: str, change: TableChange, session_variables: Mapping[str, A
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-    finally:
-        connection.close()
 
 
 def _catalog(connection: sqlite3.Connection) -> tuple[dict[tuple[str, str], list[str]], list[tuple[str, str]]]:
