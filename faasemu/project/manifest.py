@@ -636,11 +636,8 @@ class _Parser:
         """`auto` (a private server under .faasemu/postgres/) or the URL of the user's own server."""
         where = "state.postgres"
         text = self.string(node, where, 'auto or a URL such as "postgresql://user@localhost:5432/app"')
-        if text == "auto" or text.startswith(("postgresql://", "postgres://")):
-            # The private server and the PostgreSQL capture are being built (issue 11); until they land,
-            # say so at the line rather than accept a state no command can open.
-            self.fail(node, f"{where}: PostgreSQL state is not available in this version of faasemu yet; "
-                            "use state.sqlite (triggers work on it)")
+        if text == "auto":
+            return text
         scheme, sep, rest = text.partition("://")
         if not sep or scheme not in ("postgresql", "postgres") or not rest:
             self.fail(node, f"{where}: {_show(node)} is neither auto nor a PostgreSQL URL; use auto (faasemu runs "

@@ -80,10 +80,13 @@ def test_triggers_need_a_database(project: Path) -> None:
                            "need state.sqlite or state.postgres, not state.dir")
 
 
-def test_state_postgres_is_refused_at_its_line_until_it_lands(project: Path) -> None:
-    assert error("state: {postgres: auto}\nfunctions: {pay: {handler: h.py:pay}}\n") == (
-        "faasemu.yaml:1: state.postgres: PostgreSQL state is not available in this version of faasemu yet; "
-        "use state.sqlite (triggers work on it)")
+def test_state_postgres_is_auto_or_a_url(project: Path) -> None:
+    (project / "schema.sql").write_text("CREATE TABLE orders (id text PRIMARY KEY);\n")
+    auto = load("state: {postgres: auto, schema: schema.sql}\nfunctions: {pay: {handler: h.py:pay}}\n")
+    assert (auto.state.kind, auto.state.postgres, auto.state.path) == ("postgres", "auto", None)
+    assert auto.state.schema is not None and auto.state.schema.endswith("schema.sql")
+    url = "postgresql://shop@localhost:5432/app"
+    assert load(f"state: {{postgres: '{url}'}}\nfunctions: {{pay: {{handler: h.py:pay}}}}\n").state.postgres == url
 
 
 def test_state_postgres_errors(project: Path) -> None:
