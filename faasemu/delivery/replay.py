@@ -41,7 +41,7 @@ from faasemu.project.errors import FaasemuError, UsageError
 from faasemu.project.failures import WorkerError, format_error
 from faasemu.project.manifest import load_manifest
 from faasemu.project.spec import FunctionSpec, Manifest
-from faasemu.project.state import ensure_project_state
+from faasemu.project.state import state_location
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
 from faasemu.workers.pool import FunctionPool, Outcome, Watchdog
@@ -139,8 +139,8 @@ def run_replay(options: ReplayOptions) -> int:
         return _post_to_target(options, events, seed, console)
     baseline = canonical(events, manifest.functions)
     _, steps = perturb(baseline, options.chaos, seed) if options.chaos.active else ([], apply(baseline, []))
-    with LocalEffectServer() as effects:
-        env = faasemu_env(ensure_project_state(manifest), *effect_urls(effects.base_url))
+    with LocalEffectServer() as effects, state_location(manifest) as location:
+        env = faasemu_env(location, *effect_urls(effects.base_url))
         results: list[StepResult] = []
         progress = ReplayProgress(len(steps), "deliveries")
         interrupted = False

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
+from urllib.parse import unquote, urlsplit
 
 from faasemu.project.errors import CorruptDatabase, ManifestError
 from faasemu.project.paths import ProjectPaths
@@ -37,8 +38,15 @@ class OpenState:
 
 @contextmanager
 def open_project_state(manifest: Manifest) -> Iterator[OpenState]:
-    """The project's state for `up` and `invoke`: created when absent (never reset), with the
-    manifest's triggers installed in it and every stale one dropped (project/capture_sqlite.py)."""
+    """The project's state for `up`, `invoke` and `replay`: created when absent (never reset), with the
+    manifest's triggers installed in it and every stale one dropped (project/capture_sqlite.py,
+    capture_postgres.py). With `state.postgres` the database is served while the block runs: the
+    private server (`auto`) is leased and, when the last lease ends, stopped (project/postgres.py)."""
+    if manifest.state.kind == "postgres":
+        with project_database(manifest) as url:
+            capture = _postgres_capture(manifest, url)
+            yield OpenState(url, capture)
+        return
     location = ensure_project_state(manifest)
     if manifest.state.kind != "sqlite":
         yield OpenState(location)
@@ -49,6 +57,56 @@ def open_project_state(manifest: Manifest) -> Iterator[OpenState]:
     yield OpenState(location, capture_sqlite if manifest.triggers else None)
 
 
+@contextmanager
+def state_location(manifest: Manifest) -> Iterator[str]:
+    """Where the state is while the block runs, without touching triggers (`replay`): a PostgreSQL
+    database is served meanwhile, a SQLite file or folder is created when absent."""
+    if manifest.state.kind == "postgres":
+        with project_database(manifest) as url:
+            yield url
+    else:
+        yield ensure_project_state(manifest)
+
+
+@contextmanager
+def project_database(manifest: Manifest) -> Iterator[str]:
+    """The URL of the project's PostgreSQL database, created with `state.schema` when absent.
+
+    `auto`: database `app` on the private server under `.faasemu/postgres/` (a Unix socket only, no TCP
+    port). A URL: that database on the user's own server, created there (schema applied) only if it
+    does not exist yet."""
+    from faasemu.project import postgres
+
+    target = manifest.state.postgres
+    assert target is not None
+    if target != "auto":
+        parts = urlsplit(target)
+        name = unquote(parts.path.lstrip("/")) or parts.username or "postgres"
+        postgres.ensure_database(target, name, manifest.state.schema)
+        yield target
+        return
+    paths = ProjectPaths(manifest.root)
+    paths.folder()
+    with postgres.private_server(paths.postgres) as server:
+        postgres.ensure_database(server, postgres.DATABASE, manifest.state.schema)
+        yield server.url(postgres.DATABASE)
+
+
+def _postgres_capture(manifest: Manifest, url: str) -> ModuleType | None:
+    """capture_postgres with the triggers installed, or None when there are none. Without triggers and
+    without psycopg (faasemu's own driver, the `postgres` extra) nothing is installed: handlers bring
+    their own driver, and faasemu needs one only to read captured changes."""
+    if not manifest.triggers:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return None
+    from faasemu.project import capture_postgres
+
+    capture_postgres.install(url, manifest.triggers, manifest.path)
+    return capture_postgres if manifest.triggers else None
+
+
 def ensure_project_state(manifest: Manifest) -> str:
     """The absolute path handlers get in $FAASEMU_STATE, created (with `schema`) only when absent.
 
@@ -56,6 +114,7 @@ def ensure_project_state(manifest: Manifest) -> str:
     interrupted start never leaves a half-initialised database that would then never be reset.
     """
     state = manifest.state
+    assert state.kind != "postgres", "a PostgreSQL state is served while it is used: open_project_state"
     paths = ProjectPaths(manifest.root)
     if state.kind == "dir":
         path = state.path or paths.state_dir
