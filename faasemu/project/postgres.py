@@ -815,7 +815,7 @@ def _sqlstate(result: subprocess.CompletedProcess[str]) -> str | None:
 
 
 def _failed(target: Target, doing: str, result: subprocess.CompletedProcess[str]) -> PostgresError:
-    where = "the private server" if isinstance(target, PgServer) else _redacted(target)
+    where = "the private server" if isinstance(target, PgServer) else redacted(target)
     said = "\n".join(line for line in _said(result).splitlines() if not line.startswith("LOCATION:"))
     said = re.sub(r"^(psql:<stdin>:\d+: )?(ERROR|FATAL):\s+([0-9A-Z]{5}: )?", "", said, flags=re.MULTILINE)
     state = _sqlstate(result)
@@ -830,7 +830,7 @@ def _failed(target: Target, doing: str, result: subprocess.CompletedProcess[str]
     return PostgresError(f"PostgreSQL failed {doing} on {where}: {said}")
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL without its password, as messages show it."""
     parts = urlsplit(url)
     if parts.password is None:

@@ -135,7 +135,7 @@ class Campaign:
             self.progress("calibrate", 1, 2)
             second = (await self.runner.run_many([Candidate()]))[0]
             self.progress("calibrate", 2, 2)
-            nondeterministic = nondeterministic_columns(first, second)
+            nondeterministic = nondeterministic_columns(first, second) | self.runner.generated
             self.comparator = Comparator(nondeterministic, self.manifest.state.ignore)
             unstable = unstable_parts(first, second, self.comparator)
             self.memo = memo_of(self.check, self.n)

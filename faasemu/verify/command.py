@@ -85,6 +85,11 @@ def _state_label(manifest: Manifest) -> str:
     if state.kind == "sqlite":
         schema = f" ({os.path.relpath(state.schema, manifest.root)})" if state.schema else ""
         return f"sqlite{schema}"
+    if state.kind == "postgres":
+        from faasemu.project.postgres import redacted
+
+        target = state.postgres or ""
+        return "postgres (private server)" if target == "auto" else f"postgres {redacted(target)}"
     return state.kind
 
 

@@ -42,6 +42,7 @@ from faasemu.runtimes.request_ids import invocation_id
 from faasemu.verify.model import Candidate, Effects, EmittedEffect, RunResult, SinkEffect, Snapshot
 from faasemu.verify.stores import folder as dir_state
 from faasemu.verify.stores import hooks as hook_state
+from faasemu.verify.stores import postgres as postgres_state
 from faasemu.verify.stores import sqlite as sqlite_state
 from faasemu.workers.pool import Watchdog
 from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
@@ -130,6 +131,8 @@ class Runner:
         self.lanes: list[Lane] = []
         self.base = ""
         self.template = ""
+        self.databases: postgres_state.CampaignDatabases | None = None  # state.postgres: the template and lanes' copies
+        self.generated: frozenset[str] = frozenset()  # columns a sequence fills (state.postgres): always masked
         self.load_problems: dict[str, LoadProblem] = {}
         self.runs = 0
         self.deliveries = 0
@@ -145,6 +148,10 @@ class Runner:
         if state.kind == "sqlite":
             self.template = os.path.join(self.base, "template.db")
             sqlite_state.build_template(self.template, state.schema, self.manifest.path)
+        elif state.kind == "postgres":
+            self.databases = postgres_state.CampaignDatabases(self.manifest)
+            await asyncio.to_thread(self.databases.open, [f"lane{number}" for number in range(self.lane_count)])
+            self.generated = self.databases.generated
         self._free = asyncio.Queue()
         for number in range(self.lane_count):
             folder = os.path.join(self.base, f"lane-{number}")
@@ -179,6 +186,8 @@ class Runner:
             lane.spares.clear()
         self.watchdog.stop()
         self.effects.__exit__(None, None, None)
+        if self.databases is not None:
+            await self.databases.aclose()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def discard(self) -> None:
@@ -186,6 +195,8 @@ class Runner:
         for lane in self.lanes:
             for worker in lane.spares:
                 worker.kill("shutdown")
+        if self.databases is not None:
+            self.databases.close()
         if self.base:
             shutil.rmtree(self.base, ignore_errors=True)
 
@@ -248,7 +259,7 @@ class Runner:
         steps = self.steps_of(candidate)
         cascade = CascadeRun(discover) if discover or self.cascades else None
         lane.cascade = cascade
-        self._reset(lane)
+        await self._reset(lane)
         self.effects.take(lane.id)
         workers: dict[str, WorkerProcess] = {}
         others: dict[str, WorkerProcess] = {}
@@ -741,9 +752,11 @@ class Runner:
 
     # -- state and effects -----------------------------------------------------------------------
 
-    def _reset(self, lane: Lane) -> None:
+    async def _reset(self, lane: Lane) -> None:
         state = self.manifest.state
-        if state.kind == "sqlite":
+        if self.databases is not None:
+            lane.state_path = await self.databases.fresh(lane.id)  # a new database: handlers get its URL at load
+        elif state.kind == "sqlite":
             sqlite_state.reset(self.template, lane.state_path)
         elif state.kind == "dir":
             dir_state.reset(lane.state_path)
@@ -753,6 +766,8 @@ class Runner:
 
     def _snapshot(self, lane: Lane) -> Snapshot:
         state = self.manifest.state
+        if self.databases is not None:
+            return self.databases.snapshot(lane.id)
         if state.kind == "sqlite":
             return sqlite_state.snapshot(lane.state_path)
         if state.kind == "dir":
