@@ -31,12 +31,16 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faasemu.events.subscriptions import subscribers
+from faasemu.events.subscriptions import CHANGE_TYPE, subscribers
 from faasemu.project.spec import FunctionSpec
 
 Inject = Literal["fail", "lost-ack", "crash"]
 Shuffle = int | Literal["all"]
 SCALE = 1000  # shuffle delays are drawn in thousandths of a position: readable, exact to compare
+# The `function` of an events file's table change in the baseline: a step that applies the change as an
+# outside client would, at its place in file order. Never perturbed (`apply` ignores perturbations of it):
+# the outside world writes once; what is perturbed is the delivery of the trigger events it fires.
+APPLY_CHANGE = "(change)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,9 @@ def canonical(events: Sequence[Mapping[str, Any]], functions: Sequence[FunctionS
     specs = {spec.name: spec for spec in functions}
     refs: list[DeliveryRef] = []
     for event_index, event in enumerate(events):
+        if event["type"] == CHANGE_TYPE:
+            refs.append(DeliveryRef(event["id"], APPLY_CHANGE, len(refs), event_index))
+            continue
         for name in subscribers(event["type"], functions):
             spec = specs[name]
             order = order_value(event, spec.order_key) if spec.order_key else None
@@ -260,9 +267,10 @@ def apply(baseline: Sequence[DeliveryRef], perturbations: Iterable[Perturbation]
     """The schedule of `baseline` under `perturbations`. Pure and deterministic.
 
     A perturbation of a delivery that is not in `baseline` is ignored, so dropping a delivery
-    while shrinking drops its perturbations too. Two Moves of one delivery, two Overlaps, two
-    injected failures (fail, lost ack, crash) of one delivery, or an Overlap with a fail or crash of
-    the same delivery, are contradictions and raise ValueError.
+    while shrinking drops its perturbations too; so is one of a table change (`APPLY_CHANGE`). Two
+    Moves of one delivery, two Overlaps, two injected failures (fail, lost ack, crash) of one
+    delivery, or an Overlap with a fail or crash of the same delivery, are contradictions and raise
+    ValueError.
 
     Deliveries with an order value keep canonical order within (function, order) and every copy of
     one of them sorts before the next one's original (docs/verification.md#order-keys).
@@ -289,7 +297,7 @@ def apply(baseline: Sequence[DeliveryRef], perturbations: Iterable[Perturbation]
     extras: list[tuple[int, float | None, int, bool]] = []  # (ref index, key asked for, rank, other instance)
     for item in perturbations:
         index = item.ref_index
-        if index not in refs:
+        if index not in refs or refs[index].function == APPLY_CHANGE:
             continue
         if isinstance(item, Batched):
             batched.add(index)

@@ -21,6 +21,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,19 +31,30 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from faasemu.chaos.model import ChaosOptions, DeliveryRef, Step, apply, canonical, describe, new_seed, perturb
+from faasemu.chaos.model import (
+    APPLY_CHANGE,
+    ChaosOptions,
+    DeliveryRef,
+    Step,
+    apply,
+    canonical,
+    describe,
+    new_seed,
+    perturb,
+)
 from faasemu.delivery.admission import check_events_file
 from faasemu.delivery.effects import LocalEffectServer
 from faasemu.delivery.policy import INJECTED_ERRORS, Attempts, attempt_id, backoff, decide, runs_handler, source_copy
-from faasemu.events.files import read_events_file
+from faasemu.events.files import is_change, read_events_file
 from faasemu.events.model import to_structured
+from faasemu.project.capture import ChangeError, parse_change
 from faasemu.project.console import plain, rich_console
 from faasemu.project.environment import effect_urls, faasemu_env
-from faasemu.project.errors import FaasemuError, UsageError
+from faasemu.project.errors import FaasemuError, InputFileError, UsageError
 from faasemu.project.failures import WorkerError, format_error
 from faasemu.project.manifest import load_manifest
 from faasemu.project.spec import FunctionSpec, Manifest
-from faasemu.project.state import state_location
+from faasemu.project.state import open_project_state, state_location
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
 from faasemu.workers.pool import FunctionPool, Outcome, Watchdog
@@ -135,11 +148,19 @@ def run_replay(options: ReplayOptions) -> int:
     check_events_file(options.events_file, events, manifest.functions)  # e.g. EventBridge's detail (admission.py)
     seed = options.seed if options.seed is not None else (new_seed() if options.chaos.active else 0)
     console = rich_console()
+    changes = [event for event in events if is_change(event)]
     if options.target:
+        if changes:
+            raise InputFileError(options.events_file, changes[0].get("faasemuline"),
+                                 "a table change cannot be posted to --target: `faasemu up` takes events, and "
+                                 "the change is a write to the state database. Replay without --target (the "
+                                 "change is applied and its triggers' events captured for `up` to deliver)")
         return _post_to_target(options, events, seed, console)
     baseline = canonical(events, manifest.functions)
     _, steps = perturb(baseline, options.chaos, seed) if options.chaos.active else ([], apply(baseline, []))
-    with LocalEffectServer() as effects, state_location(manifest) as location:
+    # with table changes, the triggers are installed so that what they change is captured (project/state.py)
+    state: AbstractContextManager[str] = _open_state(manifest) if changes else state_location(manifest)
+    with LocalEffectServer() as effects, state as location:
         env = faasemu_env(location, *effect_urls(effects.base_url))
         results: list[StepResult] = []
         progress = ReplayProgress(len(steps), "deliveries")
@@ -163,6 +184,9 @@ def run_replay(options: ReplayOptions) -> int:
         console.print(plain(f"sink     {call.name}  {call.method}  {json.dumps(call.body)}"))
     for event in effects.log.emitted:
         console.print(plain(f"emitted  {json.dumps(event)}  (recorded, not delivered: replay does not cascade)"))
+    if changes and manifest.triggers:
+        console.print(plain(f"{len(changes)} table changes written: the events their triggers captured wait in the "
+                            "state database for `faasemu up` to deliver (replay does not cascade)"))
     if options.chaos.active:
         console.print(plain(f"seed {seed} · reproduce: {reproduce_command(options, seed)}"))
     if interrupted:
@@ -193,6 +217,11 @@ async def _execute(
         position = 0
         while position < len(steps):
             ref = steps[position].ref
+            if ref.function == APPLY_CHANGE:  # a table change: written as an outside client would, in file order
+                results.append(apply_table_change(manifest, steps[position], events[ref.event_index], env))
+                progress.advance()
+                position += 1
+                continue
             spec = manifest.function(ref.function)
             assert spec is not None
             pool = pools.get(ref.function) or pools.setdefault(
@@ -218,6 +247,34 @@ async def _execute(
         for pool in pools.values():
             await pool.close()
         watch.stop()
+
+
+@contextmanager
+def _open_state(manifest: Manifest) -> Iterator[str]:
+    with open_project_state(manifest) as state:
+        yield state.location
+
+
+def apply_table_change(manifest: Manifest, step: Step, event: dict[str, Any], env: dict[str, str]) -> StepResult:
+    """An events file's change, applied to the project's state; what its triggers capture stays in the
+    database's event table, which `faasemu up` delivers (replay does not cascade)."""
+    from faasemu.project import capture_postgres, capture_sqlite
+
+    result = StepResult(step, event)
+    kind = manifest.state.kind
+    if kind not in ("sqlite", "postgres"):
+        raise InputFileError(str(event.get("faasemufile")), event.get("faasemuline"),
+                             f"a table change needs a database: state.sqlite or state.postgres in {manifest.path}")
+    module: Any = capture_postgres if kind == "postgres" else capture_sqlite
+    started = time.perf_counter()
+    try:
+        touched = module.apply_change(env["FAASEMU_STATE"], parse_change({"change": event["faasemuchange"]}))
+    except ChangeError as exc:
+        result.status, result.error = "refused", str(exc)
+    else:
+        result.error = f"{touched} row{'s' if touched != 1 else ''} written"
+    result.ms = (time.perf_counter() - started) * 1000
+    return result
 
 
 def _batch_of(steps: list[Step], start: int, events: list[dict[str, Any]], spec: FunctionSpec) -> list[Step]:

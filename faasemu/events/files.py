@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from faasemu.events.model import EventError, NonFiniteNumber, normalize, reject_non_finite
+from faasemu.events.subscriptions import CHANGE_TYPE
+from faasemu.project.capture import ChangeError, parse_change
 from faasemu.project.errors import InputFileError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,8 +48,33 @@ def read_events_file(path: str) -> list[dict[str, Any]]:
             raise InputFileError(path, number, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
         except NonFiniteNumber as exc:
             raise InputFileError(path, number, f"not valid JSON ({exc})") from None
+        if isinstance(obj, dict) and "change" in obj:
+            events.append(change_line(obj, path, number, f"{stem}-{number}"))
+            continue
         try:
             events.append(normalize(obj, default_id=f"{stem}-{number}", default_time=file_time(number)))
         except EventError as exc:
             raise InputFileError(path, number, str(exc)) from None
     return events
+
+
+def change_line(obj: dict[str, Any], path: str, number: int, default_id: str) -> dict[str, Any]:
+    """A line `{"change": {"table": "orders", "insert": {...}}}`: a write an outside client makes (a GraphQL
+    mutation), applied in file order; its triggers' deliveries are the events (docs/delivery.md#table-changes).
+    Kept in the events list as a record of type `faasemu.change` that no function subscribes to."""
+    extra = [key for key in obj if key not in ("change", "id")]
+    if extra:
+        raise InputFileError(path, number, f"unknown key '{extra[0]}' beside 'change': a change line holds only "
+                                           'the change, as {"change": {"table": "orders", "insert": {"id": "o-1"}}}')
+    try:
+        parse_change(obj)
+    except ChangeError as exc:
+        raise InputFileError(path, number, str(exc)) from None
+    return {"specversion": "1.0", "id": str(obj.get("id") or default_id), "source": "faasemu/changes",
+            "type": CHANGE_TYPE, "time": file_time(number), "faasemuchange": obj["change"],
+            "faasemufile": path, "faasemuline": number}
+
+
+def is_change(event: dict[str, Any]) -> bool:
+    """Whether an events-file record is a table change rather than an event."""
+    return event.get("type") == CHANGE_TYPE and "faasemuchange" in event

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faasemu.chaos.model import ChaosOptions, DeliveryRef, Step, duplicate_at_end, generate, select
+from faasemu.chaos.model import APPLY_CHANGE, ChaosOptions, DeliveryRef, Step, duplicate_at_end, generate, select
 from faasemu.project.failures import WorkerError
 from faasemu.project.spec import Manifest
 from faasemu.runtimes.contract import load_runtime
@@ -279,7 +279,7 @@ class Campaign:
         return [known[ref.function] for ref in self.refs]
 
     def _functions(self) -> list[str]:
-        return list(dict.fromkeys(ref.function for ref in self.refs))
+        return list(dict.fromkeys(ref.function for ref in self.refs if ref.function != APPLY_CHANGE))
 
     def _verdicts(self, violations: list[Violation], unstable: frozenset[str], traced: RunResult) -> CampaignResult:
         counts: dict[str, int] = {}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from faasemu.chaos.model import (
+    APPLY_CHANGE,
     Batched,
     Crash,
     DeliveryRef,
@@ -244,7 +245,7 @@ def functions_of(candidate: Candidate, refs: Sequence[DeliveryRef]) -> list[str]
 
 def manifest_order(refs: Sequence[DeliveryRef]) -> list[str]:
     """Functions in the order their first delivery appears in the baseline."""
-    return list(dict.fromkeys(r.function for r in sorted(refs, key=lambda r: r.index)))
+    return list(dict.fromkeys(r.function for r in sorted(refs, key=lambda r: r.index) if r.function != APPLY_CHANGE))
 
 
 def attribute(candidate: Candidate, check: Check, refs: Sequence[DeliveryRef]) -> list[str]:

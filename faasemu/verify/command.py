@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from faasemu.chaos.model import CAMPAIGN_DEFAULTS, ChaosOptions, DeliveryRef, canonical, new_seed
+from faasemu.chaos.model import APPLY_CHANGE, CAMPAIGN_DEFAULTS, ChaosOptions, DeliveryRef, canonical, new_seed
 from faasemu.delivery.admission import check_events_file
 from faasemu.delivery.eventlog import EventLog
-from faasemu.events.files import read_events_file
+from faasemu.events.files import is_change, read_events_file
 from faasemu.project.console import rich_console
 from faasemu.project.errors import InputFileError, UsageError
 from faasemu.project.failures import format_error
@@ -109,7 +109,8 @@ def run_chaos(options: ChaosCommandOptions) -> int:
                                            '{"type": "order.created", "data": {"id": "o-1"}}')
     if not refs:
         raise InputFileError(source, None, _reaches_nothing(events, manifest))
-    subscribed = any(spec.events for spec in manifest.functions if spec.name in options.only)
+    subscribed = any(spec.events for spec in manifest.functions if spec.name in options.only) or \
+        any(trigger.webhook in options.only for trigger in manifest.triggers)  # a change may reach it
     if options.only and not any(ref.function in options.only for ref in refs) and not subscribed:
         # What was asked: check FN against these events. None of them reaches FN, so there is
         # truly nothing to check; saying so and exiting 0 is the honest answer (see README).
@@ -117,7 +118,11 @@ def run_chaos(options: ChaosCommandOptions) -> int:
         # traced baseline tells, docs/verification.md#cascades.)
         return _nothing_to_check(console, source, refs, manifest, options.only)
     seed = options.seed if options.seed is not None else new_seed()
-    console.print(f"faasemu chaos · {len(events)} events · {len(refs)} deliveries · {len(manifest.functions)} functions"
+    changes = sum(1 for event in events if is_change(event))
+    counted = f"{len(events) - changes} events" + (f" · {changes} table changes" if changes else "")
+    deliveries = f"{sum(1 for ref in refs if ref.function != APPLY_CHANGE)} deliveries" + (
+        " and those their triggers fire" if changes else "")
+    console.print(f"faasemu chaos · {counted} · {deliveries} · {len(manifest.functions)} functions"
                   f" · seed {seed} · state {_state_label(manifest)}", highlight=False, markup=False)
     started = time.perf_counter()
     with Progress(TextColumn("{task.description:<9}"), BarColumn(bar_width=24), MofNCompleteColumn(),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from faasemu.chaos.model import (
+    APPLY_CHANGE,
     Batched,
     Crash,
     DeliveryRef,
@@ -118,7 +119,7 @@ def _narrow(groups: list[Group], make: Callable[[Sequence[int]], Candidate], mem
 def _per_function(refs: Sequence[DeliveryRef], only: str | None) -> dict[str, Group]:
     groups: dict[str, list[int]] = {}
     for ref in sorted(refs, key=lambda r: r.index):
-        if only is None or ref.function == only:
+        if ref.function != APPLY_CHANGE and (only is None or ref.function == only):
             groups.setdefault(ref.function, []).append(ref.index)
     return {function: tuple(members) for function, members in groups.items()}
 
@@ -264,7 +265,7 @@ def conflicting_swaps(pairs: Sequence[tuple[int, int]], check: Check, only: str 
         raise ValueError("conflicting_swaps needs refs to know each delivery's function")
     owner = {r.index: r.function for r in refs}
     ordered = list(dict.fromkeys((min(p), max(p)) for p in pairs if p[0] != p[1]))
-    names = [only] if only is not None else list(dict.fromkeys(r.function for r in refs))
+    names = [only] if only is not None else list(dict.fromkeys(r.function for r in refs if r.function != APPLY_CHANGE))
     memo = Memo(check, len(refs))
     found: list[tuple[str | None, Candidate]] = []
     for name in names:

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from faasemu.chaos.model import (
+    APPLY_CHANGE,
     CAMPAIGN_DEFAULTS,
     Batched,
     ChaosOptions,
@@ -33,6 +34,7 @@ from faasemu.project.paths import ProjectPaths
 from faasemu.verify.campaign import CampaignResult, FunctionVerdict, steps_json
 from faasemu.verify.classify import NOT_IDEMPOTENT, Violation
 from faasemu.verify.compare import format_diff
+from faasemu.verify.triggers import summary
 
 WHY = {
     "idempotency": "a second delivery of the same event changed the outcome; real brokers deliver at least once.",
@@ -355,14 +357,13 @@ def _print_violation(console: Console, name: str, found: dict[str, Any], result:
         if key in seen:
             label = f"{step['event']}  (again{', ' + ', '.join(step.get('tags', [])) if step.get('tags') else ''})"
         else:
-            data = json.dumps(event.get("data"))
-            data = data if len(data) <= 60 else data[:57] + "..."
-            label = f"{step['event']}  {event.get('type', '')} {data}"
+            label = f"{step['event']}  {summary(event, 72)}"
             tags = [t for t in step.get("tags", []) if t != "duplicate"]
             if tags:
                 label += f"  [{', '.join(tags)}]"
         seen.add(key)
-        console.print(Text(f"    {number}. {label}  -> {step['function']}"))
+        target = "(an outside client's write)" if step["function"] == APPLY_CHANGE else f"-> {step['function']}"
+        console.print(Text(f"    {number}. {label}  {target}"))
     console.print("  State and effects after, compared with in-order once-only delivery:")
     other = "in this order" if found["kind"] == "order" else (
         "with the retry" if found["kind"] in ("crash", "batch") else "with the duplicate")

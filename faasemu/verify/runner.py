@@ -27,13 +27,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faasemu.chaos.model import DeliveryRef, Step, apply, order_value
+from faasemu.chaos.model import APPLY_CHANGE, DeliveryRef, Step, apply, order_value
 from faasemu.delivery.effects import EffectLog, LocalEffectServer
 from faasemu.delivery.policy import Attempts, Decision, attempt_id, decide, source_copy
 from faasemu.events.ingress import IngressError, parse_ingress
 from faasemu.events.subscriptions import subscribers
 from faasemu.project import stepcounter
+from faasemu.project.capture import ChangeError, NoMatchingRow, parse_change
 from faasemu.project.environment import faasemu_env, handler_environment
+from faasemu.project.errors import InputFileError, UsageError
 from faasemu.project.failures import WorkerError
 from faasemu.project.paths import ProjectPaths
 from faasemu.project.spec import FunctionSpec, Manifest
@@ -44,6 +46,7 @@ from faasemu.verify.stores import folder as dir_state
 from faasemu.verify.stores import hooks as hook_state
 from faasemu.verify.stores import postgres as postgres_state
 from faasemu.verify.stores import sqlite as sqlite_state
+from faasemu.verify.triggers import captured_events, is_trigger_event, webhook_item, webhook_retries
 from faasemu.workers.pool import Watchdog
 from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
 
@@ -125,7 +128,7 @@ class Runner:
         self.seed = seed
         self.lane_count = max(1, lanes or os.cpu_count() or 1)
         self.specs: dict[str, FunctionSpec] = {spec.name: spec for spec in manifest.functions}
-        self.used_functions = sorted({ref.function for ref in self.refs})
+        self.used_functions = functions_of(self.refs)
         self.effects = LocalEffectServer()
         self.watchdog = Watchdog()
         self.lanes: list[Lane] = []
@@ -133,6 +136,7 @@ class Runner:
         self.template = ""
         self.databases: postgres_state.CampaignDatabases | None = None  # state.postgres: the template and lanes' copies
         self.generated: frozenset[str] = frozenset()  # columns a sequence fills (state.postgres): always masked
+        self.capture: Any = None  # the state's capture module when the manifest has triggers (triggers.py)
         self.load_problems: dict[str, LoadProblem] = {}
         self.runs = 0
         self.deliveries = 0
@@ -148,10 +152,19 @@ class Runner:
         if state.kind == "sqlite":
             self.template = os.path.join(self.base, "template.db")
             sqlite_state.build_template(self.template, state.schema, self.manifest.path)
+            if self.manifest.triggers:
+                from faasemu.project import capture_sqlite
+
+                capture_sqlite.install(self.template, self.manifest.triggers, self.manifest.path)
+                self.capture = capture_sqlite
         elif state.kind == "postgres":
             self.databases = postgres_state.CampaignDatabases(self.manifest)
             await asyncio.to_thread(self.databases.open, [f"lane{number}" for number in range(self.lane_count)])
             self.generated = self.databases.generated
+            if self.manifest.triggers:
+                from faasemu.project import capture_postgres
+
+                self.capture = capture_postgres
         self._free = asyncio.Queue()
         for number in range(self.lane_count):
             folder = os.path.join(self.base, f"lane-{number}")
@@ -277,7 +290,10 @@ class Runner:
                     cascade.queue.clear()
                 step = steps[index]
                 name = step.ref.function
-                if cascade is not None and step.ref.parent is not None and self._resolve(cascade, step.ref) is None:
+                if name == APPLY_CHANGE:
+                    outcomes.append(self._apply_change(lane, step))
+                    index += 1
+                elif cascade is not None and step.ref.parent is not None and self._resolve(cascade, step.ref) is None:
                     outcomes.append("not emitted")  # its parent's first run did not emit it in this run
                     index += 1
                 elif step.inject == "fail" or name in self.load_problems:
@@ -337,7 +353,7 @@ class Runner:
         if discover:
             self.discovered = True
             self.cascades = len(self.refs) > self.canonical
-            self.used_functions = sorted({ref.function for ref in self.refs})
+            self.used_functions = functions_of(self.refs)
             known = len(self.refs)  # the traced schedule's static part: one step per delivery, in index order
             touched, names = touched[:known], names[:known]
         return RunResult(snapshot, effects, tuple(outcomes), tuple(touched), tuple(names))
@@ -361,7 +377,7 @@ class Runner:
         if emitted is None or number >= len(emitted) or not emitted[number].get("type"):
             return None
         event = emitted[number]
-        if ref.function not in subscribers(str(event["type"]), self.manifest.functions):
+        if ref.function not in self._routes(event):
             return None
         run.events[ref.index] = event
         return event
@@ -378,7 +394,8 @@ class Runner:
         if run is None:
             return
         time = str(self._event(lane, step.ref).get("time") or "")
-        self._attribute(run, step.ref, attempt, self._read_emitted(self.effects.logs[lane.id], run, time))
+        received = self._read_emitted(self.effects.logs[lane.id], run, time)
+        self._attribute(run, step.ref, attempt, received + self._captured(lane))
 
     def _attribute(self, run: CascadeRun, ref: DeliveryRef, attempt: int,
                    received: list[tuple[dict[str, Any], bool]]) -> None:
@@ -391,8 +408,11 @@ class Runner:
         for number, (event, readable) in enumerate(received):
             if readable and not event.get("id"):
                 event = {**event, "id": broker_id(self.seed, path, attempt, number)}
+                if is_trigger_event(event):  # the payload's id is the event's (triggers.py)
+                    event["data"] = {**event["data"], "id": event["id"]}
             named.append(event)
-            _effect(run, event, readable)
+            if not is_trigger_event(event):  # a change is state, compared as state: not an effect
+                _effect(run, event, readable)
         routable = [(number, event) for number, (event, (_e, readable)) in enumerate(zip(named, received)) if readable]
         static = ref.index not in run.paths
         if ref.index not in run.first:
@@ -412,7 +432,7 @@ class Runner:
         """Discovery: a downstream delivery per emitted event and subscriber, in manifest order."""
         depth = self.depth[ref.index] + 1
         for number, event in emitted:
-            names = subscribers(str(event["type"]), self.manifest.functions)
+            names = self._routes(event)
             if not names:
                 continue
             if depth > MAX_DEPTH:
@@ -439,7 +459,7 @@ class Runner:
         (path `parent>j#attempt`: never a downstream delivery's)."""
         depth = run.depth.get(ref.index, self.depth[ref.index] if ref.index < len(self.depth) else 0) + 1
         for number, event in fresh:
-            names = subscribers(str(event["type"]), self.manifest.functions)
+            names = self._routes(event)
             for name in names:
                 if depth > MAX_DEPTH or run.new >= MAX_DOWNSTREAM:
                     return
@@ -451,6 +471,53 @@ class Runner:
                 run.paths[index] = path if len(names) == 1 else f"{path}:{name}"
                 run.depth[index] = depth
                 run.queue.append(Step(DeliveryRef(path, name, index, -1, order, serial)))
+
+    def _routes(self, event: dict[str, Any]) -> list[str]:
+        """Who an emitted event goes to: a trigger event to its webhook, any other to its subscribers."""
+        if is_trigger_event(event):
+            name = str(event["faasemuwebhook"])
+            return [name] if name in self.specs else []
+        return subscribers(str(event["type"]), self.manifest.functions)
+
+    def _retries(self, spec: FunctionSpec, event: dict[str, Any]) -> int:
+        return webhook_retries(spec, self.manifest.triggers, event)
+
+    def _state_db(self, lane: Lane) -> Any:
+        """The lane's database for faasemu's own reads and writes: a SQLite path, or an open connection."""
+        return self.databases.connection(lane.id) if self.databases is not None else lane.state_path
+
+    def _captured(self, lane: Lane) -> list[tuple[dict[str, Any], bool]]:
+        """The changes the lane's triggers captured since the last step, as events (and forgotten)."""
+        if self.capture is None:
+            return []
+        db = self._state_db(lane)
+        changes = self.capture.pending(db, MAX_DOWNSTREAM)
+        self.capture.forget(db, [change.seq for change in changes])
+        return [(event, True) for event in captured_events(changes, self.manifest.triggers)]
+
+    def _apply_change(self, lane: Lane, step: Step) -> str:
+        """An events file's table change, applied as an outside client would (one transaction, Hasura's
+        admin session); what its triggers captured is this step's to deliver onward."""
+        event = self.events[step.ref.event_index]
+        kind = self.manifest.state.kind
+        if kind not in ("sqlite", "postgres"):
+            raise UsageError(f"{event['id']}: a table change needs a database: state.sqlite or state.postgres "
+                             f"in {self.manifest.path} (the state is {kind})")
+        from faasemu.project import capture_postgres, capture_sqlite
+
+        module: Any = capture_postgres if kind == "postgres" else capture_sqlite
+        try:
+            module.apply_change(self._state_db(lane), parse_change({"change": event["faasemuchange"]}))
+        except NoMatchingRow:
+            return "no match"  # a perturbed run: the row its where names is not there (yet)
+        except ChangeError as exc:
+            if not self.discovered:  # the in-order run: the file itself is wrong
+                raise InputFileError(str(event.get("faasemufile") or event["id"]), event.get("faasemuline"),
+                                     f"{exc} (the change is applied as an outside client would, in file order)") \
+                    from None
+            return "refused"
+        self._emitted(lane, step, 1)
+        return "applied"
 
     def _ordering(self, name: str, event: dict[str, Any]) -> tuple[str | None, bool]:
         spec = self.specs[name]
@@ -466,7 +533,9 @@ class Runner:
         item = {"event": event, "attempt": attempt,
                 "attempt_id": attempt_id(self.seed, spec.name, event["id"], attempt),
                 "request_id": invocation_id(module, spec, self.seed, event, source_copy(step), attempt)}
-        if module.delivers_batches(spec):
+        if is_trigger_event(event):  # POSTed to the webhook as Hasura posts it (delivery/webhooks.py)
+            item.update(webhook_item(spec, self.manifest.triggers, event, attempt))
+        elif module.delivers_batches(spec):
             item["records"] = [{"event": event, "attempt": attempt, "attempt_id": item["attempt_id"],
                                 "seq": step.ref.event_index + 1}]
         return item
@@ -547,7 +616,8 @@ class Runner:
                 settled.append((False, True, failure))
             for (ok, retryable, status), step in zip(settled, batch):
                 attempts.next(self._event(lane, step.ref)["id"], name)
-                decision = decide(inject=step.inject, ok=ok, failed_before=failed, retries=spec.retries,
+                decision = decide(inject=step.inject, ok=ok, failed_before=failed,
+                                  retries=self._retries(spec, self._event(lane, step.ref)),
                                   retryable=retryable is not False)
                 if decision.verdict == "retry":
                     failed += 1
@@ -701,7 +771,7 @@ class Runner:
             # The two copies post to one URL: the original is taken to have emitted the first half
             # of what arrived, its copy the rest (they run the same code on the same event).
             time = str(self._event(lane, first.ref).get("time") or "")
-            received = self._read_emitted(self.effects.logs[lane.id], lane.cascade, time)
+            received = self._read_emitted(self.effects.logs[lane.id], lane.cascade, time) + self._captured(lane)
             half = (len(received) + 1) // 2
             self._attribute(lane.cascade, first.ref, items[0]["attempt"], received[:half])
             self._attribute(lane.cascade, second.ref, items[1]["attempt"], received[half:])
@@ -720,7 +790,8 @@ class Runner:
                 report = reports[number][0] if reports[number] else {"status": "error"}
                 status, retryable = report["status"], report.get("retryable", True)
                 ok = status == "ok" and not report.get("failed")
-            decision = decide(inject=step.inject, ok=ok, failed_before=0, retries=spec.retries,
+            decision = decide(inject=step.inject, ok=ok, failed_before=0,
+                              retries=self._retries(spec, self._event(lane, step.ref)),
                               retryable=retryable is not False)
             if decision.verdict == "retry":
                 retry.append((number, pool, step))
@@ -807,6 +878,11 @@ def _joins_batch(step: Step, before: Step) -> bool:
 def _outcome(decision: Decision, status: str) -> str:
     """A run's status of a step: the policy's `lost*`, else what the handler did (ok, error, crash ...)."""
     return "lost*" if decision.label == "lost*" else status
+
+
+def functions_of(refs: Sequence[DeliveryRef]) -> list[str]:
+    """The functions deliveries go to (a table change's step goes to none)."""
+    return sorted({ref.function for ref in refs if ref.function != APPLY_CHANGE})
 
 
 def canonical_json(value: Any) -> str:

@@ -22,7 +22,8 @@ Messages (see `faasemu/workers/wire.py` for framing):
   failed, by a batchItemFailures answer; the rest succeeded); ok false, error (the whole batch failed:
   the handler raised, or its batchItemFailures answer was malformed, error.type InvalidBatchResponse,
   the message saying why). A timeout or crash gives no answer: the whole batch failed.
-  in:  batch {timeout, items: [{event, attempt, attempt_id, request_id, steps?, crash_after?, gate?, records?}]}
+  in:  batch {timeout, items: [{event, attempt, attempt_id, request_id, steps?, crash_after?, gate?, records?,
+             http?, http_body?}]}  (http: the request a trigger's webhook gets, as `http` takes it; its body as text)
                                            out: item {i, status, error?, retryable?, steps?, failed?} per item,
                                                 then done
   With `records` ([{event, attempt, attempt_id, seq?}]), the item is ONE invocation of those SQS records
@@ -315,6 +316,12 @@ class Worker:
                             [r.get("seq") for r in records])
                         if failed:
                             report["failed"] = failed
+                    elif item.get("http") is not None:  # a trigger's webhook POST: a 2xx answer succeeds
+                        request = HttpRequest.from_wire(item["http"], item.get("http_body", "").encode())
+                        response = self.adapter.invoke_http(request, inv)
+                        if not 200 <= response.status < 300:
+                            report["status"] = "error"
+                            report["error"] = f"the webhook answered HTTP {response.status}"
                     else:
                         self.adapter.deliver(Delivery(item["event"], attempt, item["attempt_id"]), inv)
                 finally:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faasemu.project import postgres
-from faasemu.project.errors import FaasemuError, PostgresError
+from faasemu.project.errors import FaasemuError, ManifestError, PostgresError
 from faasemu.project.paths import ProjectPaths
 from faasemu.project.spec import Manifest
 from faasemu.verify.model import Snapshot, Table
@@ -157,12 +157,20 @@ class CampaignDatabases:
             else:
                 self.target = target
             postgres.ensure_database(self.target, self.template, self.manifest.state.schema)
+            if self.manifest.triggers:  # captured in every copy, as in the project's database
+                from faasemu.project import capture_postgres
+
+                capture_postgres.install(postgres.database_url(self.target, self.template), self.manifest.triggers,
+                                         self.manifest.path)
             with postgres.connect(postgres.database_url(self.target, self.template), autocommit=True) as connection:
                 self.generated = frozenset(f"{info.name}.{column}" for info in tables(connection)
                                            for column in info.generated)
             for lane in lanes:
                 admin = postgres.connect(postgres.database_url(self.target, "postgres"), autocommit=True)
                 self.lanes[lane] = _LaneDatabases(admin)
+        except ManifestError:  # a trigger's table or column the schema lacks: at the trigger's line
+            self.close()
+            raise
         except FaasemuError as exc:
             self.close()
             raise PostgresError(f"{self.manifest.path}: state.postgres: the campaign's databases: {exc}") from None
@@ -203,13 +211,18 @@ class CampaignDatabases:
         databases.pending = asyncio.ensure_future(asyncio.to_thread(self._retire, lane, old))
         return postgres.database_url(self.target, name)
 
-    def snapshot(self, lane: str) -> Snapshot:
+    def connection(self, lane: str) -> Any:
+        """An autocommit connection to the lane's current database (snapshots, captured changes, table
+        changes), open until the lane's next run."""
         databases = self.lanes[lane]
         assert self.target is not None and databases.current is not None
         if databases.reader is None:
             databases.reader = postgres.connect(postgres.database_url(self.target, databases.current),
                                                 autocommit=True, options="-c TimeZone=UTC")
-        return snapshot(databases.reader)
+        return databases.reader
+
+    def snapshot(self, lane: str) -> Snapshot:
+        return snapshot(self.connection(lane))
 
     async def aclose(self) -> None:
         for databases in self.lanes.values():

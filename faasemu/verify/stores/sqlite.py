@@ -1,7 +1,8 @@
 """`state.sqlite` in a campaign: a template database built once, copied fresh for every run.
 
 Copying a prepared file costs ~0.13 ms; applying the schema from SQL costs far more, so the
-schema runs once per campaign. A snapshot is, for every table not named `sqlite_%`, the
+schema runs once per campaign. A snapshot is, for every table not named `sqlite_%` (SQLite's) nor
+`_faasemu_%` (the capture of triggers: project/capture_sqlite.py), the
 multiset of rows `SELECT *` returns (no implicit rowid), with the primary-key columns named so
 that diffs can say which row changed.
 """
@@ -49,7 +50,8 @@ def snapshot(path: str) -> Snapshot:
         names = [
             row[0]
             for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                " AND name NOT LIKE '\\_faasemu\\_%' ESCAPE '\\' ORDER BY name"
             )
         ]
         tables = []
