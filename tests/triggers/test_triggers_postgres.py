@@ -9,7 +9,9 @@ the project; these tests share it through the `postgres_server` fixture (tests/c
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +146,23 @@ def test_handlers_get_no_postgres_variable_of_the_shell(project: Path, postgres_
     assert httpx.post(f"{server.url}/orders", json={"id": "o-3"}).status_code == 201  # faasemu's own psql unaffected
     assert wait_for(lambda: len(lines(project.parent, "ship")) == 1, 30), server.output()
     assert "hunter2" not in server.output()
+
+
+def test_changes_captured_while_up_was_killed_are_all_delivered(project: Path, postgres_env, postgres_server) -> None:
+    """As on SQLite (test_triggers_up.py): rows an outside client inserted while no `up` ran, and an `up`
+    killed with -9 while relaying them, lose no change's event. The server outlives the killed `up`
+    (the fixture's lease), and the next `up` reuses it."""
+    root = project.parent
+    with Server(project, env=postgres_env):
+        pass  # the first `up` creates the database and installs the triggers
+    url = postgres_server.url("app")
+    rows(url, "INSERT INTO orders (id, status) SELECT 'o-' || n, 'placed' FROM generate_series(1, 100) n RETURNING id")
+    server = Server(project, env=postgres_env).start()
+    assert wait_for(lambda: len(lines(root, "charge")) >= 10, 30), server.output()
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    with Server(project, env=postgres_env) as again:
+        charged = lambda: {p["event"]["data"]["new"]["id"] for p in lines(root, "charge")}  # noqa: E731
+        assert wait_for(lambda: len(charged()) == 100, 90), again.output()
+    assert len(rows(url, "SELECT DISTINCT order_id FROM payments")) == 100

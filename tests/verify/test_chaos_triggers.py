@@ -90,3 +90,15 @@ def test_replay_writes_the_changes_and_leaves_their_events_for_up(tmp_path: Path
         connection.close()
     refused = run_cli("replay", "changes.jsonl", "--target", "http://127.0.0.1:9", cwd=root)
     assert refused.returncode == 2 and "changes.jsonl:1" in refused.stderr and "--target" in refused.stderr
+
+
+def test_replay_writes_the_changes_to_postgres(postgres_project: Path, postgres_env, postgres_server) -> None:
+    from faasemu.project.postgres import connect
+
+    root = copy_sample(postgres_project)
+    result = run_cli("replay", "-f", "faasemu.postgres.yaml", "changes.jsonl", cwd=root, env=postgres_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with connect(postgres_server.url("app")) as connection:
+        assert connection.execute("SELECT id FROM orders ORDER BY id").fetchall() == [("o-1",), ("o-2",)]
+        captured = connection.execute("SELECT count(*) FROM faasemu.event_log").fetchone()
+    assert captured == (2,)  # the triggers' events, for `faasemu up` to deliver
