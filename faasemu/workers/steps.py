@@ -12,6 +12,12 @@ committed a change: that is a step. A trace callback on each connection names th
 statement writes, and lets a call that runs several statements (`executemany`, `executescript` in
 autocommit) count each commit as its own step. A rollback is not a step.
 
+PostgreSQL through psycopg (3), when the handler has imported it: psycopg is Python, so the same
+profile hook watches its methods return (`Cursor.execute`/`executemany`, `Connection.commit`/`rollback`,
+the `with` blocks of a connection and of a transaction). A statement that writes a table and reports
+rows (`rowcount` > 0) is pending on its connection; when the connection is idle again (committed, or
+autocommit) its pending tables are one step, and a rollback drops them.
+
 Standard library only (workers import this); no I/O but the counter and `os._exit`.
 """
 
@@ -129,6 +135,8 @@ class StepTracer:
         self._active = False
         self._threading = threading
         self._rollback = _patterns()[2]
+        self._pg = _PsycopgHooks.find()
+        self._pg_pending: dict[int, tuple[Any, dict[str, None]]] = {}  # id(connection) -> (it, tables)
 
     def start(self) -> None:
         """Reset the counter and watch this thread (and threads started from now until `stop`)."""
@@ -150,6 +158,9 @@ class StepTracer:
     # -- the hooks -------------------------------------------------------------------------------
 
     def _profile(self, _frame: Any, event: str, arg: Any) -> None:
+        if event == "return" and self._pg is not None and _frame.f_code in self._pg.codes and self._active:
+            self._pg_return(_frame)
+            return
         if event == "call" or event == "return" or not self._active:  # Python frames: the common case
             return
         owner = getattr(arg, "__self__", None)
@@ -223,6 +234,39 @@ class StepTracer:
         known.pending.clear()
         self._step(tables)
 
+    def _pg_return(self, frame: Any) -> None:
+        """A psycopg method returned (normally or by raising): account for its connection."""
+        assert self._pg is not None
+        owner = frame.f_locals.get("self")
+        conn = owner if isinstance(owner, self._pg.connection) else getattr(owner, "connection", None)
+        if not isinstance(conn, self._pg.connection):
+            return
+        entry = self._pg_pending.setdefault(id(conn), (conn, {}))
+        if entry[0] is not conn:
+            entry = self._pg_pending[id(conn)] = (conn, {})
+        pending = entry[1]
+        name = frame.f_code.co_name
+        try:
+            if name in ("execute", "executemany") and isinstance(owner, self._pg.cursor):
+                query = frame.f_locals.get("query")
+                text = query if isinstance(query, str) else getattr(query, "_obj", None)
+                table = written_table(text) if isinstance(text, str) else None
+                if table is not None and (owner.rowcount or 0) > 0:
+                    pending[table] = None
+            elif name == "rollback":
+                pending.clear()
+            if conn.closed or conn.info.transaction_status != self._pg.idle:
+                if conn.closed:
+                    pending.clear()  # closed inside a transaction: rolled back
+                return
+        except Exception:  # a broken connection: the handler's own call says so
+            pending.clear()
+            return
+        if pending:
+            tables = list(pending)
+            pending.clear()
+            self._step(tables)
+
     def _step(self, tables: list[str]) -> None:
         n = self.counter.bump()
         self.steps.append([n, "commit", tables])
@@ -233,3 +277,30 @@ class StepTracer:
                 self.on_crash(self.steps)
             finally:  # the handler must not go on past the step, whatever reporting it did
                 os._exit(CRASH_STATUS)
+
+
+class _PsycopgHooks:
+    """psycopg's classes and the code objects of the methods the tracer watches return, when the handler
+    imported psycopg (never imported here: a worker without it pays nothing)."""
+
+    __slots__ = ("codes", "connection", "cursor", "idle")
+
+    def __init__(self, psycopg: Any) -> None:
+        self.connection = psycopg.Connection
+        self.cursor = psycopg.Cursor
+        self.idle = psycopg.pq.TransactionStatus.IDLE
+        methods = [(psycopg.Cursor, "execute"), (psycopg.Cursor, "executemany"), (psycopg.Connection, "commit"),
+                   (psycopg.Connection, "rollback"), (psycopg.Connection, "__exit__"),
+                   (psycopg.Transaction, "__exit__")]
+        self.codes = frozenset(code for cls, name in methods
+                               if (code := getattr(getattr(cls, name, None), "__code__", None)) is not None)
+
+    @staticmethod
+    def find() -> _PsycopgHooks | None:
+        module = sys.modules.get("psycopg")
+        if module is None:
+            return None
+        try:
+            return _PsycopgHooks(module)
+        except AttributeError:  # not psycopg 3
+            return None

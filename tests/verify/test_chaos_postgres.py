@@ -135,3 +135,37 @@ def test_a_server_that_refuses_create_database_is_named_with_the_right_to_grant(
     said = " ".join((result.stdout + result.stderr).split())
     assert "state.postgres" in said and "CREATEDB" in said, said
     assert os.path.basename(str(postgres_project / "faasemu.yaml")) in said
+
+
+CRASH_HANDLERS = """\
+import os
+
+import psycopg
+
+
+def credit(event, context):  # safe against duplicates, not against a crash between its two commits
+    with psycopg.connect(os.environ["DATABASE_URL"]) as connection:
+        if connection.execute("SELECT 1 FROM seen WHERE event_id = %s", (event["id"],)).fetchone():
+            return
+        connection.execute("UPDATE accounts SET balance = balance + 10 WHERE id = 'alice'")
+        connection.commit()
+        connection.execute("INSERT INTO seen (event_id) VALUES (%s)", (event["id"],))
+"""
+
+
+def test_a_crash_between_two_psycopg_commits_is_found(postgres_project: Path, postgres_server, postgres_env) -> None:
+    """The worker numbers psycopg's commits as it numbers sqlite3's (workers/steps.py): the crash probe
+    kills the handler right after its first commit, and the retry credits again."""
+    manifest = "state: {postgres: auto, schema: schema.sql}\nfunctions:\n  credit: {handler: h.py:credit, events: [paid], concurrency: 1}\n"
+    write_project(postgres_project, {"faasemu.yaml": manifest, "schema.sql": SCHEMA, "h.py": CRASH_HANDLERS,
+                                     "events.jsonl": '{"type": "paid", "data": {}}\n'})
+    result = run_cli("chaos", "events.jsonl", "--runs", "2", "--seed", "5", "--json", "report.json",
+                     cwd=postgres_project, env=postgres_env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((postgres_project / "report.json").read_text())
+    credit = report["functions"]["credit"]
+    kinds = {v["kind"] for v in credit["violations"]}
+    assert "crash" in kinds, credit
+    crash = next(v for v in credit["violations"] if v["kind"] == "crash")
+    assert crash["diff"] == {"accounts[id=alice].balance": [10, 20]}
+    assert "Killed after the 1st write to accounts" in result.stdout, result.stdout
