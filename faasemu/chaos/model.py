@@ -145,14 +145,17 @@ def order_value(event: Mapping[str, Any], path: str) -> str | None:
 
 def canonical(events: Sequence[Mapping[str, Any]], functions: Sequence[FunctionSpec]) -> list[DeliveryRef]:
     """The baseline: events in order, and for one event its subscribers in manifest order
-    (docs/verification.md#chaos-model), each with its order value and whether it may overlap."""
+    (docs/verification.md#chaos-model), each with its order value and whether it may overlap. A table
+    change is one step (`APPLY_CHANGE`); a trigger's event goes to its webhook."""
     specs = {spec.name: spec for spec in functions}
     refs: list[DeliveryRef] = []
     for event_index, event in enumerate(events):
         if event["type"] == CHANGE_TYPE:
             refs.append(DeliveryRef(event["id"], APPLY_CHANGE, len(refs), event_index))
             continue
-        for name in subscribers(event["type"], functions):
+        webhook = event.get("faasemuwebhook")  # a trigger's event (up's event log): to its webhook
+        names = [webhook] if isinstance(webhook, str) and webhook in specs else subscribers(event["type"], functions)
+        for name in names:
             spec = specs[name]
             order = order_value(event, spec.order_key) if spec.order_key else None
             serial = (spec.concurrency_set and spec.concurrency == 1) or order is not None
