@@ -229,7 +229,7 @@ def events_new(kind: str | None, data: str | None, function: str, event_type: st
         return
     if made.cloudevent is None:
         raise UsageError(f"events new {kind} --jsonl: faasemu does not deliver {kind} events from an events file "
-                         "yet; --jsonl works for sqs, sns, eventbridge and cloudevent")
+                         "(an HTTP request, not an event): --jsonl works for every event type")
     with open(jsonl, "a", encoding="utf-8") as file:
         file.write(json.dumps(made.cloudevent) + "\n")
     click.echo(f"appended event {made.cloudevent['id']} ({made.cloudevent['type']}) to {jsonl}", err=True)

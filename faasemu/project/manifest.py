@@ -441,6 +441,8 @@ class _Parser:
             return self.integer(found[field][1], f"{where}.{field}", low) if field in found else default
 
         order_key = self.order_key(found["order_key"][1], f"{where}.order_key") if "order_key" in found else None
+        if order_key is None and runtime == "aws-lambda" and options.get("event_source") == "dynamodb":
+            order_key = "data.keys"  # DynamoDB Streams: records of one item in order (runtimes/aws_sources.py)
         batch_size = 1
         if "batch_size" in found:
             batch_size = self.batch_size(found["batch_size"], where, runtime, options, order_key is not None)

@@ -54,7 +54,8 @@ PLATFORMS: dict[str, PlatformInfo] = {
     for info in (
         PlatformInfo(
             "aws-lambda", "faasemu.runtimes.aws_lambda", timeout=3.0, retries=2, memory=128,
-            options={"payload": ("v2", "v1"), "event_source": ("eventbridge", "sqs", "sns", "raw")},
+            options={"payload": ("v2", "v1"), "event_source": ("eventbridge", "sqs", "sns", "raw", "s3", "dynamodb",
+                                                              "kinesis", "schedule")},
             capabilities=Capabilities(raw_invocation=True, refuses_events=True, own_request_ids=True,
                                       data_invocation="raw"),
         ),

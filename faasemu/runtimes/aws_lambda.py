@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from faasemu.project.spec import FunctionSpec, HttpTrigger
+from faasemu.runtimes import aws_sources
 from faasemu.runtimes.adapter import BaseAdapter, handler_frames
 from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
 from faasemu.runtimes.contract import Runtime
@@ -531,6 +532,16 @@ def order_value(event: dict[str, Any], path: str) -> Any:
     return value
 
 
+def partition_key(event: dict[str, Any], spec: FunctionSpec) -> str:
+    """A Kinesis record's partition key: the value at the function's order_key (records of one key are
+    ordered, as in a shard), else the event's subject, else its id."""
+    if spec.order_key:
+        value = order_value(event, spec.order_key)
+        if value is not None:
+            return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return str(event.get("subject") or event["id"])
+
+
 def message_group_id(event: dict[str, Any], path: str) -> str:
     """A FIFO record's MessageGroupId: the order key's value as text (a string as is, anything else as
     JSON). A FIFO queue refuses a message without a group id, so an event with no value at the path
@@ -666,6 +677,15 @@ def build_event(source: str, delivery: Delivery | Sequence[Delivery], spec: Func
         return data
     if source == "sqs":
         return {"Records": [sqs_record(delivery, spec, sequences[0] if sequences else None)]}
+    sequence = sequences[0] if sequences else None
+    if source == "s3":
+        return aws_sources.s3_event(ce, data, spec.name, aws_region, when)
+    if source == "dynamodb":
+        return aws_sources.dynamodb_event(ce, data, spec.name, aws_region, when, sequence)
+    if source == "kinesis":
+        return aws_sources.kinesis_event(ce, text, partition_key(ce, spec), spec.name, aws_region, when, sequence)
+    if source == "schedule":
+        return aws_sources.schedule_event(ce, data, spec.name, aws_region, when)
     if source == "sns":
         topic = f"arn:aws:sns:{aws_region}:{ACCOUNT}:{spec.name}"
         return {"Records": [{

@@ -1,11 +1,11 @@
 """PURE: `faasemu events new TYPE`, realistic platform events to start a test or an events file from
 (as `sam local generate-event` prints them).
 
-The shapes faasemu itself delivers (SQS, SNS, EventBridge, API Gateway's two payload formats) come
-from the runtime that delivers them (runtimes/aws_lambda.py), so what this prints is exactly what a
-handler receives from `faasemu up`; the others (S3, a schedule) follow the AWS documentation's
-examples. Each generator also gives the CloudEvent that `faasemu up`/`replay` turns into that shape,
-when there is one (`--jsonl` appends it to an events file). docs/delivery.md#event-generators. In the
+Every shape comes from the runtime that delivers it (runtimes/aws_lambda.py, aws_sources.py: SQS,
+SNS, EventBridge, S3, DynamoDB Streams, Kinesis, schedules, API Gateway's two payload formats), so
+what this prints is exactly what a handler receives from `faasemu up`. Each generator also gives the
+CloudEvent that `faasemu up`/`replay` turns into that shape, when there is one (`--jsonl` appends it
+to an events file). docs/delivery.md#event-generators. In the
 runtimes layer: it builds events with the aws-lambda runtime's own builders.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -103,42 +102,33 @@ def apigw_v2(options: EventOptions) -> Generated:
                      None)
 
 
-def s3(options: EventOptions) -> Generated:
-    """An S3 `ObjectCreated:Put` notification (event version 2.1), the object key URL-encoded as S3
-    sends it (a space becomes `+`)."""
-    stamp = _when(options)
-    etag = hashlib.md5(f"{options.bucket}/{options.key}".encode(), usedforsecurity=False).hexdigest()
-    millis = int(stamp * 1000) % 1000
-    record = {
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": options.region,
-        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{millis:03d}Z",
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:AIDAFAASEMUEXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {"x-amz-request-id": etag[:16].upper(), "x-amz-id-2": etag * 2},
-        "s3": {
-            "s3SchemaVersion": "1.0", "configurationId": f"{options.function}-trigger",
-            "bucket": {"name": options.bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
-                       "arn": f"arn:aws:s3:::{options.bucket}"},
-            "object": {"key": urllib.parse.quote_plus(options.key, safe="/"), "size": options.size,
-                       "eTag": etag, "sequencer": f"{int(stamp * 1000):016X}"},
-        },
-    }
-    return Generated({"Records": [record]}, None)
+def _source(source: str, data: Callable[[EventOptions], Any]) -> Callable[[EventOptions], Generated]:
+    """An event source whose CloudEvent data has a shape of its own (runtimes/aws_sources.py)."""
+    def generate(options: EventOptions) -> Generated:
+        cloudevent = {**_cloudevent(options), "data": data(options)}
+        delivery = Delivery(cloudevent, 1, "")
+        return Generated(aws_lambda.build_event(source, delivery, _spec(options)), cloudevent)
+
+    return generate
 
 
-def schedule(options: EventOptions) -> Generated:
-    """What an EventBridge schedule rule (`rate(...)`, `cron(...)`) sends: detail-type `Scheduled
-    Event`, source `aws.events`, the rule in `resources`, an empty detail."""
-    stamp = _when(options)
-    digest = hashlib.sha256(f"schedule\0{options.function}\0{stamp}".encode()).hexdigest()
-    return Generated({
-        "version": "0", "id": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}",
-        "detail-type": "Scheduled Event", "source": "aws.events", "account": aws_lambda.ACCOUNT,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp)), "region": options.region,
-        "resources": [f"arn:aws:events:{options.region}:{aws_lambda.ACCOUNT}:rule/{options.function}-schedule"],
-        "detail": {},
-    }, None)
+def _s3_data(options: EventOptions) -> Any:
+    return {"bucket": options.bucket, "key": options.key, "size": options.size, "eventName": "ObjectCreated:Put"}
+
+
+def _dynamodb_data(options: EventOptions) -> Any:
+    if options.data is not None:
+        return options.data
+    row = {"id": "o-1001", "status": "placed", "total": 42.5}
+    return {"keys": {"id": row["id"]}, "new": row}
+
+
+def _kinesis_data(options: EventOptions) -> Any:
+    return {"order": "o-1001", "total": 42.5} if options.data is None else options.data
+
+
+def _schedule_data(options: EventOptions) -> Any:
+    return options.data if isinstance(options.data, dict) else {}
 
 
 def cloudevent(options: EventOptions) -> Generated:
@@ -153,8 +143,11 @@ GENERATORS: dict[str, tuple[Callable[[EventOptions], Generated], str]] = {
     "eventbridge": (_delivered("eventbridge"), "an EventBridge event (event_source: eventbridge, the default)"),
     "apigw-v1": (apigw_v1, "an API Gateway REST API proxy request (payload format 1.0)"),
     "apigw-v2": (apigw_v2, "an HTTP API / Function URL request (payload format 2.0)"),
-    "s3": (s3, "an S3 ObjectCreated:Put notification"),
-    "schedule": (schedule, "an EventBridge scheduled event"),
+    "s3": (_source("s3", _s3_data), "an S3 ObjectCreated:Put notification (event_source: s3)"),
+    "dynamodb": (_source("dynamodb", _dynamodb_data),
+                 'a DynamoDB Streams record (event_source: dynamodb; --data \'{"keys", "new", "old"}\')'),
+    "kinesis": (_source("kinesis", _kinesis_data), "a Kinesis Data Streams record (event_source: kinesis)"),
+    "schedule": (_source("schedule", _schedule_data), "an EventBridge scheduled event (event_source: schedule)"),
     "cloudevent": (cloudevent, "a CloudEvent 1.0 (events files, POST /_faasemu/events)"),
 }
 

@@ -14,7 +14,9 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayProxyEventModel,
     APIGatewayProxyEventV2Model,
+    DynamoDBStreamModel,
     EventBridgeModel,
+    KinesisDataStreamModel,
     S3Model,
     SnsModel,
     SqsModel,
@@ -24,6 +26,7 @@ from conftest import run_cli, write_project
 MODELS: dict[str, Any] = {
     "sqs": SqsModel, "sns": SnsModel, "eventbridge": EventBridgeModel, "apigw-v1": APIGatewayProxyEventModel,
     "apigw-v2": APIGatewayProxyEventV2Model, "s3": S3Model, "schedule": EventBridgeModel,
+    "dynamodb": DynamoDBStreamModel, "kinesis": KinesisDataStreamModel,
 }
 
 
@@ -87,5 +90,5 @@ def handler(event, context):
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     got = json.loads((tmp_path / "state" / "got.json").read_text())["Records"][0]
     assert got["body"] == printed["Records"][0]["body"] and got["eventSource"] == "aws:sqs"
-    refused = run_cli("events", "new", "s3", "--jsonl", "events.jsonl", cwd=tmp_path)
+    refused = run_cli("events", "new", "apigw-v1", "--jsonl", "events.jsonl", cwd=tmp_path)
     assert refused.returncode == 2 and "--jsonl works for" in refused.stderr, refused.stderr
