@@ -41,3 +41,53 @@ def test_breakpoint_in_invoke_gives_pdb_and_no_timeout_while_paused(tmp_path: Pa
     assert "before the breakpoint" in text and "(Pdb)" in text and "app.py(5)handler()" in text, text
     assert "\n82\n" in text.replace("(Pdb) ", "\n"), text  # what `p x * 2` printed
     assert "timed out" not in text, text
+
+
+def test_a_pdb_session_on_a_real_terminal(tmp_path: Path) -> None:
+    """The same through a pseudo-terminal, as a developer runs it: pdb's prompt appears on the terminal,
+    commands typed there reach it (`n` steps a line, `p` prints), and `c` lets the handler answer."""
+    import pty
+    import select
+
+    write_project(tmp_path, {"faasemu.yaml": """\
+        functions:
+          calc:
+            handler: app.py:handler
+    """, "app.py": HANDLER})
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "faasemu", "invoke", "calc", "--data", '{"x": 1}'], cwd=tmp_path,
+        stdin=follower, stdout=follower, stderr=follower, env={**os.environ, "COLUMNS": "200", "TERM": "dumb"},
+        start_new_session=True)
+    os.close(follower)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 60) -> bytes:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(leader, 4096)
+                except OSError:  # the process closed the terminal
+                    break
+        return seen
+
+    try:
+        assert b"(Pdb)" in read_until(b"(Pdb)"), seen
+        seen = b""
+        os.write(leader, b"n\n")
+        assert b"(Pdb)" in read_until(b"(Pdb)"), seen  # stepped to `return`
+        seen = b""
+        os.write(leader, b"p x + 100\n")
+        assert b"101" in read_until(b"101"), seen
+        os.write(leader, b"c\n")
+        read_until(b'"y": 2')
+        assert process.wait(timeout=60) == 0, seen
+        assert b'"y": 2' in seen, seen
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
