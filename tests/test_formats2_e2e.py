@@ -311,3 +311,16 @@ def test_manifest_prints_the_netlify_and_vercel_translations(tmp_path: Path, fil
     printed = run_cli("manifest", cwd=root)
     assert printed.returncode == 0, printed.stderr
     assert all(text in printed.stdout for text in expected), printed.stdout
+
+
+def test_a_vercel_project_without_vercel_json_is_served_as_vercel_serves_it(tmp_path: Path, run_server) -> None:
+    """Vercel's zero configuration: only api/*.py. `up` finds it without any project file, with Vercel's
+    defaults, and `faasemu manifest` prints what it served."""
+    root = tmp_path / "zero"
+    files = {name: text for name, text in VERCEL.items() if name != "vercel.json"}
+    server = run_server(write_project(root, files))
+    answer = httpx.get(f"{server.url}/api/hello", timeout=30)
+    assert answer.status_code == 200 and answer.json() == {"path": "/api/hello"}
+    printed = run_cli("manifest", cwd=root)
+    assert printed.returncode == 0 and '"api/hello.py"' in printed.stdout and "runtime: vercel" in printed.stdout, \
+        printed.stdout + printed.stderr

@@ -69,13 +69,17 @@ def load_manifest(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
     `${VAR}` references resolve from the `.env` file, then `environ` (default: this process's environment).
     """
     from faasemu.project.formats import load, translate  # imports this module: not at the top
-    from faasemu.project.formats.discover import project_file
+    from faasemu.project.formats.discover import ZERO_CONFIG, project_file, vercel_zero_config
 
     shown = os.fspath(path)
     try:
         with open(shown, encoding="utf-8") as file:
             text = file.read()
     except FileNotFoundError:
+        if os.path.basename(shown) == ZERO_CONFIG and vercel_zero_config(os.path.dirname(shown)):
+            translation = translate(shown, "{}", os.environ if environ is None else environ)  # Vercel's defaults
+            assert translation is not None
+            return load(translation, environ)
         existing = project_file(shown)  # a SAM template or serverless.yml serves as it is (README)
         if existing is not None:
             return load_manifest(existing, environ)

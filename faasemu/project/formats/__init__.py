@@ -291,7 +291,10 @@ def manifest_text(path: str, environ: Mapping[str, str] | None = None) -> str:
 
     shown = path if os.path.exists(path) else project_file(path) or path
     load_manifest(shown, environ)  # every error, located, before anything is printed
-    with open(shown, encoding="utf-8") as file:
-        text = file.read()
+    try:
+        with open(shown, encoding="utf-8") as file:
+            text = file.read()
+    except FileNotFoundError:  # a zero-config Vercel project (formats/discover.py): its defaults
+        text = "{}"
     translation = translate(shown, text, os.environ if environ is None else environ)
     return text if translation is None else translation.text

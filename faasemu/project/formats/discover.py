@@ -37,6 +37,9 @@ _OPENFAAS = re.compile(r"^provider\s*:\s*(?:\n[ \t]+(?:#.*)?\S.*)*?\n[ \t]+name\
 _FUNCTIONS = re.compile(r"^functions\s*:", re.MULTILINE)
 _SPEC_VERSION = re.compile(r"^specVersion\s*:", re.MULTILINE)
 _RUNTIME = re.compile(r"^runtime\s*:", re.MULTILINE)
+# What Vercel's Python runtime serves from api/*.py: a `handler` class (BaseHTTPRequestHandler) or an `app`.
+_VERCEL_ENTRY = re.compile(r"^(?:class\s+handler\b|app\s*[:=])", re.MULTILINE)
+ZERO_CONFIG = "vercel.json"  # the name a zero-config Vercel project's (absent) file is read under
 
 
 def detect(text: str, path: str = "") -> Kind | None:
@@ -76,4 +79,25 @@ def project_file(manifest: str) -> str | None:
         choices = " or ".join(f"-f {name}" for name, _ in found)
         raise ManifestError(manifest, None,
                             f"no such file, and the folder holds both {shown}; choose one with {choices}")
-    return os.path.join(folder, found[0][0]) if found else None
+    if found:
+        return os.path.join(folder, found[0][0])
+    return os.path.join(folder, ZERO_CONFIG) if vercel_zero_config(folder) else None
+
+
+def vercel_zero_config(folder: str) -> bool:
+    """A Vercel project without vercel.json (Vercel's zero configuration): an `api/` folder whose Python
+    files define a `handler` class or an `app`, as Vercel's Python runtime requires."""
+    api = os.path.join(folder, "api")
+    if not os.path.isdir(api):
+        return False
+    for where, dirs, files in os.walk(api):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        for name in files:
+            if name.endswith(".py") and not name.startswith((".", "_")):
+                try:
+                    with open(os.path.join(where, name), encoding="utf-8", errors="replace") as file:
+                        if _VERCEL_ENTRY.search(file.read()):
+                            return True
+                except OSError:
+                    continue
+    return False
