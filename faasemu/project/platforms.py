@@ -60,7 +60,8 @@ PLATFORMS: dict[str, PlatformInfo] = {
                                       data_invocation="raw"),
         ),
         PlatformInfo(
-            "gcf", "faasemu.runtimes.gcf", 60.0, 0, 256, {"signature": ("http", "cloudevent", "event")},
+            "gcf", "faasemu.runtimes.gcf", 60.0, 0, 256,
+            {"signature": ("http", "cloudevent", "event"), "event_source": ("pubsub", "storage")},
             capabilities=Capabilities(import_style="source",
                                       preload=("flask", "werkzeug", "cloudevents.http", "functions_framework")),
         ),

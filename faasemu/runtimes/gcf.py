@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
+import dataclasses
 import hashlib
 import inspect
 import io
@@ -40,7 +41,9 @@ from typing import Any
 
 from faasemu.events import model as events
 from faasemu.project.spec import FunctionSpec, HttpTrigger
+from faasemu.runtimes import google_sources
 from faasemu.runtimes.adapter import BaseAdapter, describe_module
+from faasemu.runtimes.aws_lambda import order_value
 from faasemu.runtimes.base import Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation
 from faasemu.runtimes.contract import Runtime
 from faasemu.runtimes.drivers import AsgiExchange, HandlerLoop, run_wsgi
@@ -577,6 +580,7 @@ class Adapter(BaseAdapter):
     def deliver(self, delivery: Delivery, inv: Invocation) -> None:
         """POST the event as the platform would; a non-2xx answer is a failed delivery (retried if
         the function has retries on). A handler's exception propagates as the failure itself."""
+        delivery = dataclasses.replace(delivery, event=source_event(self.spec, delivery.event))
         binary = self.signature != "event" or _google_event_type(delivery.event.get("type"))
         request = event_request(delivery, self.signature, inv.request_id, binary)
         response = self.invoke_http(request, inv)
@@ -622,6 +626,18 @@ async def _asgi_not_found(request: Any) -> Any:
     from starlette.exceptions import HTTPException
 
     raise HTTPException(status_code=404, detail="Not Found")
+
+
+def source_event(spec: FunctionSpec, event: dict[str, Any]) -> dict[str, Any]:
+    """The CloudEvent the function's `event_source` (pubsub, storage) sends for `event`; else `event` itself."""
+    source = spec.options.get("event_source")
+    if source == "pubsub":
+        value = order_value(event, spec.order_key) if spec.order_key else None
+        key = None if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        return google_sources.pubsub_event(event, spec.name, key)
+    if source == "storage":
+        return google_sources.storage_event(event)
+    return event
 
 
 def _google_event_type(event_type: Any) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faasemu.project.spec import FunctionSpec
-from faasemu.runtimes import aws_lambda
+from faasemu.runtimes import aws_lambda, google_sources
 from faasemu.runtimes.base import Delivery, HttpRequest
 
 
@@ -131,6 +131,19 @@ def _schedule_data(options: EventOptions) -> Any:
     return options.data if isinstance(options.data, dict) else {}
 
 
+def pubsub(options: EventOptions) -> Generated:
+    """The Eventarc CloudEvent of a Pub/Sub message, as a `gcf` function with `event_source: pubsub` gets it."""
+    event = _cloudevent(options)
+    return Generated(google_sources.pubsub_event(event, options.function), event)
+
+
+def storage(options: EventOptions) -> Generated:
+    """The Eventarc CloudEvent of a Cloud Storage object finalized (`gcf`, `event_source: storage`)."""
+    event = {**_cloudevent(options), "data": {"bucket": options.bucket, "name": options.key, "size": options.size,
+                                              "contentType": "image/jpeg"}}
+    return Generated(google_sources.storage_event(event), event)
+
+
 def cloudevent(options: EventOptions) -> Generated:
     """A structured-mode CloudEvent 1.0, the form events files and `POST /_faasemu/events` take."""
     event = _cloudevent(options)
@@ -148,6 +161,8 @@ GENERATORS: dict[str, tuple[Callable[[EventOptions], Generated], str]] = {
                  'a DynamoDB Streams record (event_source: dynamodb; --data \'{"keys", "new", "old"}\')'),
     "kinesis": (_source("kinesis", _kinesis_data), "a Kinesis Data Streams record (event_source: kinesis)"),
     "schedule": (_source("schedule", _schedule_data), "an EventBridge scheduled event (event_source: schedule)"),
+    "pubsub": (pubsub, "a Pub/Sub message as Eventarc delivers it to a Cloud Function (gcf, event_source: pubsub)"),
+    "storage": (storage, "a Cloud Storage object finalized, through Eventarc (gcf, event_source: storage)"),
     "cloudevent": (cloudevent, "a CloudEvent 1.0 (events files, POST /_faasemu/events)"),
 }
 

@@ -92,3 +92,22 @@ def handler(event, context):
     assert got["body"] == printed["Records"][0]["body"] and got["eventSource"] == "aws:sqs"
     refused = run_cli("events", "new", "apigw-v1", "--jsonl", "events.jsonl", cwd=tmp_path)
     assert refused.returncode == 2 and "--jsonl works for" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("kind", ["pubsub", "storage"])
+def test_google_events_parse_with_googles_own_types(kind: str) -> None:
+    """Pub/Sub and Cloud Storage as Eventarc sends them: `google-events`' types read the data strictly (an
+    unknown field fails) and the CloudEvents SDK reads the envelope."""
+    from cloudevents.v1.http import from_dict
+    from google.events.cloud.pubsub_v1 import MessagePublishedData
+    from google.events.cloud.storage_v1 import StorageObjectData
+
+    event = new(kind, "--data", '{"order": "o-7"}', "--bucket", "photos", "--key", "a b.jpg")
+    envelope = from_dict(event)
+    if kind == "pubsub":
+        message = MessagePublishedData.from_json(json.dumps(envelope.data)).message
+        assert json.loads(message.data) == {"order": "o-7"} and message.message_id == envelope["id"]
+        assert envelope["type"] == "google.cloud.pubsub.topic.v1.messagePublished"
+    else:
+        found = StorageObjectData.from_json(json.dumps(envelope.data))
+        assert (found.bucket, found.name, envelope["subject"]) == ("photos", "a b.jpg", "objects/a b.jpg")
