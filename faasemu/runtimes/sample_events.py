@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faasemu.project.spec import FunctionSpec
-from faasemu.runtimes import aws_lambda, google_sources
+from faasemu.runtimes import aws_lambda, azure, google_sources
 from faasemu.runtimes.base import Delivery, HttpRequest
 
 
@@ -144,6 +144,43 @@ def storage(options: EventOptions) -> Generated:
     return Generated(google_sources.storage_event(event), event)
 
 
+def eventgrid(options: EventOptions) -> Generated:
+    """An Event Grid event (Event Grid schema), as the `azure` runtime gives an Event Grid trigger."""
+    event = {**_cloudevent(options), "source": f"/subscriptions/{_AZURE_SUBSCRIPTION}/resourceGroups/rg/providers/"
+                                              f"Microsoft.EventGrid/topics/{options.function}",
+             "subject": options.path}
+    return Generated(json.loads(azure.event_grid_data(event)[1]), event)
+
+
+def blob(options: EventOptions) -> Generated:
+    """A `Microsoft.Storage.BlobCreated` Event Grid event (how Blob Storage events reach a function through an
+    Event Grid trigger): --bucket is the container, --key the blob, --size its length."""
+    account = "faasemustorage"
+    etag = hashlib.md5(f"{options.bucket}/{options.key}".encode(), usedforsecurity=False).hexdigest()
+    event = {**_cloudevent(options), "type": "Microsoft.Storage.BlobCreated",
+             "source": f"/subscriptions/{_AZURE_SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Storage/"
+                       f"storageAccounts/{account}",
+             "subject": f"/blobServices/default/containers/{options.bucket}/blobs/{options.key}",
+             "data": {"api": "PutBlob", "clientRequestId": etag[:8] + "-faasemu", "requestId": etag[8:16] + "-faasemu",
+                      "eTag": f"0x{etag[:15].upper()}", "contentType": "application/octet-stream",
+                      "contentLength": options.size, "blobType": "BlockBlob",
+                      "url": f"https://{account}.blob.core.windows.net/{options.bucket}/{options.key}",
+                      "sequencer": etag[:32].upper(), "storageDiagnostics": {"batchId": etag[:8]}}}
+    return Generated(json.loads(azure.event_grid_data(event)[1]), event)
+
+
+def queue(options: EventOptions) -> Generated:
+    """A Storage Queue message as the `azure` runtime gives a queue trigger: the body, and the trigger's
+    metadata (`Id`, `DequeueCount`, `InsertionTime`, ...) as the host passes them."""
+    event = _cloudevent(options)
+    body, metadata = azure.queue_data(Delivery(event, 1, ""), _when(options))
+    shown = {name: json.loads(value) if kind == "json" else value for name, (kind, value) in metadata.items()}
+    return Generated({"body": body[1], "metadata": shown}, event)
+
+
+_AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+
 def cloudevent(options: EventOptions) -> Generated:
     """A structured-mode CloudEvent 1.0, the form events files and `POST /_faasemu/events` take."""
     event = _cloudevent(options)
@@ -163,6 +200,9 @@ GENERATORS: dict[str, tuple[Callable[[EventOptions], Generated], str]] = {
     "schedule": (_source("schedule", _schedule_data), "an EventBridge scheduled event (event_source: schedule)"),
     "pubsub": (pubsub, "a Pub/Sub message as Eventarc delivers it to a Cloud Function (gcf, event_source: pubsub)"),
     "storage": (storage, "a Cloud Storage object finalized, through Eventarc (gcf, event_source: storage)"),
+    "eventgrid": (eventgrid, "an Azure Event Grid event (azure, event_source: eventgrid)"),
+    "blob": (blob, "an Azure Blob Storage BlobCreated event, through Event Grid (azure, event_source: eventgrid)"),
+    "queue": (queue, "an Azure Storage Queue message and its trigger metadata (azure, event_source: queue)"),
     "cloudevent": (cloudevent, "a CloudEvent 1.0 (events files, POST /_faasemu/events)"),
 }
 

@@ -111,3 +111,18 @@ def test_google_events_parse_with_googles_own_types(kind: str) -> None:
     else:
         found = StorageObjectData.from_json(json.dumps(envelope.data))
         assert (found.bucket, found.name, envelope["subject"]) == ("photos", "a b.jpg", "objects/a b.jpg")
+
+
+def test_azure_events_are_what_the_azure_runtime_delivers() -> None:
+    """Event Grid's schema (every field Event Grid sends), a BlobCreated event naming its container and blob,
+    and a queue message with the trigger metadata the host passes."""
+    fields = {"id", "topic", "subject", "eventType", "eventTime", "data", "dataVersion", "metadataVersion"}
+    grid = new("eventgrid", "--data", '{"order": "o-7"}', "--type", "order.placed")
+    assert set(grid) == fields and grid["eventType"] == "order.placed" and grid["data"] == {"order": "o-7"}
+    blob = new("blob", "--bucket", "photos", "--key", "2026/a.jpg", "--size", "77")
+    assert set(blob) == fields and blob["eventType"] == "Microsoft.Storage.BlobCreated"
+    assert blob["subject"] == "/blobServices/default/containers/photos/blobs/2026/a.jpg"
+    assert blob["data"]["contentLength"] == 77 and blob["data"]["url"].endswith("/photos/2026/a.jpg")
+    message = new("queue", "--data", '{"order": "o-7"}')
+    assert json.loads(message["body"]) == {"order": "o-7"} and message["metadata"]["DequeueCount"] == 1
+    assert message["metadata"]["QueueTrigger"] == message["body"]
