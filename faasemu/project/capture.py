@@ -562,6 +562,11 @@ PG_OWN_TRIGGERS = f"""SELECT t.tgname, n.nspname, c.relname FROM pg_trigger t
 JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgfoid = to_regprocedure('{PG_FUNCTION}()')"""
 # (a partition's copy of its parent's trigger goes with the parent's: tgparentid, PostgreSQL 13+, as gen_random_uuid)
+# The same as one statement, for a manifest without triggers (run through psql: no driver imported for it).
+PG_DROP_OWN_TRIGGERS = f"""DO $faasemu$ DECLARE found record; BEGIN
+FOR found IN {PG_OWN_TRIGGERS.replace("t.tgname, n.nspname, c.relname",
+                                      "t.tgname AS name, n.nspname AS sch, c.relname AS tab")}
+LOOP EXECUTE format('DROP TRIGGER %I ON %I.%I', found.name, found.sch, found.tab); END LOOP; END $faasemu$"""
 # Two installs at once (an `up` and a `chaos` starting together) take turns: CREATE OR REPLACE FUNCTION and
 # CREATE SCHEMA IF NOT EXISTS are not safe against each other.
 PG_INSTALL_LOCK = "SELECT pg_advisory_xact_lock(7361246021658247749)"  # any constant of faasemu's own

@@ -742,6 +742,13 @@ def connect(url: str, **options: Any) -> psycopg.Connection[Any]:
     return psycopg.connect(url, **options)
 
 
+def run_sql(target: Target, database: str, sql: str, doing: str) -> None:
+    """One statement in `database` through psql (faasemu's own SQL, for which no driver need be imported)."""
+    result = _psql(target, sql, database_url(target, database))
+    if result.returncode != 0:
+        raise _failed(target, doing, result)
+
+
 def _admin(target: Target, sql: str, doing: str, **variables: str) -> subprocess.CompletedProcess[str]:
     result = _psql(target, sql, database_url(target, "postgres"), **variables)
     if result.returncode != 0:

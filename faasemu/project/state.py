@@ -93,14 +93,17 @@ def project_database(manifest: Manifest) -> Iterator[str]:
 
 
 def _postgres_capture(manifest: Manifest, url: str) -> ModuleType | None:
-    """capture_postgres with the triggers installed, or None when there are none. Without triggers and
-    without psycopg (faasemu's own driver, the `postgres` extra) nothing is installed: handlers bring
-    their own driver, and faasemu needs one only to read captured changes."""
+    """capture_postgres with the triggers installed, or None when there are none. Without triggers, the
+    triggers an earlier manifest had are dropped through psql (importing psycopg, faasemu's own driver,
+    costs ~0.2 s of a start; handlers bring their own, and faasemu needs one only to read captured changes)."""
     if not manifest.triggers:
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            return None
+        from faasemu.project import postgres
+        from faasemu.project.capture import PG_DROP_OWN_TRIGGERS
+
+        parts = urlsplit(url)
+        database = unquote(parts.path.lstrip("/")) or "postgres"
+        postgres.run_sql(url, database, PG_DROP_OWN_TRIGGERS, "dropping the triggers of an earlier manifest")
+        return None
     from faasemu.project import capture_postgres
 
     capture_postgres.install(url, manifest.triggers, manifest.path)

@@ -166,3 +166,17 @@ def test_changes_captured_while_up_was_killed_are_all_delivered(project: Path, p
         charged = lambda: {p["event"]["data"]["new"]["id"] for p in lines(root, "charge")}  # noqa: E731
         assert wait_for(lambda: len(charged()) == 100, 90), again.output()
     assert len(rows(url, "SELECT DISTINCT order_id FROM payments")) == 100
+
+
+def test_triggers_removed_from_the_manifest_are_dropped_from_the_database(project: Path, postgres_env,
+                                                                          postgres_server) -> None:
+    """Without triggers the stale ones go through psql (no driver imported): a write fires nothing after."""
+    root = project.parent
+    run = run_cli("invoke", "who", cwd=root, env=postgres_env)  # installs the manifest's two triggers
+    assert run.returncode == 0, run.stdout + run.stderr
+    url = postgres_server.url("app")
+    assert len(rows(url, "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'faasemu_%'")) == 2
+    project.write_text(MANIFEST.split("triggers:")[0])
+    run = run_cli("invoke", "who", cwd=root, env=postgres_env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert rows(url, "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'faasemu_%'") == []
