@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -30,7 +28,6 @@ from typing import Any
 from faasemu.chaos.model import APPLY_CHANGE, DeliveryRef, Step, apply, order_value
 from faasemu.delivery.effects import EffectLog, LocalEffectServer
 from faasemu.delivery.policy import Attempts, Decision, attempt_id, decide, source_copy
-from faasemu.events.ingress import IngressError, parse_ingress
 from faasemu.events.subscriptions import subscribers
 from faasemu.project import stepcounter
 from faasemu.project.capture import ChangeError, NoMatchingRow, parse_change
@@ -41,7 +38,17 @@ from faasemu.project.paths import ProjectPaths
 from faasemu.project.spec import FunctionSpec, Manifest
 from faasemu.runtimes.contract import load_runtime
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.verify.model import Candidate, Effects, EmittedEffect, RunResult, SinkEffect, Snapshot
+from faasemu.verify.cascade import (
+    EMITTED_TIME,
+    CascadeRun,
+    broker_id,
+    canonical_json,
+    delivery_paths,
+    identity_of,
+    read_emitted,
+    record_effect,
+)
+from faasemu.verify.model import Candidate, Effects, RunResult, SinkEffect, Snapshot
 from faasemu.verify.stores import folder as dir_state
 from faasemu.verify.stores import hooks as hook_state
 from faasemu.verify.stores import postgres as postgres_state
@@ -74,29 +81,6 @@ class Lane:
     spares: list[WorkerProcess] = field(default_factory=list)
     topping_up: asyncio.Task[None] | None = None
     cascade: CascadeRun | None = None  # the running candidate's emitted events, when cascades are on
-
-
-@dataclass
-class CascadeRun:
-    """One run's emitted events, attributed to the deliveries that emitted them.
-
-    `first`: what each delivery's first run (the first attempt whose handler ran) emitted, ids
-    assigned; `events`: the event each downstream or new delivery delivers in this run; `effects`:
-    one per (source, id), the first copy winning; `joined`: downstream deliveries found while
-    discovering (they join the end of the schedule); `queue`: new events' deliveries, after it.
-    """
-
-    discover: bool
-    first: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-    events: dict[int, dict[str, Any]] = field(default_factory=dict)
-    effects: dict[tuple[str, str], EmittedEffect] = field(default_factory=dict)
-    unnamed: list[EmittedEffect] = field(default_factory=list)  # unreadable bodies: counted per call
-    joined: list[Step] = field(default_factory=list)
-    queue: list[Step] = field(default_factory=list)
-    paths: dict[int, str] = field(default_factory=dict)  # new deliveries' paths and depths
-    depth: dict[int, int] = field(default_factory=dict)
-    new: int = 0
-    mark: int = 0  # bodies of the lane's `EffectLog.emitted` already attributed
 
 
 @dataclass
@@ -347,7 +331,7 @@ class Runner:
             effects = self._effects(log)
         else:
             for event, readable in self._read_emitted(log, cascade, ""):  # a body no step claimed (none expected)
-                _effect(cascade, event, readable)
+                record_effect(cascade, event, readable)
             emitted = tuple(sorted([*cascade.effects.values(), *cascade.unnamed]))
             effects = Effects(self._effects(log).sink, emitted)
         if discover:
@@ -412,7 +396,7 @@ class Runner:
                     event["data"] = {**event["data"], "id": event["id"]}
             named.append(event)
             if not is_trigger_event(event):  # a change is state, compared as state: not an effect
-                _effect(run, event, readable)
+                record_effect(run, event, readable)
         routable = [(number, event) for number, (event, (_e, readable)) in enumerate(zip(named, received)) if readable]
         static = ref.index not in run.paths
         if ref.index not in run.first:
@@ -424,8 +408,8 @@ class Runner:
             known = self.emissions.get(ref.index, 0) if static else 0
             fresh = [(number, event) for number, event in routable if number >= known]
         else:
-            seen = {_identity(event) for event in run.first[ref.index]}
-            fresh = [(number, event) for number, event in routable if _identity(event) not in seen]
+            seen = {identity_of(event) for event in run.first[ref.index]}
+            fresh = [(number, event) for number, event in routable if identity_of(event) not in seen]
         self._send_new(run, ref, path, attempt, fresh)
 
     def _join(self, run: CascadeRun, ref: DeliveryRef, path: str, emitted: list[tuple[int, dict[str, Any]]]) -> None:
@@ -859,7 +843,7 @@ class Runner:
         run = CascadeRun(False)
         for body in list(log.emitted):
             for event, readable in read_emitted(body, EMITTED_TIME):
-                _effect(run, event, readable)
+                record_effect(run, event, readable)
         return Effects(sink, tuple(sorted([*run.effects.values(), *run.unnamed])))
 
 
@@ -883,66 +867,6 @@ def _outcome(decision: Decision, status: str) -> str:
 def functions_of(refs: Sequence[DeliveryRef]) -> list[str]:
     """The functions deliveries go to (a table change's step goes to none)."""
     return sorted({ref.function for ref in refs if ref.function != APPLY_CHANGE})
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-EMITTED_TIME = "1970-01-01T00:00:00Z"  # the time of an emitted event without one and of no delivery
-_NO_ID = "\x00no id"  # the ingress's id for an event without one: the runner names it (broker_id)
-
-
-def emitted_events(body: Any) -> list[dict[str, Any]]:
-    """What a handler posted to $FAASEMU_EVENTS_URL, read as the ingress would (structured or plain)."""
-    return [event for event, _readable in read_emitted(body, EMITTED_TIME)]
-
-
-def read_emitted(body: Any, time: str) -> list[tuple[dict[str, Any], bool]]:
-    """Each event of a body posted to $FAASEMU_EVENTS_URL, normalized as the ingress does (a missing
-    `time` is `time`, a missing id ""), and whether it could be read: only those go onward."""
-    raw = json.dumps(body).encode() if not isinstance(body, str) else body.encode()
-    content_type = "application/cloudevents-batch+json" if isinstance(body, list) else "application/json"
-    try:
-        events = parse_ingress(content_type, {}, raw, id_factory=lambda: _NO_ID, now=lambda: time)
-    except IngressError:
-        return [(body, False)] if isinstance(body, dict) else [({"type": "(unreadable)", "data": body}, False)]
-    return [({**event, "id": ""} if event.get("id") == _NO_ID else event, True) for event in events]
-
-
-def broker_id(seed: int, path: str, attempt: int, number: int) -> str:
-    """The id the broker gives an event emitted without one: new per attempt, as EventBridge's
-    PutEvents gives, and a pure function of the seed, the emitting delivery's path, its attempt
-    and the emission's index, so the same seed names it the same."""
-    digest = hashlib.sha256(f"{seed}/{path}/{attempt}/{number}".encode()).hexdigest()[:32]
-    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
-
-
-def delivery_paths(refs: Sequence[DeliveryRef]) -> list[str]:
-    """Each baseline delivery's path: its event id, with `:function` when that event reaches more
-    than one function, and `#k` for the k-th line of a file that repeats the id (k from 2)."""
-    counts = Counter(ref.event_id for ref in refs)
-    seen: Counter[str] = Counter()
-    paths = []
-    for ref in refs:
-        path = ref.event_id if counts[ref.event_id] == 1 else f"{ref.event_id}:{ref.function}"
-        seen[path] += 1
-        paths.append(path if seen[path] == 1 else f"{path}#{seen[path]}")
-    return paths
-
-
-def _identity(event: dict[str, Any]) -> tuple[str, str]:
-    return str(event.get("source", "")), str(event.get("id", ""))
-
-
-def _effect(run: CascadeRun, event: dict[str, Any], readable: bool) -> None:
-    """One emitted event as an effect: once per (source, id), the first copy's content winning."""
-    source, identity = _identity(event)
-    effect = EmittedEffect(str(event.get("type")), source, canonical_json(event.get("data")), identity)
-    if readable and identity:
-        run.effects.setdefault((source, identity), effect)
-    else:
-        run.unnamed.append(effect)
 
 
 def row_keys(snapshot: Snapshot | None) -> dict[str, Any]:

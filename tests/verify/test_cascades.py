@@ -13,7 +13,8 @@ from faasemu.chaos.model import DeliveryRef, Duplicate, Fail, LostAck, Move, Ove
 from faasemu.delivery.effects import EffectLog
 from faasemu.verify.compare import Comparator, nondeterministic_columns
 from faasemu.verify.model import Effects, EmittedEffect, RunResult, Snapshot
-from faasemu.verify.runner import Runner, broker_id, delivery_paths, read_emitted
+from faasemu.verify.cascade import broker_id, delivery_paths, read_emitted
+from faasemu.verify.runner import Runner
 
 # o-1 -> producer (0), o-2 -> producer (1); 0 emitted the event consumed by 2, which emitted the
 # event consumed by 3 (a grandchild); 1 emitted the event consumed by 4.
