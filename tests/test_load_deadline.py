@@ -58,9 +58,10 @@ def running(pid: int) -> bool:
 
 
 def workers_of(server: Server) -> set[int]:
-    """The live worker processes `up` started (its children running faasemu.workers.entry)."""
+    """The live worker processes `up` started: its children running faasemu.workers.entry, and the
+    children of its fork server (faasemu/workers/forkserver.py), which forks most of them."""
     assert server.process is not None
-    found = set()
+    processes: list[tuple[int, int, bytes]] = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -68,12 +69,14 @@ def workers_of(server: Server) -> set[int]:
             with open(f"/proc/{name}/stat", encoding="ascii") as stat:
                 parent = int(stat.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{name}/cmdline", "rb") as cmdline:
-                command = cmdline.read()
+                processes.append((int(name), parent, cmdline.read()))
         except (OSError, ValueError, IndexError):
             continue
-        if parent == server.process.pid and b"faasemu.workers.entry" in command and running(int(name)):
-            found.add(int(name))
-    return found
+    servers = {pid for pid, parent, command in processes
+               if parent == server.process.pid and b"faasemu.workers.forkserver" in command}
+    return {pid for pid, parent, command in processes
+            if running(pid) and (parent in servers or (parent == server.process.pid
+                                                       and b"faasemu.workers.entry" in command))}
 
 
 def wait_for_workers(server: Server, timeout: float = 20.0) -> set[int]:

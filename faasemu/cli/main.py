@@ -113,12 +113,15 @@ RETRY_DELAY = click.option("--retry-delay", type=click.FloatRange(0, 60), defaul
               help="Per-invocation lines as text or as JSON objects.")
 @click.option("--quiet", is_flag=True, help="No per-invocation lines.")
 @click.option("--debug", metavar="FN", help="Give FN one worker attached to this terminal: breakpoint() stops in pdb.")
+@click.option("--debugpy", type=click.IntRange(1, 65535), metavar="PORT",
+              help="With --debug FN: FN's worker waits on 127.0.0.1:PORT for an editor's debugger (debugpy) to "
+                   "attach; breakpoint() and the editor's breakpoints stop there. Needs faasemu[debug].")
 @chaos_options((0.0, "0", 0.0, 0.0))
 @RETRY_DELAY
 @reports_errors
 def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str, ...], warm: bool, no_reload: bool,
-       log_format: str, quiet: bool, debug: str | None, duplicates: float, shuffle: str, lost_ack: float, fail: float,
-       overlap: float, seed: int | None, retry_delay: float) -> None:
+       log_format: str, quiet: bool, debug: str | None, debugpy: int | None, duplicates: float, shuffle: str,
+       lost_ack: float, fail: float, overlap: float, seed: int | None, retry_delay: float) -> None:
     """Serve every function: HTTP routes, the event bus, hot reload, optional live chaos."""
     from faasemu.project.console import parse_log_format
     from faasemu.project.errors import UsageError
@@ -128,9 +131,11 @@ def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str
     for entry in allow_hosts:
         if problem := entry_problem(entry):
             raise UsageError(f"--allow-host: {problem}")
+    if debugpy is not None and debug is None:
+        raise UsageError("--debugpy PORT: name the function to debug with --debug FN")
     chaos = build_chaos(duplicates, shuffle, lost_ack, fail, overlap)
     run_up(UpOptions(manifest, host, port, warm, not no_reload, parse_log_format(log_format), quiet,
-                     chaos, seed, retry_delay, allow_hosts=allow_hosts, debug=debug))
+                     chaos, seed, retry_delay, allow_hosts=allow_hosts, debug=debug, debugpy=debugpy))
 
 
 @main.command()

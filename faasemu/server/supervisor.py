@@ -30,13 +30,17 @@ def host_routes(pool: FunctionPool) -> tuple[tuple[HttpTrigger, HttpResponse], .
     return pool.adapter_module.host_routes(pool.spec)
 
 
+DEBUG_TIMEOUT = 24 * 3600.0  # `--debugpy`: a person stepping through a handler in an editor
+
+
 class Supervisor:
     """Owns the workers of every function of the current manifest."""
 
     def __init__(self, manifest: Manifest, console: Console, extra_env: dict[str, str], *, warm: bool = False,
-                 debug: str | None = None) -> None:
+                 debug: str | None = None, debugpy: int | None = None) -> None:
         self.manifest = manifest
         self.debug = debug  # `up --debug FN`: that function's one worker is attached to the terminal
+        self.debugpy = debugpy  # `--debugpy PORT`: that worker waits for an editor's debugger there
         self.console = console
         self.extra_env = extra_env
         self.warm = warm
@@ -55,7 +59,15 @@ class Supervisor:
     def _as_run(self, spec: FunctionSpec) -> FunctionSpec:
         """The function debugged gets one worker (one terminal, one pdb at a time)."""
         # concurrency_set: never overlapped either (`--overlap` would lend it a second attached worker)
-        return dataclasses.replace(spec, concurrency=1, concurrency_set=True) if spec.name == self.debug else spec
+        if spec.name != self.debug:
+            return spec
+        spec = dataclasses.replace(spec, concurrency=1, concurrency_set=True)
+        if self.debugpy is None:
+            return spec
+        # An editor's breakpoint says nothing to faasemu (pdb's does: workers/entry.py): no deadline at all.
+        env = {**spec.env, "FAASEMU_DEBUGPY": str(self.debugpy), "PYTHONBREAKPOINT": "debugpy.breakpoint",
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1"}  # not its note on frozen modules, at every start
+        return dataclasses.replace(spec, env=env, timeout=DEBUG_TIMEOUT)
 
     def _build_router(self) -> None:
         pools = list(self.pools.values())

@@ -35,6 +35,7 @@ class UpOptions:
     retry_delay: float = 0.5
     allow_hosts: tuple[str, ...] = ()  # --allow-host, added to the manifest's allow_hosts (faasemu/project/hosts.py)
     debug: str | None = None  # --debug FN (docs/runtime-contract.md#debugging)
+    debugpy: int | None = None  # --debugpy PORT: FN's worker waits there for an editor's debugger
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -147,7 +148,7 @@ def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock, state: Op
     from faasemu.server.supervisor import Supervisor
 
     env = project_env(manifest, base_url, state.location)
-    supervisor = Supervisor(manifest, console, env, warm=options.warm, debug=options.debug)
+    supervisor = Supervisor(manifest, console, env, warm=options.warm, debug=options.debug, debugpy=options.debugpy)
     seed = options.seed if options.seed is not None else (new_seed() if options.chaos.active else 0)
     chaos = LiveChaos(options.chaos, seed) if options.chaos.active else None
     log_path = events_db_path(manifest)
@@ -171,7 +172,10 @@ def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock, state: Op
         ("watching the project for changes · " if options.reload else "")
         + f"post events to {base_url}/_faasemu/events · Ctrl+C to stop",
     )
-    if options.debug is not None:
+    if options.debugpy is not None:
+        console.warning(f"debugging {options.debug}: its worker waits for an editor's debugger on 127.0.0.1:"
+                        f"{options.debugpy} (debugpy) when it starts, and has no timeout")
+    elif options.debug is not None:
         console.warning(f"debugging {options.debug}: one worker on this terminal; a breakpoint() stops in pdb here, "
                         "and its timeout does not run while it is paused")
     if chaos is not None:

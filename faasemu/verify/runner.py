@@ -206,12 +206,8 @@ class Runner:
 
         async def spawn() -> None:
             while len(lane.spares) < len(self.used_functions):
-                worker = await WorkerProcess.spawn(self.manifest.root, self.output.append)
-                try:
-                    await worker.preload(runtimes)
-                except BaseException:  # cancelled by close(), or the worker died: it is nobody's spare
-                    await worker.terminate()
-                    raise
+                # a fork server started with these runtimes has their SDKs imported already (workers/forkserver.py)
+                worker = await WorkerProcess.spawn(self.manifest.root, self.output.append, preload=runtimes)
                 lane.spares.append(worker)
 
         lane.topping_up = asyncio.get_running_loop().create_task(spawn())

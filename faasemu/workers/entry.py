@@ -1,7 +1,8 @@
 """A worker process: loads one function, then answers invocations over a socket, one at a time.
 
 Started as `python -m faasemu.workers.entry FD PID` with its end of a socketpair at FD; it ends when
-the process PID (the supervisor that started it) does.
+the process PID (the supervisor that started it) does. Usually it is forked instead, from a fork server
+holding these modules already (faasemu/workers/forkserver.py); both ways end in `run`.
 It imports only the standard library (a bare interpreter starts in ~20 ms; the supervisor's web
 stack would add 0.3 s to every cold start and reload). User code is imported only after the
 `load` message has set the function's environment, so a pre-started worker holds no user module.
@@ -114,12 +115,13 @@ def describe_load_deadline(exc: LoadDeadline, root: str) -> WorkerError:
     )
 
 
-def die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int, signum: int = signal.SIGKILL) -> None:
     """End this worker when the process that started it ends, however it ends (even `kill -9`).
 
     Workers run in a session of their own (a Ctrl+C is the supervisor's to handle), so no signal from
     the terminal reaches them; a worker stuck in its import never reads the socket whose EOF would
     otherwise tell it. Linux's PR_SET_PDEATHSIG does; elsewhere the supervisor's shutdown must.
+    `signum`: the signal sent then (a fork server asks for SIGTERM, to kill and reap its children first).
     """
     if not sys.platform.startswith("linux"):
         return
@@ -127,7 +129,7 @@ def die_with_parent(parent: int) -> None:
         import ctypes
 
         PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
     except (OSError, AttributeError):
         return
     if os.getppid() != parent:  # the parent ended before the request above took effect
@@ -183,6 +185,8 @@ class Worker:
             sys.path.insert(0, self.root)
         importer.install_source_only_imports(self.root)
         spec = FunctionSpec.from_wire(message["function"])
+        if os.environ.get("FAASEMU_DEBUGPY"):  # before the user's module: breakpoints in its top level work too
+            wait_for_debugger(self.sock, os.environ["FAASEMU_DEBUGPY"])
         previous = _arm_load_deadline(message.get("timeout"))
         try:
             runtime = load_runtime(spec.runtime)
@@ -346,6 +350,25 @@ class Worker:
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal Server Error")
 
 
+def wait_for_debugger(sock: socket.socket, port: str) -> None:
+    """`up --debug FN --debugpy PORT`: listen on 127.0.0.1:PORT for an editor's debugger (debugpy, the
+    Debug Adapter Protocol VS Code and PyCharm speak) and wait until one attaches, the supervisor told first
+    that the worker is paused (no deadline meanwhile). `breakpoint()` then stops in the editor
+    (PYTHONBREAKPOINT=debugpy.breakpoint, set by the supervisor). docs/runtime-contract.md#debugging."""
+    try:
+        import debugpy
+    except ImportError:
+        wire.write_frame(sock, {"op": "load_error", "error": WorkerError(
+            "Runtime.ImportModuleError", "--debugpy needs debugpy in the environment faasemu runs in: "
+            "pip install 'faasemu[debug]'").to_wire()})
+        raise SystemExit(3) from None
+    debugpy.listen(("127.0.0.1", int(port)))
+    wire.write_frame(sock, {"op": "paused"})
+    sys.stderr.write(f"faasemu: waiting for a debugger on 127.0.0.1:{port} (attach your editor: debugpy)\n")
+    sys.stderr.flush()
+    debugpy.wait_for_client()
+
+
 def attach_debugger(sock: socket.socket) -> None:
     """`breakpoint()` in a worker attached to the terminal (`faasemu invoke`): pdb on the terminal, and
     the supervisor told first that the worker is paused, so no deadline kills it while a person reads
@@ -362,13 +385,21 @@ def attach_debugger(sock: socket.socket) -> None:
 
 
 def main(argv: list[str]) -> None:
+    """`python -m faasemu.workers.entry FD PID [attached]`: the subprocess path (process.py)."""
+    if len(argv) > 2:
+        die_with_parent(int(argv[2]))
+    run(socket.socket(fileno=int(argv[1])), attached=len(argv) > 3 and argv[3] == "attached")
+
+
+def run(sock: socket.socket, *, attached: bool = False) -> None:
+    """Serve one worker's life on `sock`: optional preloads, one `load`, then requests until EOF.
+
+    Both ways a worker starts call this, once its process is set up: `main` (a fresh interpreter) and
+    a fork server's child (faasemu/workers/forkserver.py), so the two cannot drift apart."""
     sys.dont_write_bytecode = True
     if isinstance(sys.stdout, io.TextIOWrapper):  # not when a test harness replaced it
         sys.stdout.reconfigure(line_buffering=True)
-    if len(argv) > 2:
-        die_with_parent(int(argv[2]))
-    sock = socket.socket(fileno=int(argv[1]))
-    if len(argv) > 3 and argv[3] == "attached":
+    if attached:
         attach_debugger(sock)
     worker = Worker(sock)
     while True:

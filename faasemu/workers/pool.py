@@ -22,6 +22,7 @@ from faasemu.project.environment import handler_environment
 from faasemu.project.failures import WorkerError, format_error
 from faasemu.project.spec import FunctionSpec
 from faasemu.runtimes.contract import Runtime, load_runtime
+from faasemu.workers import forkserver
 from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
 
 OutcomeKind = Literal["ok", "error", "timeout", "crash", "oom", "unavailable"]
@@ -522,6 +523,7 @@ class FunctionPool:
         self.idle.clear()
         # the cancelled starts are awaited too: one cut off mid-spawn reaps its own process
         await asyncio.gather(*tasks, *(worker.terminate() for worker in workers), return_exceptions=True)
+        await forkserver.stop_idle()  # with no worker left (say, the handler cannot load) it would linger
 
     def status(self) -> dict[str, Any]:
         return {

@@ -1,7 +1,12 @@
 """The supervisor's handle on one worker process: spawn, one request at a time, kill, measure.
 
 Driven by the event loop: the worker's socket is an asyncio protocol parsing frames, its stdout
-and stderr a subprocess protocol relaying lines. No threads, no multiprocessing queues.
+and stderr a protocol relaying lines. No threads, no multiprocessing queues.
+
+A worker is forked by a fork server when one can serve it (faasemu/workers/forkserver.py: a cold
+start is then a fork, not an interpreter start), and is a fresh `python -m faasemu.workers.entry`
+otherwise: attached to the terminal (pdb), with FAASEMU_FORKSERVER=0, or when no fork server starts.
+Both look the same from here (`_Handle`): pid, returncode, kill, the `exited` future, the output.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from faasemu.project.environment import handler_base_env
 from faasemu.project.failures import WorkerError
-from faasemu.workers import wire
+from faasemu.project.platforms import PLATFORMS
+from faasemu.workers import forkserver, wire
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 LOAD_GRACE = 1.0  # past a load's deadline, how long the worker has to report where it was stuck
@@ -98,6 +104,8 @@ class _Output(asyncio.SubprocessProtocol):
             self.sink(line.decode(errors="replace"))
 
     def process_exited(self) -> None:
+        if self.exited.done():
+            return
         if self.partial:
             self.sink(self.partial.decode(errors="replace"))
             self.partial = b""
@@ -105,10 +113,76 @@ class _Output(asyncio.SubprocessProtocol):
             self.exited.set_result(0)
 
 
+class _Handle(Protocol):
+    """What WorkerProcess needs of its process: an asyncio SubprocessTransport has it, and so has
+    `_Forked` (a fork server's child)."""
+
+    def get_pid(self) -> int: ...
+
+    def get_returncode(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Forked:
+    """A fork server's child as a `_Handle`. Its status comes from the fork server; `output.exited`
+    is resolved once that status is known and the output pipe is drained (or 0.1 s later, when a
+    process the worker started keeps the pipe open), so no line it wrote before exiting is lost."""
+
+    DRAIN = 0.1
+
+    def __init__(self, child: forkserver.ForkedChild, output: _Output) -> None:
+        self.child = child
+        self.output = output
+        self.pipe: asyncio.ReadTransport | None = None
+        self.pipe_open = True
+        child.exited.add_done_callback(self._exited)
+
+    def get_pid(self) -> int:
+        return self.child.pid
+
+    def get_returncode(self) -> int | None:
+        return self.child.returncode
+
+    def kill(self) -> None:
+        self.child.kill()
+
+    def close(self) -> None:
+        if self.pipe is not None:
+            self.pipe.close()
+        self.kill()  # as a SubprocessTransport's close() does with a process still running
+
+    def pipe_closed(self) -> None:
+        self.pipe_open = False
+        if self.child.exited.done():
+            self.output.process_exited()
+
+    def _exited(self, _: object) -> None:
+        if not self.pipe_open:
+            self.output.process_exited()
+        else:
+            self.child.exited.get_loop().call_later(self.DRAIN, self.output.process_exited)
+
+
+class _Pipe(asyncio.Protocol):
+    """The read end of a forked worker's stdout+stderr pipe, fed to `_Output` as a subprocess pipe."""
+
+    def __init__(self, forked: _Forked) -> None:
+        self.forked = forked
+
+    def data_received(self, data: bytes) -> None:
+        self.forked.output.pipe_data_received(1, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.forked.pipe_closed()
+
+
 class WorkerProcess:
     """One worker interpreter. Not reused across functions; killed rather than cleaned up."""
 
-    def __init__(self, transport: asyncio.SubprocessTransport, output: _Output, channel: _Channel) -> None:
+    def __init__(self, transport: _Handle, output: _Output, channel: _Channel) -> None:
         self.transport = transport
         self.output = output
         self.channel = channel
@@ -122,9 +196,67 @@ class WorkerProcess:
 
     @classmethod
     async def spawn(cls, root: str, output: OutputSink, env: dict[str, str] | None = None,
-                    *, attached: bool = False) -> WorkerProcess:
+                    *, attached: bool = False, preload: Sequence[str] = ()) -> WorkerProcess:
         """`attached`: the worker reads this process's stdin and writes to its stderr directly (not
-        relayed line by line), so `breakpoint()` gives a usable pdb (`faasemu invoke`)."""
+        relayed line by line), so `breakpoint()` gives a usable pdb (`faasemu invoke`); it is always
+        a fresh interpreter. `preload`: runtimes whose SDKs the worker imports before any user module
+        (a fork server started for them has them imported already: `preload()` is then free).
+        Raises OSError when the worker cannot start (no such root)."""
+        # never the whole shell (faasemu/project/environment.py); `load` adds the function's own
+        env = env if env is not None else handler_base_env(os.environ)
+        if not attached and forkserver.enabled():
+            worker = await cls._fork(root, output, env, preload)
+            if worker is not None:
+                return worker
+        worker = await cls._start(root, output, env, attached)
+        if preload:
+            try:
+                await worker.preload(list(preload))
+            except BaseException:
+                await worker.terminate()
+                raise
+        return worker
+
+    @classmethod
+    async def _fork(cls, root: str, sink: OutputSink, env: dict[str, str],
+                    preload: Sequence[str]) -> WorkerProcess | None:
+        """A worker forked by this loop's fork server; None when none can fork it (then: `_start`)."""
+        loop = asyncio.get_running_loop()
+        parent, child = socket.socketpair()
+        read_end, write_end = os.pipe()
+        try:
+            try:
+                forked = await forkserver.spawn(root, env, (child.fileno(), write_end), preload)
+            finally:
+                child.close()
+                os.close(write_end)
+        except BaseException:
+            parent.close()
+            os.close(read_end)
+            raise
+        if forked is None:
+            parent.close()
+            os.close(read_end)
+            return None
+        output = _Output(sink)
+        handle = _Forked(forked, output)
+        pipe = os.fdopen(read_end, "rb", buffering=0)
+        try:
+            handle.pipe, _ = await loop.connect_read_pipe(lambda: _Pipe(handle), pipe)
+            _, channel = await loop.create_unix_connection(_Channel, sock=parent)
+        except BaseException:  # cancelled (Ctrl+C) part-way: the process must not be left behind
+            forkserver.kill_group(forked.pid)
+            parent.close()
+            if handle.pipe is None:
+                pipe.close()
+            await _reap(output)
+            handle.close()
+            raise
+        return cls(handle, output, channel)
+
+    @classmethod
+    async def _start(cls, root: str, output: OutputSink, env: dict[str, str], attached: bool) -> WorkerProcess:
+        """A fresh interpreter: `python -m faasemu.workers.entry FD PID`."""
         loop = asyncio.get_running_loop()
         parent, child = socket.socketpair()
         try:
@@ -141,8 +273,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 pass_fds=(child.fileno(),),
                 cwd=root,
-                # never the whole shell (faasemu/project/environment.py); `load` adds the function's own
-                env=env if env is not None else handler_base_env(os.environ),
+                env=env,
                 # a Ctrl+C in the terminal is the supervisor's to handle; an attached worker stays in the
                 # terminal's foreground group, or reading the terminal would stop it (SIGTTIN)
                 start_new_session=not attached,
@@ -182,7 +313,10 @@ class WorkerProcess:
         return f"worker exited with status {code}"
 
     async def preload(self, runtimes: list[str], timeout: float = 30.0) -> None:
-        """Have a spare worker import the platform SDKs of these runtimes (never user code)."""
+        """Have a spare worker import the platform SDKs of these runtimes (never user code); nothing
+        to do when its fork server imported them already (`spawn(preload=...)`)."""
+        if isinstance(self.transport, _Forked) and set(runtimes) <= set(self.transport.child.server.key[0]):
+            return
         await self.request({"op": "preload", "runtimes": runtimes}, b"", timeout)
 
     async def load(self, function: dict[str, Any], root: str, env: dict[str, str], timeout: float) -> dict[str, Any]:
@@ -192,6 +326,8 @@ class WorkerProcess:
         was stuck in; this side kills it LOAD_GRACE later in case it cannot (stuck in C code).
         """
         message = {"op": "load", "function": function, "root": root, "env": env, "timeout": timeout}
+        if isinstance(self.transport, _Forked) and function.get("runtime") in PLATFORMS:
+            self.transport.child.server.learn(PLATFORMS[function["runtime"]].module)
         reply, _ = await self.request(message, b"", timeout + LOAD_GRACE)
         if reply.get("op") == "load_error":
             raise LoadFailed(WorkerError.from_wire(reply["error"]))
@@ -282,6 +418,8 @@ class WorkerProcess:
         if self.channel.transport is not None:
             self.channel.transport.close()
         self.transport.close()
+        if isinstance(self.transport, _Forked):  # the last one: its fork server is stopped too
+            await forkserver.release(self.transport.child)
 
     def close(self) -> None:
         """Ask the worker to finish by closing its socket (it exits at EOF), and kill it if it lingers."""
