@@ -142,6 +142,37 @@ def test_chaos_runs_on_a_serverless_service(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_chaos_finds_a_sam_queue_worker_that_is_not_idempotent(tmp_path: Path) -> None:
+    """The SAM project as it is, its SQS worker recording each message in the state database: a duplicated
+    SQS message (at-least-once) records it twice."""
+    root = tmp_path / "sam-app"
+    worker = """\
+        import json
+        import os
+        import sqlite3
+
+
+        def lambda_handler(event, context):
+            return {"statusCode": 200, "body": "{}"}
+
+
+        def worker(event, context):
+            db = sqlite3.connect(os.environ["FAASEMU_STATE"])
+            with db:
+                db.execute("CREATE TABLE IF NOT EXISTS received (body TEXT)")
+                for record in event["Records"]:
+                    db.execute("INSERT INTO received VALUES (?)", (record["body"],))
+            db.close()
+    """
+    write_project(root, {**SAM, "hello_world/app.py": worker})
+    (root / "events.jsonl").write_text(json.dumps({"type": "sqs.OrdersQueue", "data": {"order": "o-1"}}) + "\n")
+    result = run_cli("chaos", "events.jsonl", "--runs", "2", "--seed", "7", "--json", "report.json", cwd=root,
+                     timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((root / "report.json").read_text())
+    assert report["functions"]["order-worker"]["idempotent"] is False, report["functions"]
+
+
 def test_manifest_prints_the_equivalent_and_a_bad_template_is_one_located_line(tmp_path: Path) -> None:
     root = tmp_path / "sam-app"
     write_project(root, SAM)
