@@ -109,6 +109,7 @@ RETRY_DELAY = click.option("--retry-delay", type=click.FloatRange(0, 60), defaul
                    "all: any). localhost, *.localhost, IP addresses and the bound address are always answered.")
 @click.option("--warm", is_flag=True, help="Start every function's workers now instead of on first use.")
 @click.option("--no-reload", is_flag=True, help="Do not watch the project for changes.")
+@click.option("--no-ui", is_flag=True, help="Do not serve the dashboard at /_faasemu/.")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
               help="Per-invocation lines as text or as JSON objects.")
 @click.option("--quiet", is_flag=True, help="No per-invocation lines.")
@@ -120,8 +121,8 @@ RETRY_DELAY = click.option("--retry-delay", type=click.FloatRange(0, 60), defaul
 @RETRY_DELAY
 @reports_errors
 def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str, ...], warm: bool, no_reload: bool,
-       log_format: str, quiet: bool, debug: str | None, debugpy: int | None, duplicates: float, shuffle: str,
-       lost_ack: float, fail: float, overlap: float, seed: int | None, retry_delay: float) -> None:
+       no_ui: bool, log_format: str, quiet: bool, debug: str | None, debugpy: int | None, duplicates: float,
+       shuffle: str, lost_ack: float, fail: float, overlap: float, seed: int | None, retry_delay: float) -> None:
     """Serve every function: HTTP routes, the event bus, hot reload, optional live chaos."""
     from faasemu.project.console import parse_log_format
     from faasemu.project.errors import UsageError
@@ -135,7 +136,8 @@ def up(manifest: str, host: str | None, port: int | None, allow_hosts: tuple[str
         raise UsageError("--debugpy PORT: name the function to debug with --debug FN")
     chaos = build_chaos(duplicates, shuffle, lost_ack, fail, overlap)
     run_up(UpOptions(manifest, host, port, warm, not no_reload, parse_log_format(log_format), quiet,
-                     chaos, seed, retry_delay, allow_hosts=allow_hosts, debug=debug, debugpy=debugpy))
+                     chaos, seed, retry_delay, allow_hosts=allow_hosts, debug=debug, debugpy=debugpy,
+                     ui=not no_ui))
 
 
 @main.command()

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Literal, TextIO, get_args
 
 from rich.console import Console as RichConsole
@@ -71,6 +72,13 @@ class Console:
         self.rich = rich_console(self.file)
         self._lines: list[str] = []
         self._flush_pending = False
+        # Called with each invocation and notice as fields (the dashboard's live stream): structured,
+        # so that no reader parses the text lines, and called even when quiet.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
+
+    def observe(self, **fields: Any) -> None:
+        for observer in self.observers:
+            observer(fields)
 
     # -- plain lines, batched ------------------------------------------------------------------
 
@@ -108,9 +116,12 @@ class Console:
         cold_ms: float | None = None,
         note: str = "",
     ) -> None:
+        now = time.time()
+        if self.observers:
+            self.observe(time=now, event="invocation", function=function, trigger=trigger, status=status,
+                         ms=round(ms, 3), cold_ms=None if cold_ms is None else round(cold_ms, 1), note=note)
         if self.quiet:
             return
-        now = time.time()
         if self.log_format == "json":
             self.record(time=now, event="invocation", function=function, trigger=trigger, status=status,
                         ms=round(ms, 3), cold_ms=None if cold_ms is None else round(cold_ms, 1), note=note or None)
@@ -120,12 +131,16 @@ class Console:
         self.line(f"{clock(now)}  {function:<14} {trigger:<24} {status!s:<5} {ms:7.1f} ms{cold}{tail}")
 
     def worker_output(self, function: str, line: str) -> None:
+        if self.observers:
+            self.observe(time=time.time(), event="output", function=function, line=line)
         if self.log_format == "json":
             self.record(time=time.time(), event="output", function=function, line=line)
         else:
             self.line(f"{'':12}  {function:<14} | {line}")
 
     def notice(self, text: str, style: str = "cyan") -> None:
+        if self.observers:
+            self.observe(time=time.time(), event="notice", message=str(text))
         if self.log_format == "json":
             self.record(time=time.time(), event="notice", message=text)
             return
@@ -155,6 +170,10 @@ class Console:
 
     def error(self, function: str, error: WorkerError, context: str = "") -> None:
         """A handler's exception, with its traceback highlighted (every part of it plain text, never markup)."""
+        if self.observers:
+            self.observe(time=time.time(), event="error", function=function, context=context or None,
+                         type=error.type, message=error.message, where=error.where or None,
+                         traceback=error.text or None)
         if self.log_format == "json":
             # null, not "", for what the worker did not know (a timeout has no line and no traceback)
             self.record(time=time.time(), event="error", function=function, context=context or None,

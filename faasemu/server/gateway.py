@@ -26,6 +26,7 @@ from faasemu.delivery.eventlog import events_json
 from faasemu.events.ingress import IngressError, parse_ingress
 from faasemu.project.hosts import HostGuard
 from faasemu.runtimes.base import ASYNC_HTTP_TYPE, HttpRequest, HttpResponse
+from faasemu.server.dashboard import Dashboard
 from faasemu.server.lambda_api import PREFIXES as LAMBDA_API_PREFIXES
 from faasemu.server.lambda_api import LambdaApi
 from faasemu.server.router import MethodNotAllowed
@@ -75,13 +76,14 @@ def json_response(status: int, payload: Any, headers: list[tuple[str, str]] | No
 class Gateway:
     """The ASGI application of `faasemu up`."""
 
-    def __init__(self, supervisor: Supervisor, bus: Bus, hosts: HostGuard | None = None) -> None:
+    def __init__(self, supervisor: Supervisor, bus: Bus, hosts: HostGuard | None = None, ui: bool = True) -> None:
         self.supervisor = supervisor
         self.bus = bus
         self.hosts = hosts if hosts is not None else HostGuard("127.0.0.1")
         self.refused_hosts: set[str] = set()  # each refused Host is logged once
         self._shut_down = False
         self.effects = EffectLog()
+        self.dashboard = Dashboard(self) if ui else None  # faasemu/server/dashboard.py; off with `up --no-ui`
         self.admin = Starlette(routes=self.admin_routes())
 
     def admin_routes(self) -> list[Route]:
@@ -94,6 +96,7 @@ class Gateway:
             Route("/_faasemu/sink", self.list_sink, methods=["GET"]),
             Route("/_faasemu/sink/{name:path}", self.sink, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             *LambdaApi(self).routes(),  # faasemu/server/lambda_api.py: Invoke, ListFunctions, GetFunction ...
+            *(self.dashboard.routes() if self.dashboard is not None else []),
         ]
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

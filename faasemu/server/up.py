@@ -36,6 +36,7 @@ class UpOptions:
     allow_hosts: tuple[str, ...] = ()  # --allow-host, added to the manifest's allow_hosts (faasemu/project/hosts.py)
     debug: str | None = None  # --debug FN (docs/runtime-contract.md#debugging)
     debugpy: int | None = None  # --debugpy PORT: FN's worker waits there for an editor's debugger
+    ui: bool = True  # the dashboard at /_faasemu/ (faasemu/server/dashboard.py); --no-ui turns it off
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -163,14 +164,15 @@ def _run_up(options: UpOptions, manifest: Manifest, lock: ProjectLock, state: Op
     supervisor.on_functions_changed.append(lambda: triggers_changed(supervisor, state, manifest.triggers))
     from faasemu.project.hosts import HostGuard
 
-    gateway = Gateway(supervisor, bus, HostGuard(host, (*manifest.allow_hosts, *options.allow_hosts)))
+    gateway = Gateway(supervisor, bus, HostGuard(host, (*manifest.allow_hosts, *options.allow_hosts)), ui=options.ui)
     shown = redacted(state.location) if "://" in state.location else relative(state.location, manifest.root)
     events = relative(log_path, manifest.root)
     console.startup(
         f"faasemu {__version__} · {manifest.name} · {base_url} · state {shown} · events {events}",
         startup_rows(supervisor, base_url),
         ("watching the project for changes · " if options.reload else "")
-        + f"post events to {base_url}/_faasemu/events · Ctrl+C to stop",
+        + f"post events to {base_url}/_faasemu/events · "
+        + (f"dashboard {base_url}/_faasemu/ · " if options.ui else "") + "Ctrl+C to stop",
     )
     if options.debugpy is not None:
         console.warning(f"debugging {options.debug}: its worker waits for an editor's debugger on 127.0.0.1:"

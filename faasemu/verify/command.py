@@ -141,7 +141,14 @@ def run_chaos(options: ChaosCommandOptions) -> int:
     elapsed = time.perf_counter() - started
     if options.only and not any(ref.function in options.only for ref in result.refs):
         return _nothing_to_check(console, source, refs, manifest, options.only)  # not even by a cascade
-    from faasemu.verify.report import print_report, report_json, write_counterexamples, write_json, write_junit
+    from faasemu.verify.report import (
+        print_report,
+        report_json,
+        write_counterexamples,
+        write_json,
+        write_junit,
+        write_last_campaign,
+    )
 
     invocation = {"events_file": options.events_file, "manifest": options.manifest, "options": options.chaos,
                   "root": manifest.root}
@@ -157,6 +164,7 @@ def run_chaos(options: ChaosCommandOptions) -> int:
     report = report_json(result, invocation)
     report["exit_code"] = code
     report["not_checked"] = {v.name: format_error(v.load_error) for v in unloaded if v.load_error}
+    write_last_campaign(manifest.root, report)  # .faasemu/last-campaign.json: the dashboard's Campaign view
     for target, write in ((options.json_path, lambda p: write_json(p, report)),
                           (options.junit_path, lambda p: write_junit(p, result, report))):
         if target:

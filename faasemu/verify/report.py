@@ -31,6 +31,7 @@ from faasemu.chaos.model import (
 )
 from faasemu.project.failures import WorkerError, format_error
 from faasemu.project.paths import ProjectPaths
+from faasemu.project.private import write_private_text
 from faasemu.verify.campaign import CampaignResult, FunctionVerdict, steps_json
 from faasemu.verify.classify import NOT_IDEMPOTENT, Violation
 from faasemu.verify.compare import format_diff
@@ -235,6 +236,20 @@ def write_json(path: str, report: dict[str, Any]) -> None:
     with open(path, "w", encoding="utf-8") as file:
         json.dump(report, file, indent=2, sort_keys=False)
         file.write("\n")
+
+
+LAST_CAMPAIGN = "last-campaign.json"  # in .faasemu/: what the dashboard of `faasemu up` shows
+
+
+def write_last_campaign(root: str, report: dict[str, Any]) -> str:
+    """The whole report where the dashboard finds it (`/_faasemu/api/campaign`), written whole then renamed,
+    so that a page reading it never sees half a file."""
+    folder = ProjectPaths(root).folder()
+    path = os.path.join(folder, LAST_CAMPAIGN)
+    partial = path + ".partial"
+    write_private_text(partial, json.dumps(report, indent=2, default=str) + "\n")  # 0600, as .faasemu/ keeps all
+    os.replace(partial, path)
+    return path
 
 
 def write_junit(path: str, result: CampaignResult, report: dict[str, Any]) -> None:
