@@ -36,6 +36,19 @@ class EventError(ValueError):
 
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def event_time(event: Mapping[str, Any]) -> datetime:
+    """An event's `time` as an aware datetime (UTC when it has no offset), the epoch when it has none or
+    it does not parse: what the platforms' shapes are stamped with (runtimes/*, verify/triggers.py)."""
+    try:
+        when = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return EPOCH
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def kind_of(value: Any) -> str:
     """What a JSON value is, for messages: 'found a list'."""
     if value is None:

@@ -382,7 +382,7 @@ class PrivateCluster:
             try:
                 with open(path, encoding="utf-8") as file:
                     holder = json.load(file)
-                alive = _process_alive(int(holder["pid"]), holder.get("start"))
+                alive = process_alive(int(holder["pid"]), holder.get("start"))
             except FileNotFoundError:
                 continue
             except (OSError, ValueError, KeyError, TypeError):
@@ -587,7 +587,7 @@ def _read_postmaster(data: str) -> _Postmaster | None:
     if not lines or not lines[0].strip().isdigit():
         return None
     pid = int(lines[0])
-    if not _process_alive(pid, None) or not _works_in(pid, data):
+    if not process_alive(pid, None) or not _works_in(pid, data):
         return None
     socket_dir = lines[4].split(",")[0].strip() if len(lines) > 4 else ""
     status = lines[7].strip() if len(lines) > 7 else "starting"
@@ -616,7 +616,7 @@ def _process_start(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]
 
 
-def _process_alive(pid: int, start: str | None) -> bool:
+def process_alive(pid: int, start: str | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

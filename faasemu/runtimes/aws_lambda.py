@@ -19,10 +19,10 @@ import time
 import traceback
 import urllib.parse
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from faasemu.events.model import event_time
 from faasemu.project.spec import FunctionSpec, HttpTrigger
 from faasemu.runtimes import aws_sources
 from faasemu.runtimes.adapter import BaseAdapter, handler_frames
@@ -509,14 +509,6 @@ def event_payload(event: dict[str, Any]) -> tuple[Any, str]:
     return data, json.dumps(data)
 
 
-def _event_time(event: dict[str, Any]) -> datetime:
-    try:
-        when = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
-        return when if when.tzinfo else when.replace(tzinfo=UTC)
-    except (KeyError, ValueError):
-        return datetime(1970, 1, 1, tzinfo=UTC)
-
-
 FIFO_SEQUENCE_BASE = 10**19  # SequenceNumber: 20 decimal digits, increasing with the position
 
 
@@ -564,7 +556,7 @@ def sqs_record(delivery: Delivery, spec: FunctionSpec, sequence: int | None = No
     aws_region = region(spec)
     per_attempt = delivery.attempt_id or f"{ce['id']}/{delivery.attempt}"
     digest = hashlib.sha256(f"{per_attempt}\0{ce['id']}".encode()).digest()
-    sent = str(int(_event_time(ce).timestamp() * 1000))
+    sent = str(int(event_time(ce).timestamp() * 1000))
     attributes = {"ApproximateReceiveCount": str(delivery.attempt), "SentTimestamp": sent}
     queue = spec.name
     if spec.order_key:
@@ -672,7 +664,7 @@ def build_event(source: str, delivery: Delivery | Sequence[Delivery], spec: Func
     ce = delivery.event
     data, text = event_payload(ce)
     aws_region = region(spec)
-    when = _event_time(ce)
+    when = event_time(ce)
     if source == "raw":
         return data
     if source == "sqs":

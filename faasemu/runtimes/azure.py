@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
-from faasemu.events.model import data_bytes
+from faasemu.events.model import data_bytes, event_time
 from faasemu.project.spec import FunctionSpec, HttpTrigger
 from faasemu.runtimes.adapter import BaseAdapter, describe_module
 from faasemu.runtimes.base import (
@@ -520,14 +520,6 @@ def error_response(exc: BaseException, inv: Invocation) -> HttpResponse:
 # -- events: what the queue and Event Grid triggers hand the worker ----------------------------------
 
 
-def _event_time(event: dict[str, Any]) -> datetime:
-    try:
-        when = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
-    except (KeyError, ValueError):
-        return datetime(1970, 1, 1, tzinfo=UTC)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def _data_value(event: dict[str, Any]) -> Any:
     """The data as a JSON value: base64 data decoded, then parsed as JSON when it is, else text."""
     if "data_base64" not in event:
@@ -551,7 +543,7 @@ def queue_data(delivery: Delivery, now: float) -> tuple[TypedData, dict[str, Typ
         body: TypedData = ("string", raw.decode("utf-8"))
     except UnicodeDecodeError:
         body = ("bytes", raw)
-    inserted = _event_time(event)
+    inserted = event_time(event)
     per_attempt = delivery.attempt_id or f"{event['id']}/{delivery.attempt}"
     visible = datetime.fromtimestamp(now, UTC) + timedelta(minutes=10)  # the trigger's visibility timeout
     return body, {  # DateTimeOffset and long values travel as JSON, as the host serialises them

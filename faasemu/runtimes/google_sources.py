@@ -21,8 +21,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
+
+from faasemu.events.model import event_time
 
 PROJECT = "faasemu-local"  # the fake project id in resource names
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -35,12 +37,7 @@ def _number(*parts: object) -> str:
 
 
 def _time(event: dict[str, Any]) -> str:
-    try:
-        when = datetime.fromisoformat(str(event.get("time", "")).replace("Z", "+00:00"))
-    except ValueError:
-        when = datetime(1970, 1, 1, tzinfo=UTC)
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    when = when.astimezone(UTC)
+    when = event_time(event).astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 

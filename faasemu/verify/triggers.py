@@ -12,10 +12,10 @@ succeeding, retried up to the trigger's `retries`.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from faasemu.delivery.webhooks import trigger_of, webhook_request
+from faasemu.events.model import event_time
 from faasemu.project.capture import CapturedChange, change_event
 from faasemu.project.spec import FunctionSpec, TriggerSpec
 
@@ -71,7 +71,4 @@ def webhook_retries(spec: FunctionSpec, triggers: tuple[TriggerSpec, ...], event
 
 def _time_ms(event: dict[str, Any]) -> int:
     """The request's time: the change's, so that a run's requests do not depend on the clock."""
-    try:
-        return int(datetime.fromisoformat(str(event.get("time", "")).replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return 0
+    return int(event_time(event).timestamp() * 1000)

@@ -36,6 +36,16 @@ MANIFEST = """\
 """
 
 
+def wait_until_serving(url: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/_faasemu/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+
+
 def test_up_debug_pauses_one_function_in_pdb_while_the_others_serve(tmp_path: Path) -> None:
     manifest = write_project(tmp_path, {"faasemu.yaml": MANIFEST, "app.py": APP})
     port = free_port()
@@ -48,13 +58,7 @@ def test_up_debug_pauses_one_function_in_pdb_while_the_others_serve(tmp_path: Pa
     assert process.stdin is not None
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/_faasemu/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_until_serving(url)
         with httpx.Client(timeout=60) as client:
             answer: dict[str, httpx.Response] = {}
             paused = threading.Thread(target=lambda: answer.setdefault("calc", client.get(f"{url}/calc")))
@@ -164,13 +168,7 @@ def test_an_editor_attaches_with_debugpy_and_stops_at_its_breakpoint(tmp_path: P
             env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/_faasemu/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_until_serving(url)
         with httpx.Client(timeout=120) as client:
             answer: dict[str, httpx.Response] = {}
             waiting = threading.Thread(target=lambda: answer.setdefault("calc", client.get(f"{url}/calc")))

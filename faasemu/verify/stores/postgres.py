@@ -274,15 +274,6 @@ def _drop_stale(server: postgres.PgServer) -> None:
                                                       [PREFIX.replace("_", "\\_") + "%"])]
         for name in names:
             pid = name[len(PREFIX):].split("_", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not postgres.process_alive(int(pid), None):
                 _execute(connection, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name, doing=f"dropping {name}")
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
