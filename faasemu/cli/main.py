@@ -166,16 +166,19 @@ def replay(events_file: str, manifest: str, target: str | None, duplicates: floa
               help="Write the JSON report here (always, whatever the exit code).")
 @click.option("--junit", "junit_path", metavar="FILE", help="Write JUnit XML here (always, whatever the exit code).")
 @click.option("--replay-cex", metavar="FILE", help="Re-run exactly the schedule of a saved counterexample.")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Run the lanes on a Ray cluster: ray://HOST:PORT (its Ray Client server), or auto (this "
+                   "machine's cluster, started if none). Same seed, same report. Needs faasemu[cluster].")
 @chaos_options((0.1, "5", 0.05, 0.05), overlap=0.05, crash=0.05)
 @reports_errors
 def chaos(events_file: str | None, manifest: str, runs: int, only: tuple[str, ...], json_path: str | None,
-          junit_path: str | None, replay_cex: str | None, duplicates: float, shuffle: str, lost_ack: float,
-          fail: float, overlap: float, crash: float, seed: int | None) -> None:
+          junit_path: str | None, replay_cex: str | None, cluster: str | None, duplicates: float, shuffle: str,
+          lost_ack: float, fail: float, overlap: float, crash: float, seed: int | None) -> None:
     """Find the handlers that are not idempotent or not order-tolerant (exit 1), with minimal counterexamples."""
     from faasemu.verify.command import ChaosCommandOptions, run_chaos
 
     options = ChaosCommandOptions(manifest, events_file, runs, only, json_path, junit_path, replay_cex,
-                                  build_chaos(duplicates, shuffle, lost_ack, fail, overlap, crash), seed)
+                                  build_chaos(duplicates, shuffle, lost_ack, fail, overlap, crash), seed, cluster)
     raise SystemExit(run_chaos(options))
 
 

@@ -12,7 +12,7 @@ import asyncio
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faasemu.chaos.model import APPLY_CHANGE, ChaosOptions, DeliveryRef, Step, duplicate_at_end, generate, select
 from faasemu.project.failures import WorkerError
@@ -24,6 +24,9 @@ from faasemu.verify.compare import Comparator, nondeterministic_columns, unstabl
 from faasemu.verify.model import Candidate, RunResult
 from faasemu.verify.runner import Runner
 from faasemu.verify.shrink import Memo, memo_of, schedule_of, shrink
+
+if TYPE_CHECKING:
+    from faasemu.verify.cluster import ClusterRunner
 
 MAX_SHRINKS = 12  # random failures shrunk at most; probes have usually found the culprits already
 MAX_DISJOINT_GROUPS = 8  # per function: re-tests of members a passing "duplicated at the end" group cannot clear
@@ -88,6 +91,7 @@ class Campaign:
     def __init__(
         self, manifest: Manifest, events: list[dict[str, Any]], refs: list[DeliveryRef], *, seed: int, runs: int,
         options: ChaosOptions, only: Sequence[str] = (), progress: Progress | None = None, lanes: int | None = None,
+        runner: Runner | ClusterRunner | None = None,
     ) -> None:
         self.manifest = manifest
         self.events = events
@@ -98,7 +102,8 @@ class Campaign:
         self.options = options
         self.only = list(only)
         self.progress = progress or (lambda phase, done, total: None)
-        self.runner = Runner(manifest, events, refs, seed, lanes=lanes)
+        # the runner: local lanes, or a cluster's (`faasemu chaos --cluster`, cluster.py): the same interface
+        self.runner = runner or Runner(manifest, events, refs, seed, lanes=lanes)
         self.results: dict[Candidate, RunResult] = {}
         self.comparator = Comparator((), manifest.state.ignore)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -147,7 +152,7 @@ class Campaign:
             # docs/verification.md#calibration: before reporting, the baseline runs once more; what differs joins the
             # nondeterministic set and every violation is checked again.
             if found:
-                third = await self.runner.run(self.runner.lanes[0], Candidate())
+                third = (await self.runner.run_many([Candidate()]))[0]
                 extra = nondeterministic_columns(first, third) - self.comparator.nondeterministic
                 if extra:
                     self.comparator = self.comparator.extended(extra)

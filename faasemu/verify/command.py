@@ -13,9 +13,10 @@ import asyncio
 import difflib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,6 +38,9 @@ from faasemu.verify.compare import Comparator, format_diff, nondeterministic_col
 from faasemu.verify.model import Candidate
 from faasemu.verify.runner import Runner
 
+if TYPE_CHECKING:
+    from faasemu.verify.cluster import ClusterRunner
+
 PHASES = ("calibrate", "probes", "random", "shrink")
 
 
@@ -51,6 +55,7 @@ class ChaosCommandOptions:
     replay_cex: str | None = None
     chaos: ChaosOptions = field(default_factory=lambda: CAMPAIGN_DEFAULTS)
     seed: int | None = None
+    cluster: str | None = None  # a Ray cluster's address, or "auto" (cluster.py)
 
 
 def load_events(manifest: Manifest, events_file: str | None) -> tuple[list[dict[str, Any]], str]:
@@ -94,6 +99,13 @@ def _state_label(manifest: Manifest) -> str:
 
 
 def run_chaos(options: ChaosCommandOptions) -> int:
+    if options.cluster is not None:
+        from faasemu.verify.cluster import parse_address
+
+        parse_address(options.cluster)  # a bad address is refused before anything runs
+        if options.replay_cex:
+            raise UsageError("--cluster runs a campaign's lanes on a cluster; --replay-cex re-runs one schedule "
+                             "here: drop --cluster")
     if options.replay_cex:
         return replay_counterexample(options.replay_cex, options.manifest)
     manifest = load_manifest(options.manifest)
@@ -133,7 +145,8 @@ def run_chaos(options: ChaosCommandOptions) -> int:
             progress.update(tasks[phase], completed=done, total=total, visible=True)
 
         campaign = Campaign(manifest, events, refs, seed=seed, runs=options.runs, options=options.chaos,
-                            only=options.only, progress=report_progress)
+                            only=options.only, progress=report_progress,
+                            runner=_cluster_runner(options.cluster, manifest, events, refs, seed))
         try:
             result = asyncio.run(campaign.run())
         finally:
@@ -198,6 +211,19 @@ def run_chaos(options: ChaosCommandOptions) -> int:
     console.print(summary)
     console.print(Text(f"events from {source}; same seed, same report: --seed {seed}", style="dim"))
     return code
+
+
+def _cluster_runner(address: str | None, manifest: Manifest, events: list[dict[str, Any]], refs: list[DeliveryRef],
+                    seed: int) -> ClusterRunner | None:
+    """The cluster's runner for --cluster (Ray imported only then), else None: the local lanes.
+    Where the lanes run goes to stderr, so that stdout is the report a local run prints."""
+    if address is None:
+        return None
+    from faasemu.verify.cluster import ClusterRunner
+
+    errors = rich_console(sys.stderr)
+    return ClusterRunner(manifest, events, refs, seed, address=address,
+                         on_start=lambda line: errors.print(Text(line, style="dim")))
 
 
 def _nothing_to_check(console: Console, source: str, refs: list[DeliveryRef], manifest: Manifest,
