@@ -173,10 +173,12 @@ class Worker:
         self.root = os.getcwd()
         self.adapter: Adapter  # set by load(), before serve() reads any message
         self.known_modules = 0
+        self.imported: importer.ProjectModules | None = None  # made by load(), before user code
 
     def load(self, message: dict[str, Any]) -> None:
         started = time.perf_counter()
         self.root = os.path.realpath(message["root"])
+        self.imported = importer.ProjectModules(self.root)
         os.chdir(self.root)
         os.environ.update(message.get("env", {}))
         if "TZ" in message.get("env", {}):
@@ -211,7 +213,8 @@ class Worker:
 
     def modules(self) -> list[str]:
         self.known_modules = len(sys.modules)
-        return importer.project_module_files(self.root)
+        assert self.imported is not None
+        return self.imported.current()
 
     def serve(self) -> None:
         while True:

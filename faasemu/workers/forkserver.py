@@ -97,6 +97,7 @@ def _send(control: socket.socket, message: dict[str, Any]) -> bool:
 def serve(control: socket.socket, supervisor: int, runtimes: Sequence[str]) -> None:
     """The server's loop: single-threaded, forking from a state that holds no user module."""
     import ctypes  # noqa: F401  # entry.die_with_parent needs it in every child: imported once, here
+    import sqlite3  # noqa: F401  # most handlers import it (SQLite is faasemu's default state): ~3 ms less per cold start
 
     from faasemu.workers import entry
 

@@ -142,15 +142,29 @@ def _import_package_chain(root: str, handler_file: str) -> ModuleType:
     return importlib.import_module(".".join(parts))
 
 
-def project_module_files(root: str) -> list[str]:
-    """Files under `root` that this process has imported: what a change to can affect it."""
-    root = os.path.realpath(root)
-    own_package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    files = set()
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if path:
-            path = os.path.realpath(path)
-            if _is_project_path(path, root, own_package):
-                files.add(path)
-    return sorted(files)
+class ProjectModules:
+    """The files under `root` that this process has imported: what a change to can affect it.
+
+    Found incrementally: a worker asks after its load and after every request that imported
+    something, and each asks `os.path.realpath` (a few syscalls) per module. Modules already imported
+    when this is made (faasemu's own, the standard library and the SDKs a fork server preloaded,
+    before any user code) are never project files and are skipped, as is every module seen before:
+    a load then costs a realpath per new module, not per module in `sys.modules` (hundreds)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.realpath(root)
+        self.own_package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+        self.seen: set[str] = set(sys.modules)
+        self.files: set[str] = set()
+
+    def current(self) -> list[str]:
+        for name, module in list(sys.modules.items()):
+            if name in self.seen:
+                continue
+            self.seen.add(name)
+            path = getattr(module, "__file__", None)
+            if path:
+                path = os.path.realpath(path)
+                if _is_project_path(path, self.root, self.own_package):
+                    self.files.add(path)
+        return sorted(self.files)

@@ -125,3 +125,32 @@ def test_before_the_fix_a_hyphenated_folder_was_a_top_level_module(tmp_path: Pat
 
 def test_the_styles_are_named() -> None:
     assert IMPORT_STYLES == ("dotted", "source", "package")
+
+
+MODULES_PROBE = """\
+import json, os, sys
+from faasemu.workers import importer
+
+root = sys.argv[1]
+imported = importer.ProjectModules(root)  # as a worker makes it: before any user code
+os.chdir(root)
+sys.path.insert(0, root)
+importer.install_source_only_imports(root)
+import first
+after_first = imported.current()
+import second, decimal
+print(json.dumps([after_first, imported.current()]))
+"""
+
+
+def test_project_modules_lists_the_project_files_imported_since_and_nothing_else(tmp_path: Path) -> None:
+    (tmp_path / "first.py").write_text("import second_helper\n")
+    (tmp_path / "second_helper.py").write_text("")
+    (tmp_path / "second.py").write_text("")
+    probe = subprocess.run([sys.executable, "-c", MODULES_PROBE, str(tmp_path)], capture_output=True, text=True,
+                           timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    after_first, after_second = json.loads(probe.stdout)
+    root = str(tmp_path.resolve())
+    assert after_first == [f"{root}/first.py", f"{root}/second_helper.py"]
+    assert after_second == [f"{root}/first.py", f"{root}/second.py", f"{root}/second_helper.py"]  # not decimal
