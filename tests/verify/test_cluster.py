@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -121,16 +122,18 @@ def ray_head():
                 time.sleep(0.2)
         yield f"ray://127.0.0.1:{client}", env
     finally:
-        for signum in (signal.SIGTERM, signal.SIGKILL):  # the head's session only: processes this test started
-            for pid in session_pids(head.pid):
-                try:
-                    os.kill(pid, signum)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 10
-            while session_pids(head.pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
+        # the head's session only: processes this test started. SIGKILL at once: Ray's daemons take ~10 s to
+        # end on SIGTERM, and nothing of theirs outlives the test but files under `temp`, removed below
+        for pid in session_pids(head.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         head.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while session_pids(head.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def campaign(root: Path, name: str, *extra: str, env: dict[str, str] | None = None):
