@@ -58,7 +58,7 @@ def campaign(folder: str, manifest: str, runs: int) -> dict[str, float]:
 
 def reset_costs(folder: str, rounds: int = 20) -> dict[str, float]:
     sys.path.insert(0, ROOT)
-    from faasemu.project import postgres
+    from faasemu.project import postgres, postgres_sql
 
     sqlite_template = os.path.join(folder, "template.db")
     import sqlite3
@@ -72,8 +72,8 @@ def reset_costs(folder: str, rounds: int = 20) -> dict[str, float]:
         shutil.copyfile(sqlite_template, os.path.join(folder, "lane.db"))
     sqlite_ms = (time.perf_counter() - started) / rounds * 1000
     with postgres.private_server(os.path.join(folder, "reset", ".faasemu", "postgres")) as server:
-        postgres.ensure_database(server, "bench_t", os.path.join(SAMPLE, "schema.sql"))
-        with postgres.connect(server.admin_url, autocommit=True) as admin:
+        postgres_sql.ensure_database(server, "bench_t", os.path.join(SAMPLE, "schema.sql"))
+        with postgres_sql.connect(server.admin_url, autocommit=True) as admin:
             started = time.perf_counter()
             for _ in range(rounds):
                 admin.execute('DROP DATABASE IF EXISTS "bench_lane" WITH (FORCE)')

@@ -11,14 +11,13 @@ them durable and timely.
 A function whose runtime delivers batches (Lambda's SQS event source mapping with `batch_size`,
 `report_batch_item_failures` or `order_key`) gets up to `batch_size` of its due deliveries in one
 invocation; each record is then settled by the same policy as a single delivery
-(docs/delivery.md#batches-sqs).
+(docs/delivery.md#batches-sqs). What a batch is and does is delivery/batches.py's; what waits in a
+function's queue is delivery/due.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +26,9 @@ from typing import Any, Protocol
 
 from faasemu.chaos.live import LiveChaos
 from faasemu.chaos.model import Inject, order_value
+from faasemu.delivery import batches
 from faasemu.delivery.deliverer import Deliverer
+from faasemu.delivery.due import OVERLAP, DueQueue, Pending, Settled, attempt_tags
 from faasemu.delivery.eventlog import DeliveryRow, EventLog
 from faasemu.delivery.policy import (
     INJECTED_ERRORS,
@@ -47,10 +48,8 @@ from faasemu.project.spec import TriggerSpec
 from faasemu.project.triggers import HASURA_INTERVAL
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.request_ids import invocation_id
-from faasemu.workers.pool import Outcome
 from faasemu.workers.process import WorkerProcess
 
-OVERLAP = "overlap"  # the tag of a `--overlap` copy's row
 SHUFFLE_HOLD = 1.0  # live --shuffle holds deliveries at most this long (docs/delivery.md#live-chaos-in-up)
 
 
@@ -63,70 +62,12 @@ class Relay(Protocol):
 
 
 @dataclass(slots=True)
-class Pending:
-    row: DeliveryRow
-    event: dict[str, Any]
-    claimed: tuple[str, str] | None = None  # the order key this row holds (Bus._claim), as it was then
-
-
-@dataclass(slots=True)
-class Settled:
-    """How one attempt of a delivery ended, for its console line."""
-
-    status: str  # ok | retry | dead | fail* | lost*
-    attempt: int
-    tags: list[str]
-    ms: float
-    outcome: Outcome | None
-
-
-@dataclass(slots=True)
 class Accepted:
     """What the ingress answers for one event."""
 
     id: str
     seq: int
     functions: list[str]
-
-
-class DueQueue:
-    """One function's deliveries, earliest `next_at` first, then in the order they were queued.
-
-    Not by sequence number: the bus queues in acceptance order anyway, and live `--shuffle` queues
-    in the seeded order it logs, which a re-sort by sequence number would quietly undo.
-    """
-
-    def __init__(self) -> None:
-        self.heap: list[tuple[float, int, Pending]] = []
-        self.changed = asyncio.Event()
-        self._tiebreak = itertools.count()
-
-    def push(self, item: Pending) -> None:
-        heapq.heappush(self.heap, (item.row.next_at, next(self._tiebreak), item))
-        self.changed.set()
-
-    def __len__(self) -> int:
-        return len(self.heap)
-
-    def pop_ready(self, fits: Callable[[Pending], bool]) -> Pending | None:
-        """The first queued delivery if it is due now and `fits`, else None (a batch takes what is
-        waiting now: there is no batching window)."""
-        if self.heap and self.heap[0][0] <= time.time() and fits(self.heap[0][-1]):
-            return heapq.heappop(self.heap)[-1]
-        return None
-
-    async def pop_due(self) -> Pending:
-        while True:
-            wait: float | None = None
-            if self.heap:
-                wait = self.heap[0][0] - time.time()
-                if wait <= 0:
-                    return heapq.heappop(self.heap)[-1]
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), wait)
-            except TimeoutError:
-                pass
 
 
 class Bus:
@@ -290,7 +231,11 @@ class Bus:
         """Commit a row's state now, with whatever else is pending. Synchronous on purpose: waiting
         for the next tick's batch costs a loop turn per delivery, and under a busy ingress a turn
         is long (32 connections' worth of requests), which starved deliveries."""
-        self._dirty.append(row)
+        self._persist_rows([row])
+
+    def _persist_rows(self, rows: list[DeliveryRow]) -> None:
+        """`_persist` for the records of a batch: one commit for all."""
+        self._dirty.extend(rows)
         self._flush()
 
     def _serial(self, name: str, event: dict[str, Any]) -> bool:
@@ -532,7 +477,7 @@ class Bus:
                 trigger.interval if trigger is not None else HASURA_INTERVAL
             if not ok and answered.status is not None and outcome.error is None:
                 error = f"the webhook answered HTTP {answered.status} (Hasura retries anything but 2xx)"
-        tags = self._tags(row, inject)
+        tags = attempt_tags(row, inject)
         failed_before = row.attempts - 1 - row.budget_from
         retryable = outcome is None or outcome.error is None or outcome.error.retryable
         decision = decide(inject=inject, ok=ok, failed_before=failed_before, retries=retries,
@@ -574,44 +519,34 @@ class Bus:
         else:
             self._unclaim(item)
 
-    @staticmethod
-    def _tags(row: DeliveryRow, inject: Inject | None) -> list[str]:
-        if inject:
-            return [inject]
-        if row.copy:
-            return ["duplicate", OVERLAP] if row.tags == OVERLAP else ["duplicate"]
-        return ["redelivery"] if row.tags else []
-
-    # -- batches (docs/delivery.md#batches-sqs) ----------------------------------------------------
+    # -- batches (docs/delivery.md#batches-sqs, delivery/batches.py) ------------------------------
 
     def _batch(self, name: str, first: Pending, queue: DueQueue) -> list[Pending] | None:
         """`first` and the deliveries of the function waiting now, up to its batch_size, when its
         runtime delivers batches; None when `first` goes alone through `_deliver` (no batches, an
         Invoke API or async HTTP row, or an injected `--fail`, whose handler never runs)."""
         pool = self.supervisor.pools.get(name)
-        if pool is None or not pool.adapter_module.delivers_batches(pool.spec) or not _batchable(first):
+        if pool is None or not pool.adapter_module.delivers_batches(pool.spec) or not batches.batchable(first):
             return None
-        items = [first]
-        ids = {first.event["id"]}
-        while len(items) < pool.spec.batch_size:
-            # one record per message id: a batch never holds two copies of one event
-            more = queue.pop_ready(lambda item: _batchable(item) and item.event["id"] not in ids
-                                   and self._claimable(item)
-                                   and (item.row.event_seq, name) not in self._overlaps)  # goes with its copy
-            if more is None:
-                break
-            self._claim(more)
-            items.append(more)
-            ids.add(more.event["id"])
-        return items
+        return batches.take(first, queue, pool.spec.batch_size,
+                            joins=lambda item: self._claimable(item)
+                            and (item.row.event_seq, name) not in self._overlaps,  # goes with its copy
+                            claim=self._claim)
 
     async def _run_batch(self, name: str, items: list[Pending]) -> None:
+        """Deliver, settle and report one batch; as in `_deliver_one`, a fault in faasemu's own code counts
+        as a failed attempt of each record not settled yet, never raised."""
         for item in items:
             self.inflight.add(item.row.key)
         handled: list[Pending] = []  # settled (and maybe queued again) before anything went wrong
         try:
             try:
-                settled = await self._deliver_batch(name, items, handled)
+                pool = self.supervisor.pools.get(name)
+                if pool is None:
+                    return
+                settled, outcome = await batches.deliver(name, pool, items, attempts=self.attempts, seed=self.seed,
+                                                         persist=self._persist_rows, settle=self._settle,
+                                                         handled=handled)
             except Exception as exc:
                 for item in items:
                     if not any(item is done for done in handled):
@@ -620,78 +555,11 @@ class Bus:
         finally:
             for item in items:
                 self.inflight.discard(item.row.key)
-        if settled is None:
-            return
         try:
-            self._report_batch(name, items, *settled)
+            batches.report(self.supervisor, name, items, settled, outcome)
         except Exception as exc:
             self.console.internal_error(f"could not log a batch of {len(items)} deliveries to {name}: "
                                         f"{type(exc).__name__}: {exc}")
-
-    async def _deliver_batch(self, name: str, items: list[Pending],
-                             handled: list[Pending] | None = None) -> tuple[list[Settled], Outcome] | None:
-        """One invocation with a record per delivery (the worker's `records` operation); each record
-        is then settled by the policy on its own: a failed invocation (raised, timed out, crashed, a
-        malformed batchItemFailures answer) fails every record, a batchItemFailures answer the ones
-        it names."""
-        pool = self.supervisor.pools.get(name)
-        if pool is None:
-            return None
-        attempts, injects, records = [], [], []
-        for item in items:
-            row, event = item.row, item.event
-            attempt = self.attempts.next(event["id"], name)
-            attempts.append(attempt)
-            injects.append(stored_inject(row.inject))
-            row.inject = None
-            row.attempts += 1
-            self._dirty.append(row)
-            records.append({"delivery": Delivery(event, attempt, attempt_id(self.seed, name, event["id"], attempt))
-                            .to_wire(), "seq": row.event_seq})
-        self._flush()  # every record's attempt is on disk before the handler runs (as in `_deliver`)
-        first = items[0]
-        inv = Invocation(invocation_id(pool.adapter_module, pool.spec, self.seed, first.event, first.row.copy,
-                                       attempts[0]), 0.0, attempts[0])
-        started = time.perf_counter()
-        outcome = await pool.call({"op": "records", "records": records, "inv": inv.to_wire()})
-        ms = (time.perf_counter() - started) * 1000
-        failed = set(outcome.reply.get("failed") or ()) if outcome.ok else set(range(len(items)))
-        batch_error = outcome.error.headline if outcome.error else (outcome.message or outcome.kind)
-        retryable = outcome.error is None or outcome.error.retryable
-        settled = []
-        ended = time.time()
-        for index, item in enumerate(items):
-            row, inject = item.row, injects[index]
-            ok = index not in failed
-            failed_before = row.attempts - 1 - row.budget_from
-            decision = decide(inject=inject, ok=ok, failed_before=failed_before, retries=pool.spec.retries,
-                              retryable=retryable)
-            error = batch_error if not outcome.ok else "reported failed in batchItemFailures"
-            self._settle(item, decision, inject, failed_before, error, ended)
-            if handled is not None:
-                handled.append(item)
-            settled.append(Settled(decision.label, attempts[index], self._tags(row, inject), ms, outcome))
-        return settled, outcome
-
-    def _report_batch(self, name: str, items: list[Pending], settled: list[Settled], outcome: Outcome) -> None:
-        """One console line for the invocation, naming each record's outcome; a failed invocation's
-        error (a malformed batchItemFailures answer says why the whole batch failed) follows it."""
-        parts = []
-        for item, one in zip(items, settled):
-            part = f"{item.event['id']} #{one.attempt} {one.status}"
-            if one.tags:
-                part += f" [{', '.join(one.tags)}]"
-            if one.status == "retry":
-                part += f" (in {max(0.0, item.row.next_at - time.time()):.1f} s)"
-            parts.append(part)
-        labels = [one.status for one in settled]
-        status = next((label for label in ("dead", "retry", "lost*", "fail*") if label in labels), "ok")
-        note = f"{len(items)} record{'s' if len(items) != 1 else ''}: " + ", ".join(parts)
-        if "dead" in labels:
-            note += "  -> dead letter (faasemu events --dead)"
-        types = {str(item.event["type"]) for item in items}
-        trigger = f"sqs {types.pop()}" if len(types) == 1 else "sqs batch"
-        self.supervisor.report(name, trigger, status, outcome, note)
 
     def _report(self, name: str, item: Pending, settled: Settled) -> None:
         row, event = item.row, item.event
@@ -707,11 +575,6 @@ class Bus:
             self.console.invocation(name, what, settled.status, settled.ms, note=note)
         else:
             self.supervisor.report(name, what, settled.status, settled.outcome, note)
-
-
-def _batchable(item: Pending) -> bool:
-    """An event delivery whose handler runs (not an Invoke API or async HTTP row, not an injected --fail)."""
-    return item.row.op == "event" and stored_inject(item.row.inject) != "fail"
 
 
 def ingress_answer(accepted: list[Accepted]) -> dict[str, Any]:

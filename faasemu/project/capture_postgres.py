@@ -1,6 +1,6 @@
 """Change capture in a PostgreSQL state database: install the triggers, read and forget captured changes,
 apply an outside change. The SQL is capture.py's; this module only runs it, through psycopg
-(`postgres.connect`, which imports it only when called: the core install needs no driver).
+(`postgres_sql.connect`, which imports it only when called: the core install needs no driver).
 
 Everything faasemu adds lives in the schema `faasemu` (the event table and one plpgsql function, as
 Hasura keeps hdb_catalog), apart from the triggers themselves, which must sit on the user's tables.
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from faasemu.project import postgres
+from faasemu.project import postgres_sql
 from faasemu.project.capture import (
     ADMIN_SESSION,
     PG_CATALOG,
@@ -53,7 +53,7 @@ Db = Any  # str | psycopg.Connection: psycopg is imported only when used
 
 def connect(db: str) -> psycopg.Connection[Any]:
     """A connection in autocommit mode (transactions are explicit); every function here takes it for the URL."""
-    return postgres.connect(db, autocommit=True)
+    return postgres_sql.connect(db, autocommit=True)
 
 
 @contextmanager

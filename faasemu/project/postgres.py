@@ -1,9 +1,8 @@
-"""The private PostgreSQL server of `state: {postgres: auto}`, and the database helpers.
+"""The private PostgreSQL server of `state: {postgres: auto}`: one per project, shared by leases.
 
 `private_server(folder)` gives a running server on a Unix socket only (no TCP port, so nothing is
-exposed); `ensure_database`, `clone_database` and `drop_database` work on it or on the URL of a
-server the user runs. They drive `psql`, so the core install needs no PostgreSQL driver; `connect`
-is for faasemu's own reads and imports psycopg (`faasemu[postgres]`) only when called.
+exposed). What is done with its databases (and with a server the user runs) is project/postgres_sql.py's;
+finding initdb, pg_ctl and postgres is project/postgres_binaries.py's.
 
 The folder (`.faasemu/postgres/`, `ProjectPaths.postgres`) holds:
 
@@ -34,7 +33,6 @@ import glob
 import json
 import os
 import pwd
-import re
 import shutil
 import stat
 import subprocess
@@ -42,17 +40,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import quote
 
-from faasemu.project.errors import FaasemuError, LocatedError, PostgresError, PostgresMissing
+from faasemu.project.errors import PostgresError
+from faasemu.project.postgres_binaries import PgBinaries, find_binaries, said
 from faasemu.project.private import FOLDER_MODE, is_project_folder, private_folder, write_private_text
-
-if TYPE_CHECKING:
-    import psycopg
 
 SUPERUSER = "faasemu"
 # The project's database. The cluster is the project's own, so a fixed name cannot clash, survives
@@ -64,120 +60,6 @@ SOCKET_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
 # Part of the pristine cluster's cache key: bump it when the initdb options or faasemu.conf's include change.
 LAYOUT = 1
 START_TIMEOUT = 60  # seconds; a cold start takes ~0.1 s, a crashed server's recovery longer
-
-# Where PostgreSQL's server programs usually are, after PATH and `pg_config --bindir`; highest version first.
-SEARCH_FOLDERS: tuple[str, ...] = (
-    "/usr/lib/postgresql/*/bin",  # Debian, Ubuntu (postgresql-NN)
-    "/opt/homebrew/opt/postgresql@*/bin",  # Homebrew on Apple silicon: keg-only, not on PATH
-    "/usr/local/opt/postgresql@*/bin",  # Homebrew on Intel
-    "/opt/homebrew/bin",
-)
-PROGRAMS = ("initdb", "pg_ctl", "postgres")
-
-
-# -- Finding the binaries ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PgBinaries:
-    """PostgreSQL's programs in one install: `version` as `postgres --version` prints it ("15.18")."""
-
-    bindir: str
-    version: str
-    initdb: str
-    pg_ctl: str
-    postgres: str
-    psql: str
-
-    @property
-    def major(self) -> int:
-        return int(self.version.split(".")[0])
-
-
-def find_binaries(environ: Mapping[str, str] | None = None, folders: Sequence[str] = SEARCH_FOLDERS) -> PgBinaries:
-    """The first install holding initdb, pg_ctl and postgres: on PATH, then `pg_config --bindir`, then `folders`.
-
-    A PATH entry is followed through symlinks (/usr/local/bin/initdb -> /usr/lib/postgresql/15/bin/initdb),
-    so the programs come from one install. None found: `PostgresMissing`, saying how to install it.
-    """
-    path = (os.environ if environ is None else environ).get("PATH", "")
-    found: list[str] = []
-    seen: set[str] = set()
-    for folder in _candidate_folders(path, folders, found):
-        if folder in seen:
-            continue
-        seen.add(folder)
-        binaries = _binaries_in(folder, path)
-        if binaries:
-            return binaries
-    psql = shutil.which("psql", path=path)
-    if psql and not found:
-        found.append(f"{psql}, a client without a server")
-    raise PostgresMissing(["PATH", "pg_config --bindir", *folders], found)
-
-
-def _candidate_folders(path: str, folders: Sequence[str], found: list[str]) -> Iterator[str]:
-    """In the order searched, lazily (pg_config runs only when PATH has no initdb); notes in `found` what is
-    there but of no use, for the error."""
-    initdb = shutil.which("initdb", path=path)
-    if initdb:
-        yield os.path.dirname(os.path.realpath(initdb))
-        yield os.path.dirname(initdb)
-    pg_config = shutil.which("pg_config", path=path)
-    bindir = _output([pg_config, "--bindir"]) if pg_config else ""
-    if bindir:
-        yield bindir
-        if not os.path.exists(os.path.join(bindir, "initdb")):
-            found.append(f"{pg_config}, whose --bindir {bindir} has no initdb (only the client is installed?)")
-    for pattern in folders:
-        yield from sorted(glob.glob(pattern), key=_version_key, reverse=True)
-
-
-def find_psql(environ: Mapping[str, str] | None = None, folders: Sequence[str] = SEARCH_FOLDERS) -> str:
-    """psql alone, for a server of the user's own (`state: {postgres: URL}`): PATH first, then `folders`."""
-    path = (os.environ if environ is None else environ).get("PATH", "")
-    psql = shutil.which("psql", path=path)
-    if psql:
-        return psql
-    for pattern in folders:
-        for folder in sorted(glob.glob(pattern), key=_version_key, reverse=True):
-            if _executable(os.path.join(folder, "psql")):
-                return os.path.join(folder, "psql")
-    raise PostgresMissing(["PATH", *folders], client=True)
-
-
-def _binaries_in(folder: str, path: str) -> PgBinaries | None:
-    programs = [os.path.join(folder, name) for name in PROGRAMS]
-    if not all(_executable(program) for program in programs):
-        return None
-    psql = os.path.join(folder, "psql")
-    if not _executable(psql):
-        psql = shutil.which("psql", path=path) or ""
-    if not psql:
-        return None
-    # `postgres --version` is allowed as root: it prints before the root check.
-    match = re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", _output([programs[2], "--version"]))
-    if not match:
-        return None
-    initdb, pg_ctl, postgres = programs
-    return PgBinaries(folder, match.group(1), initdb=initdb, pg_ctl=pg_ctl, postgres=postgres, psql=psql)
-
-
-def _executable(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.X_OK)
-
-
-def _version_key(path: str) -> tuple[int, ...]:
-    """/usr/lib/postgresql/15/bin -> (15,); /opt/homebrew/opt/postgresql@16/bin -> (16,); unversioned last."""
-    return tuple(int(number) for number in re.findall(r"\d+", path))
-
-
-def _output(argv: list[str]) -> str:
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 # -- Who runs the server ----------------------------------------------------------------------------------------
@@ -475,7 +357,7 @@ class PrivateCluster:
                 "--no-sync"]
         result = self._run(argv)
         if result.returncode != 0:
-            raise PostgresError(f"initdb failed on {target}: {_said(result)}")
+            raise PostgresError(f"initdb failed on {target}: {said(result)}")
         with open(os.path.join(target, "postgresql.conf"), "a", encoding="utf-8") as conf:
             conf.write("\n# faasemu's settings, rewritten before each start (project/postgres.py).\n"
                        "include_if_exists = 'faasemu.conf'\n")
@@ -507,7 +389,7 @@ class PrivateCluster:
                 "-s"]
         result = self._run(argv)
         if result.returncode != 0:
-            raise PostgresError(f"PostgreSQL did not start on {self.data}: {_said(result)}{self._log_tail()}")
+            raise PostgresError(f"PostgreSQL did not start on {self.data}: {said(result)}{self._log_tail()}")
 
     def _stop(self) -> None:
         if _read_postmaster(self.data) is None:
@@ -517,7 +399,7 @@ class PrivateCluster:
         result = self._run([self.binaries.pg_ctl, "stop", "-D", self.data, "-m", "fast", "-w", "-t",
                             str(START_TIMEOUT), "-s"])
         if result.returncode != 0 and _read_postmaster(self.data) is not None:
-            raise PostgresError(f"PostgreSQL did not stop on {self.data}: {_said(result)}{self._log_tail()}")
+            raise PostgresError(f"PostgreSQL did not stop on {self.data}: {said(result)}{self._log_tail()}")
 
     def _socket_dir(self) -> str:
         """The cluster's folder, or a short private folder under /tmp when the socket's path would be too long
@@ -665,182 +547,3 @@ def _keep_pristine(cluster: str, pristine: str) -> None:
 def _conf_string(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "''")
 
-
-def _said(result: subprocess.CompletedProcess[str]) -> str:
-    return (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
-
-
-# -- Databases --------------------------------------------------------------------------------------------------
-
-Target = PgServer | str  # a private server, or the URL of any database on a server of the user's own
-
-
-def database_url(target: Target, name: str) -> str:
-    """The URL of database `name` on `target`'s server (a URL keeps its user, host, port and options)."""
-    if isinstance(target, PgServer):
-        return target.url(name)
-    parts = urlsplit(target)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(name), parts.query, parts.fragment))
-
-
-def database_exists(target: Target, name: str) -> bool:
-    result = _admin(target, "SELECT 1 FROM pg_database WHERE datname = :'name'", f"looking for database {name}",
-                    name=name)
-    return result.stdout.strip() == "1"
-
-
-def ensure_database(target: Target, name: str, schema_path: str | None = None) -> bool:
-    """Create database `name` with `schema_path` applied, unless it exists; whether it was created.
-
-    The schema is applied once, when the database is created, never again (`up` never resets state).
-    It is built under a temporary name and renamed, so a schema that fails (a `LocatedError` at its
-    file and line) or an interrupted build never leaves a database that would then count as created.
-    """
-    if database_exists(target, name):
-        return False
-    temporary = f"faasemu_new_{uuid.uuid4().hex[:16]}"
-    _admin(target, 'CREATE DATABASE :"name"', f"creating database {name}", name=temporary)
-    try:
-        if schema_path:
-            _apply_schema(target, database_url(target, temporary), schema_path)
-        renamed = _psql(target, 'ALTER DATABASE :"temporary" RENAME TO :"name"', database_url(target, "postgres"),
-                        temporary=temporary, name=name)
-        if renamed.returncode != 0:
-            if _sqlstate(renamed) == "42P04":  # duplicate_database: another process created it meanwhile
-                drop_database(target, temporary)
-                return False
-            raise _failed(target, f"renaming the new database to {name}", renamed)
-    except BaseException:
-        try:
-            drop_database(target, temporary)
-        except FaasemuError:
-            pass
-        raise
-    return True
-
-
-def clone_database(target: Target, template: str, name: str) -> None:
-    """`CREATE DATABASE name TEMPLATE template` (a chaos run's fresh copy); nobody may be connected to the template."""
-    _admin(target, 'CREATE DATABASE :"name" TEMPLATE :"template"', f"copying database {template} to {name}",
-           name=name, template=template)
-
-
-def drop_database(target: Target, name: str, *, force: bool = True) -> None:
-    """Drop `name` if it exists; `force` ends its sessions first (a chaos lane's handlers may still be connected)."""
-    sql = 'DROP DATABASE IF EXISTS :"name"' + (" WITH (FORCE)" if force else "")
-    _admin(target, sql, f"dropping database {name}", name=name)
-
-
-def connect(url: str, **options: Any) -> psycopg.Connection[Any]:
-    """A psycopg connection, for faasemu's own reads (captured events, snapshots); psycopg is imported only here."""
-    try:
-        import psycopg
-    except ImportError:
-        raise PostgresError(
-            "faasemu reads PostgreSQL through psycopg, which is not installed: pip install 'faasemu[postgres]'"
-        ) from None
-    return psycopg.connect(url, **options)
-
-
-def run_sql(target: Target, database: str, sql: str, doing: str) -> None:
-    """One statement in `database` through psql (faasemu's own SQL, for which no driver need be imported)."""
-    result = _psql(target, sql, database_url(target, database))
-    if result.returncode != 0:
-        raise _failed(target, doing, result)
-
-
-def _admin(target: Target, sql: str, doing: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    result = _psql(target, sql, database_url(target, "postgres"), **variables)
-    if result.returncode != 0:
-        raise _failed(target, doing, result)
-    return result
-
-
-def _psql(target: Target, sql: str, url: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    """One statement through psql, the values bound as psql variables (`:'name'` a literal, `:"name"` an identifier)
-    read from stdin (psql does not interpolate variables in -c)."""
-    argv = [_psql_program(target), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
-            "-d", url]
-    for key, value in variables.items():
-        argv += ["-v", f"{key}={value}"]
-    return _run_psql(argv, sql + ";\n")
-
-
-def _apply_schema(target: Target, url: str, schema_path: str) -> None:
-    argv = [_psql_program(target), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", schema_path]
-    result = _run_psql(argv, None)
-    if result.returncode == 0:
-        return
-    located = list(re.finditer(rf"^psql:{re.escape(schema_path)}:(\d+): (.*)$", result.stderr, re.MULTILINE))
-    if not located:
-        raise LocatedError(schema_path, None, f"PostgreSQL could not apply it: {_said(result)}")
-    last = located[-1]  # ON_ERROR_STOP: the error is the last thing psql located
-    context = result.stderr[last.end():].strip("\n").splitlines()
-    message = re.sub(r"^(ERROR|FATAL):\s+", "", last.group(2))
-    line = _statement_line(schema_path, int(last.group(1)), context)
-    shown = "".join(f"\n    {text}" for text in context)
-    raise LocatedError(schema_path, line, f"{message} (the database was not created){shown}")
-
-
-def _statement_line(path: str, end: int, context: list[str]) -> int:
-    """psql locates an error at the statement's last line, the server at a line of the statement ("LINE 3: ...");
-    find that line's text, going up from the end. The end when it cannot be found.
-
-    A `type "nosuchtype" does not exist` on `  x nosuchtype` three lines into a statement ending on line 6 is on line 5.
-    """
-    match = re.match(r"LINE (\d+): (.*)$", context[0]) if context else None
-    if not match:
-        return end
-    offset, shown = int(match.group(1)), " ".join(match.group(2).removeprefix("...").removesuffix("...").split())
-    try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            lines = file.read().splitlines()
-    except OSError:
-        return end
-    for number in range(min(end, len(lines)), offset - 1, -1):
-        if shown and shown in " ".join(lines[number - 1].split()):
-            return number
-    return end
-
-
-def _run_psql(argv: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PGCONNECT_TIMEOUT": os.environ.get("PGCONNECT_TIMEOUT", "10"), "PGAPPNAME": "faasemu"}
-    try:
-        return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, timeout=600,
-                              stdin=None if stdin is not None else subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise PostgresError(f"Could not run psql ({argv[0]}): {exc}") from None
-
-
-def _psql_program(target: Target) -> str:
-    return target.binaries.psql if isinstance(target, PgServer) else find_psql()
-
-
-def _sqlstate(result: subprocess.CompletedProcess[str]) -> str | None:
-    match = re.search(r"(?:ERROR|FATAL):\s+([0-9A-Z]{5}):", result.stderr)
-    return match.group(1) if match else None
-
-
-def _failed(target: Target, doing: str, result: subprocess.CompletedProcess[str]) -> PostgresError:
-    where = "the private server" if isinstance(target, PgServer) else redacted(target)
-    said = "\n".join(line for line in _said(result).splitlines() if not line.startswith("LOCATION:"))
-    said = re.sub(r"^(psql:<stdin>:\d+: )?(ERROR|FATAL):\s+([0-9A-Z]{5}: )?", "", said, flags=re.MULTILINE)
-    state = _sqlstate(result)
-    if state == "42501" and doing.startswith(("creating", "copying")):  # insufficient_privilege
-        return PostgresError(
-            f"{where} refuses {doing} ({said}). faasemu creates the project's database there, and `chaos` a fresh "
-            "copy of it for every run (CREATE DATABASE ... TEMPLATE): grant that right (ALTER ROLE <user> CREATEDB) "
-            "or use `state: {postgres: auto}`, faasemu's own private server."
-        )
-    if result.returncode == 2:  # psql: the connection failed
-        return PostgresError(f"Could not connect to {where} while {doing}: {said}")
-    return PostgresError(f"PostgreSQL failed {doing} on {where}: {said}")
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, as messages show it."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

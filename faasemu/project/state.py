@@ -75,20 +75,20 @@ def project_database(manifest: Manifest) -> Iterator[str]:
     `auto`: database `app` on the private server under `.faasemu/postgres/` (a Unix socket only, no TCP
     port). A URL: that database on the user's own server, created there (schema applied) only if it
     does not exist yet."""
-    from faasemu.project import postgres
+    from faasemu.project import postgres, postgres_sql
 
     target = manifest.state.postgres
     assert target is not None
     if target != "auto":
         parts = urlsplit(target)
         name = unquote(parts.path.lstrip("/")) or parts.username or "postgres"
-        postgres.ensure_database(target, name, manifest.state.schema)
+        postgres_sql.ensure_database(target, name, manifest.state.schema)
         yield target
         return
     paths = ProjectPaths(manifest.root)
     paths.folder()
     with postgres.private_server(paths.postgres) as server:
-        postgres.ensure_database(server, postgres.DATABASE, manifest.state.schema)
+        postgres_sql.ensure_database(server, postgres.DATABASE, manifest.state.schema)
         yield server.url(postgres.DATABASE)
 
 
@@ -97,12 +97,12 @@ def _postgres_capture(manifest: Manifest, url: str) -> ModuleType | None:
     triggers an earlier manifest had are dropped through psql (importing psycopg, faasemu's own driver,
     costs ~0.2 s of a start; handlers bring their own, and faasemu needs one only to read captured changes)."""
     if not manifest.triggers:
-        from faasemu.project import postgres
+        from faasemu.project import postgres_sql
         from faasemu.project.capture import PG_DROP_OWN_TRIGGERS
 
         parts = urlsplit(url)
         database = unquote(parts.path.lstrip("/")) or "postgres"
-        postgres.run_sql(url, database, PG_DROP_OWN_TRIGGERS, "dropping the triggers of an earlier manifest")
+        postgres_sql.run_sql(url, database, PG_DROP_OWN_TRIGGERS, "dropping the triggers of an earlier manifest")
         return None
     from faasemu.project import capture_postgres
 

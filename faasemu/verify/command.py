@@ -91,7 +91,7 @@ def _state_label(manifest: Manifest) -> str:
         schema = f" ({os.path.relpath(state.schema, manifest.root)})" if state.schema else ""
         return f"sqlite{schema}"
     if state.kind == "postgres":
-        from faasemu.project.postgres import redacted
+        from faasemu.project.postgres_sql import redacted
 
         target = state.postgres or ""
         return "postgres (private server)" if target == "auto" else f"postgres {redacted(target)}"

@@ -17,7 +17,7 @@ from test_capture_sqlite import SCHEMA, Backend, CaptureContract, trigger
 from faasemu.project import capture_postgres
 from faasemu.project.capture import ChangeError, TableChange
 from faasemu.project.errors import ManifestError
-from faasemu.project.postgres import connect, ensure_database
+from faasemu.project.postgres_sql import connect, ensure_database
 from faasemu.project.spec import TriggerSpec
 
 

@@ -1,5 +1,6 @@
 """The private PostgreSQL server (project/postgres.py) against a real server: socket only, shared through
-leases, reused after a kill -9, the schema applied once, bad schemas located; the binaries' search."""
+leases, reused after a kill -9; its databases (project/postgres_sql.py): the schema applied once, bad
+schemas located; the binaries' search (project/postgres_binaries.py)."""
 
 from __future__ import annotations
 
@@ -18,18 +19,15 @@ import pytest
 
 from faasemu.project import postgres
 from faasemu.project.errors import LocatedError, PostgresError, PostgresMissing
-from faasemu.project.postgres import (
-    PgBinaries,
-    PgServer,
-    PrivateCluster,
+from faasemu.project.postgres import PgServer, PrivateCluster, private_server
+from faasemu.project.postgres_binaries import PgBinaries, find_binaries
+from faasemu.project.postgres_sql import (
     clone_database,
     connect,
     database_exists,
     database_url,
     drop_database,
     ensure_database,
-    find_binaries,
-    private_server,
 )
 
 ROOT = os.geteuid() == 0

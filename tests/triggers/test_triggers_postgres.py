@@ -58,7 +58,7 @@ def lines(root: Path, name: str) -> list[dict]:
 
 
 def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
-    from faasemu.project.postgres import connect
+    from faasemu.project.postgres_sql import connect
 
     with connect(url) as connection:
         return connection.execute(sql).fetchall()  # type: ignore[arg-type]

@@ -60,7 +60,7 @@ EVENTS = ('{"type": "paid", "data": {"amount": 10}}\n{"type": "paid", "data": {"
 
 
 def campaign_databases(server) -> list[str]:
-    from faasemu.project.postgres import connect
+    from faasemu.project.postgres_sql import connect
 
     with connect(server.admin_url) as connection:
         return [row[0] for row in connection.execute("SELECT datname FROM pg_database WHERE datname LIKE 'faasemu_chaos%'")]
@@ -118,7 +118,7 @@ def test_an_interrupted_campaign_leaves_no_database(postgres_project: Path, post
 
 def test_a_server_that_refuses_create_database_is_named_with_the_right_to_grant(
         postgres_project: Path, postgres_server, postgres_env) -> None:
-    from faasemu.project.postgres import connect, ensure_database
+    from faasemu.project.postgres_sql import connect, ensure_database
 
     ensure_database(postgres_server, "shop")
     with connect(postgres_server.admin_url, autocommit=True) as connection:

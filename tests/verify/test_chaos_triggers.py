@@ -93,7 +93,7 @@ def test_replay_writes_the_changes_and_leaves_their_events_for_up(tmp_path: Path
 
 
 def test_replay_writes_the_changes_to_postgres(postgres_project: Path, postgres_env, postgres_server) -> None:
-    from faasemu.project.postgres import connect
+    from faasemu.project.postgres_sql import connect
 
     root = copy_sample(postgres_project)
     result = run_cli("replay", "-f", "faasemu.postgres.yaml", "changes.jsonl", cwd=root, env=postgres_env)

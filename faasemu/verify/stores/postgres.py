@@ -29,6 +29,7 @@ from typing import Any
 from faasemu.project import postgres
 from faasemu.project.errors import FaasemuError, ManifestError, PostgresError
 from faasemu.project.paths import ProjectPaths
+from faasemu.project.postgres_sql import Target, connect, database_url, drop_database, ensure_database
 from faasemu.project.spec import Manifest
 from faasemu.verify.model import Snapshot, Table
 
@@ -138,7 +139,7 @@ class CampaignDatabases:
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
         self.stack = ExitStack()
-        self.target: postgres.Target | None = None
+        self.target: Target | None = None
         self.name = f"{PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
         self.template = self.name + "_t"
         self.lanes: dict[str, _LaneDatabases] = {}
@@ -156,17 +157,17 @@ class CampaignDatabases:
                 _drop_stale(self.target)
             else:
                 self.target = target
-            postgres.ensure_database(self.target, self.template, self.manifest.state.schema)
+            ensure_database(self.target, self.template, self.manifest.state.schema)
             if self.manifest.triggers:  # captured in every copy, as in the project's database
                 from faasemu.project import capture_postgres
 
-                capture_postgres.install(postgres.database_url(self.target, self.template), self.manifest.triggers,
+                capture_postgres.install(database_url(self.target, self.template), self.manifest.triggers,
                                          self.manifest.path)
-            with postgres.connect(postgres.database_url(self.target, self.template), autocommit=True) as connection:
+            with connect(database_url(self.target, self.template), autocommit=True) as connection:
                 self.generated = frozenset(f"{info.name}.{column}" for info in tables(connection)
                                            for column in info.generated)
             for lane in lanes:
-                admin = postgres.connect(postgres.database_url(self.target, "postgres"), autocommit=True)
+                admin = connect(database_url(self.target, "postgres"), autocommit=True)
                 self.lanes[lane] = _LaneDatabases(admin)
         except ManifestError:  # a trigger's table or column the schema lacks: at the trigger's line
             self.close()
@@ -209,7 +210,7 @@ class CampaignDatabases:
             databases.reader.close()
             databases.reader = None
         databases.pending = asyncio.ensure_future(asyncio.to_thread(self._retire, lane, old))
-        return postgres.database_url(self.target, name)
+        return database_url(self.target, name)
 
     def connection(self, lane: str) -> Any:
         """An autocommit connection to the lane's current database (snapshots, captured changes, table
@@ -217,8 +218,8 @@ class CampaignDatabases:
         databases = self.lanes[lane]
         assert self.target is not None and databases.current is not None
         if databases.reader is None:
-            databases.reader = postgres.connect(postgres.database_url(self.target, databases.current),
-                                                autocommit=True, options="-c TimeZone=UTC")
+            databases.reader = connect(database_url(self.target, databases.current),
+                                       autocommit=True, options="-c TimeZone=UTC")
         return databases.reader
 
     def snapshot(self, lane: str) -> Snapshot:
@@ -249,7 +250,7 @@ class CampaignDatabases:
             self.lanes.clear()
             if self.target is not None:
                 try:
-                    postgres.drop_database(self.target, self.template)
+                    drop_database(self.target, self.template)
                 except FaasemuError:
                     pass
         finally:
@@ -269,7 +270,7 @@ def _execute(connection: Any, sql: str, *names: str, doing: str) -> None:
 
 def _drop_stale(server: postgres.PgServer) -> None:
     """Databases of a campaign that was killed (its process is gone) on the private server: dropped."""
-    with postgres.connect(server.admin_url, autocommit=True) as connection:
+    with connect(server.admin_url, autocommit=True) as connection:
         names = [row[0] for row in connection.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
                                                       [PREFIX.replace("_", "\\_") + "%"])]
         for name in names:
