@@ -326,3 +326,34 @@ def test_an_env_file_value_with_a_stray_reference_is_kept_as_written_and_never_s
     (tmp_path / ".env").write_text("DB_PASSWORD=hunter2${Zq9!tail\nNAME=${app.name}\nEMPTY=${NOT_SET_ANYWHERE}\n")
     manifest = parse("env: {P: '${DB_PASSWORD}', N: '${NAME}', E: 'x${EMPTY}'}\n" + FUNCTIONS, tmp_path)
     assert (manifest.env["P"], manifest.env["N"], manifest.env["E"]) == ("hunter2${Zq9!tail", "${app.name}", "x")
+
+
+AWS_HANDLER = '''\
+import os
+
+NAMES = ("AWS_ENDPOINT_URL_SQS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_PROFILE")
+
+
+def handler(event, context):
+    return {name: os.environ.get(name) for name in NAMES}
+'''
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ("", None),  # no queues: boto3 goes where it would anyway, with whatever credentials it finds
+    ("queues: {orders: sqs.Orders}\n", "testing"),
+    ("queues: {orders: sqs.Orders}\nenv: {AWS_PROFILE: dev}\n", None),  # the project's own credentials
+])
+def test_handlers_get_the_sqs_stand_in_only_with_queues(tmp_path: Path, extra: str, expected: str | None) -> None:
+    """docs/delivery.md#sqs-sends-become-events: AWS_ENDPOINT_URL_SQS and dummy credentials are defaults."""
+    write_project(tmp_path, {"faasemu.yaml": "functions:\n  f: {handler: app.py:handler}\n" + extra,
+                             "app.py": AWS_HANDLER})
+    done = faasemu("invoke", "f", "--data", "{}", cwd=tmp_path, env=shell_env(AWS_ACCESS_KEY_ID="from-shell"))
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["AWS_ACCESS_KEY_ID"] == expected and seen["AWS_SECRET_ACCESS_KEY"] == expected
+    endpoint = seen["AWS_ENDPOINT_URL_SQS"]
+    assert (endpoint is None) == (not extra), seen
+    if extra:
+        assert endpoint.startswith("http://127.0.0.1:") and endpoint.endswith("/sqs")
+        assert seen["AWS_DEFAULT_REGION"] == "us-east-1"  # the Lambda platform's, from AWS_REGION

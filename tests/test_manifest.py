@@ -320,7 +320,7 @@ def test_empty_manifest(project: Path) -> None:
 def test_manifest_not_a_mapping(project: Path) -> None:
     assert error("- a\n- b\n") == (
         "faasemu.yaml:1: the manifest must be a mapping of name, host, port, allow_hosts, env_file, env, state, "
-        "functions, triggers, not a list"
+        "functions, triggers, queues, not a list"
     )
 
 
@@ -673,3 +673,23 @@ def test_manifest_not_utf8(project: Path) -> None:
 def test_env_values_keep_their_written_form(project: Path) -> None:
     manifest = load("env: {SINCE: 2024-01-01, ZIP: 02134, EMPTY: ''}\nfunctions:\n  a: {handler: app:main}\n")
     assert manifest.env == {"SINCE": "2024-01-01", "ZIP": "02134", "EMPTY": ""}
+
+
+def test_queues_map_queue_names_to_event_types(tmp_path: Path) -> None:
+    """`queues:` (docs/delivery.md#sqs-sends-become-events): validated names, a located error otherwise."""
+    base = "functions:\n  f: {handler: app.py:handler}\n"
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return None\n")
+    path = tmp_path / "faasemu.yaml"
+    path.write_text(base + "queues:\n  orders: sqs.Orders\n  pay.fifo: sqs.Pay\n")
+    assert load_manifest(path, {}).queues == {"orders": "sqs.Orders", "pay.fifo": "sqs.Pay"}
+    path.write_text(base)
+    assert load_manifest(path, {}).queues == {}
+    for text, line, expected in [
+        ("queues:\n  'my queue': sqs.Orders\n", 4, "queues: 'my queue' is not an SQS queue name"),
+        ("queues:\n  orders: [a]\n", 4, "queues.orders: must be the event type its messages become"),
+        ("queues: [orders]\n", 3, "queues: must be a mapping like {orders: sqs.OrdersQueue}"),
+    ]:
+        path.write_text(base + text)
+        with pytest.raises(ManifestError) as raised:
+            load_manifest(path, {})
+        assert raised.value.line == line and expected in str(raised.value), str(raised.value)

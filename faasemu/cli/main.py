@@ -213,11 +213,15 @@ def events(ctx: click.Context, manifest: str, dead: bool, redrive: str | None, l
 @click.option("--method", default="POST", show_default=True, help="apigw-*: the HTTP method.")
 @click.option("--path", default="/orders", show_default=True, help="apigw-*: the path, with ?query if any.")
 @click.option("--region", default="us-east-1", show_default=True, help="The AWS region in ARNs.")
+@click.option("--document", default="users/ada", show_default=True, help="firestore: the document's path.")
+@click.option("--protobuf", is_flag=True,
+              help="firestore: the data as Firestore sends it by default (application/protobuf), not JSON.")
 @click.option("--jsonl", "jsonl", metavar="FILE",
               help="Append the CloudEvent that faasemu delivers as this event to an events file instead.")
 @reports_errors
 def events_new(kind: str | None, data: str | None, function: str, event_type: str, source: str, bucket: str,
-               key: str, size: int, method: str, path: str, region: str, jsonl: str | None) -> None:
+               key: str, size: int, method: str, path: str, region: str, document: str, protobuf: bool,
+               jsonl: str | None) -> None:
     """Print a realistic platform event (as `sam local generate-event` does); no TYPE lists them."""
     from faasemu.project.errors import UsageError
     from faasemu.runtimes.sample_events import GENERATORS, EventOptions, generate
@@ -233,7 +237,14 @@ def events_new(kind: str | None, data: str | None, function: str, event_type: st
     if data is not None:
         raw, origin = read_data(data)
         value = parse_json(raw, origin)
-    made = generate(kind, EventOptions(value, function, event_type, source, bucket, key, size, method, path, region))
+    from faasemu.runtimes.google_sources import FirestoreInputError
+
+    options = EventOptions(value, function, event_type, source, bucket, key, size, method, path, region,
+                           document=document, protobuf=protobuf)
+    try:
+        made = generate(kind, options)
+    except FirestoreInputError as exc:
+        raise UsageError(f"events new {kind}: {exc}") from None
     if jsonl is None:
         click.echo(json.dumps(made.event, indent=2))
         return

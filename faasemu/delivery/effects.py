@@ -7,7 +7,9 @@ Emitted events are POSTs to `$FAASEMU_EVENTS_URL`. `EffectLog` is the plain reco
 one rule for keys, so `up` (server/gateway.py) and `LocalEffectServer` answer alike;
 `LocalEffectServer` serves both URLs from a thread for commands that run without `faasemu up`
 (invoke, replay, the campaign's lanes), using only the standard library so they start fast. It also
-counts the sink's side of a delivery's steps for the crash probe (`arm`, docs/verification.md#steps-at-the-sink).
+counts the sink's side of a delivery's steps for the crash probe (`arm`, docs/verification.md#steps-at-the-sink),
+and serves the SQS stand-in (`<prefix>/sqs`, delivery/sqs_api.py): each message sent there is recorded
+as an emitted event, exactly as a POST to the events URL is (docs/delivery.md#sqs-sends-become-events).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from faasemu.delivery.sqs_api import JSON_TYPE as SQS_JSON_TYPE
+from faasemu.delivery.sqs_api import SqsApi
 from faasemu.project.stepcounter import StepCounter
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -220,12 +224,15 @@ class LocalEffectServer:
     """The sink and the events URL on 127.0.0.1:<free port>, in a background thread.
 
     Each lane (a run executing in parallel with others) has its own URLs and log, so parallel runs
-    never mix effects: `/<lane>/sink/<name>` and `/<lane>/events`; the default lane is `/sink`.
+    never mix effects: `/<lane>/sink/<name>`, `/<lane>/events` and `/<lane>/sqs`; the default lane is
+    `/sink`. `queues` is the manifest's (queue name -> event type) for the SQS stand-in.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, queues: dict[str, str] | None = None) -> None:
         self.logs: dict[str, EffectLog] = {"": EffectLog()}
         self.armed: dict[str, _Armed] = {}
+        self.queues = dict(queues or {})
+        self.sqs: dict[str, SqsApi] = {}
         logs, server = self.logs, self
 
         class Handler(BaseHTTPRequestHandler):
@@ -253,13 +260,24 @@ class LocalEffectServer:
                         self._answer(202, {"accepted": True})
                     else:
                         self.close_connection = True
+                elif (rest == "/sqs" or rest.startswith("/sqs/")) and self.command == "POST":
+                    sqs = server.sqs_api(lane).handle(self.headers.get("x-amz-target"),
+                                                      self.headers.get("content-type"), body)
+                    for sent in sqs.events:  # each message is one emit, one step
+                        log.record_emitted(json.dumps(sent).encode())
+                        if not server.step(lane, log, "emit", str(sent["type"])):
+                            self.close_connection = True  # crashed after this step: no answer, ever
+                            return
+                    self._answer(sqs.status, sqs.payload, sqs.headers, SQS_JSON_TYPE)
                 else:
-                    self._answer(404, {"message": "use $FAASEMU_SINK_URL/<name> or $FAASEMU_EVENTS_URL"})
+                    self._answer(404, {"message": "use $FAASEMU_SINK_URL/<name>, $FAASEMU_EVENTS_URL or "
+                                                  "$AWS_ENDPOINT_URL_SQS"})
 
-            def _answer(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            def _answer(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None,
+                        content_type: str = "application/json") -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(data)))
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
@@ -283,6 +301,14 @@ class LocalEffectServer:
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"  # an IPv4 server: the host is a str, whatever typeshed allows
+
+    def sqs_api(self, lane: str) -> SqsApi:
+        """The lane's SQS stand-in (its own FIFO sequence numbers, its own queue URLs)."""
+        api = self.sqs.get(lane)
+        if api is None:
+            prefix = f"{self.base_url}/{lane}" if lane else self.base_url
+            api = self.sqs.setdefault(lane, SqsApi(self.queues, f"{prefix}/sqs"))
+        return api
 
     def add_lane(self, lane: str) -> tuple[str, str]:
         """A lane's own (sink URL, events URL)."""

@@ -160,8 +160,8 @@ def run_replay(options: ReplayOptions) -> int:
     _, steps = perturb(baseline, options.chaos, seed) if options.chaos.active else ([], apply(baseline, []))
     # with table changes, the triggers are installed so that what they change is captured (project/state.py)
     state: AbstractContextManager[str] = _open_state(manifest) if changes else state_location(manifest)
-    with LocalEffectServer() as effects, state as location:
-        env = faasemu_env(location, *effect_urls(effects.base_url))
+    with LocalEffectServer(manifest.queues) as effects, state as location:
+        env = faasemu_env(location, *effect_urls(effects.base_url), queues=bool(manifest.queues))
         results: list[StepResult] = []
         progress = ReplayProgress(len(steps), "deliveries")
         interrupted = False

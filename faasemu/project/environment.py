@@ -55,6 +55,13 @@ def handler_base_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in environ.items() if name in BASE_NAMES or name.startswith(BASE_PREFIXES)}
 
 
+# What faasemu sets so that boto3 in a handler talks to faasemu's SQS stand-in (delivery/sqs_api.py,
+# docs/delivery.md#sqs-sends-become-events): defaults under the platform's variables and the manifest's,
+# not over them as FAASEMU_* are, so a project may point boto3 elsewhere or use its own credentials.
+AWS_DEFAULTS = ("AWS_ENDPOINT_URL_SQS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE")
+
+
 def handler_environment(
     platform_env: Mapping[str, str], spec_env: Mapping[str, str], faasemu_env: Mapping[str, str],
 ) -> dict[str, str]:
@@ -62,12 +69,20 @@ def handler_environment(
 
     The platform's variables first, then the manifest's `env` (so a user may override what the
     platform would set, as real platforms let configuration do), then faasemu's own `FAASEMU_*`
-    last, so no configuration can point a handler at another project's state or sink.
+    last, so no configuration can point a handler at another project's state or sink. faasemu's
+    AWS_DEFAULTS come first of all; its dummy credentials go whole when the manifest names any
+    credentials of its own (a key, a secret or AWS_PROFILE), since boto3 prefers keys to a profile.
 
     >>> handler_environment({"A": "platform", "B": "platform"}, {"B": "manifest"}, {"FAASEMU_STATE": "/s"})
     {'A': 'platform', 'B': 'manifest', 'FAASEMU_STATE': '/s'}
+    >>> handler_environment({}, {"AWS_PROFILE": "dev"}, {"AWS_ACCESS_KEY_ID": "testing"})
+    {'AWS_PROFILE': 'dev'}
     """
-    return {**platform_env, **spec_env, **faasemu_env}
+    own_credentials = any(name in spec_env for name in _CREDENTIALS)
+    defaults = {name: value for name, value in faasemu_env.items() if name in AWS_DEFAULTS
+                and not (own_credentials and name in _CREDENTIALS)}
+    faasemu = {name: value for name, value in faasemu_env.items() if name not in AWS_DEFAULTS}
+    return {**defaults, **platform_env, **spec_env, **faasemu}
 
 
 def effect_urls(prefix: str) -> tuple[str, str]:
@@ -75,15 +90,30 @@ def effect_urls(prefix: str) -> tuple[str, str]:
     return f"{prefix}/sink", f"{prefix}/events"
 
 
-def faasemu_env(state: str, sink_url: str, events_url: str) -> dict[str, str]:
+def sqs_url(events_url: str) -> str:
+    """The SQS stand-in's URL beside an events URL: every effect server serves `<prefix>/sqs`."""
+    return events_url.rpartition("/")[0] + "/sqs"
+
+
+def faasemu_env(state: str, sink_url: str, events_url: str, *, queues: bool = False) -> dict[str, str]:
     """faasemu's own variables: where handlers keep state, record effects, and post follow-up events.
+
+    `queues` (the project has SQS queues, `Manifest.queues`): boto3's SQS endpoint is faasemu's
+    stand-in, with dummy credentials and region (boto3 signs every request, so it needs some).
+    Only then: a project without queues sends no message faasemu could deliver, and its handlers'
+    other AWS calls keep the credentials they would find anyway (~/.aws).
 
     >>> faasemu_env("/p/.faasemu/state.db", *effect_urls("http://127.0.0.1:8000/_faasemu"))["FAASEMU_SINK_URL"]
     'http://127.0.0.1:8000/_faasemu/sink'
+    >>> faasemu_env("/s", *effect_urls("http://127.0.0.1:8000/_faasemu"), queues=True)["AWS_ENDPOINT_URL_SQS"]
+    'http://127.0.0.1:8000/_faasemu/sqs'
     """
     env = {"FAASEMU_STATE": state, "FAASEMU_SINK_URL": sink_url, "FAASEMU_EVENTS_URL": events_url}
     if state.startswith(("postgresql://", "postgres://")):
         env["DATABASE_URL"] = state  # what psycopg, SQLAlchemy, Django and hosting platforms read
+    if queues:
+        env.update({"AWS_ENDPOINT_URL_SQS": sqs_url(events_url), "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
     return env
 
 

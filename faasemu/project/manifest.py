@@ -29,7 +29,9 @@ from faasemu.project.platforms import PLATFORMS as RUNTIMES
 from faasemu.project.spec import FunctionSpec, HttpTrigger, Manifest, StateSpec, TriggerSpec
 from faasemu.project.triggers import parse_triggers
 
-TOP_KEYS = ("name", "host", "port", "allow_hosts", "env_file", "env", "state", "functions", "triggers")
+TOP_KEYS = ("name", "host", "port", "allow_hosts", "env_file", "env", "state", "functions", "triggers", "queues")
+# SQS's rule for a queue name: 1 to 80 letters, digits, '-' and '_', and `.fifo` at the end of a FIFO queue's.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo|[A-Za-z0-9_-]{1,80}")
 FUNCTION_KEYS = ("handler", "runtime", "http", "events", "timeout", "memory", "concurrency", "retries", "env",
                  "order_key", "batch_size", "report_batch_item_failures")
 HTTP_KEYS = ("path", "methods")
@@ -194,8 +196,9 @@ class _Parser:
         triggers: tuple[TriggerSpec, ...] = ()
         if "triggers" in keys:
             triggers = parse_triggers(self, *keys["triggers"], tuple(spec.name for spec, _ in functions), state)
+        queues = self.queues(keys["queues"][1]) if "queues" in keys else {}
         return Manifest(self.path, self.root, name, host, port, env, state, tuple(spec for spec, _ in functions),
-                        allow_hosts, env_file, triggers)
+                        allow_hosts, env_file, triggers, queues)
 
     def check_tags(self, document: Node) -> None:
         """Refuse `!!python/...` and custom tags (`!Ref`) up front, wherever they are."""
@@ -371,6 +374,21 @@ class _Parser:
                 self.fail(item, f"allow_hosts: {problem}")
             hosts.append(host.lower())
         return tuple(dict.fromkeys(hosts))
+
+    def queues(self, node: Node) -> dict[str, str]:
+        """`queues:` SQS queue name -> the event type a message a handler sends to it becomes
+        (docs/delivery.md#sqs-sends-become-events)."""
+        if _is_null(node):
+            return {}
+        example = "{orders: sqs.OrdersQueue} (queue name: event type)"
+        queues: dict[str, str] = {}
+        for name, (key, value) in self.pairs(self.mapping(node, "queues", example), "queues").items():
+            if not _QUEUE_NAME.fullmatch(name):
+                self.fail(key, f"queues: '{name}' is not an SQS queue name: 1 to 80 letters, digits, '-' and '_' "
+                               "(a FIFO queue's ends in .fifo)")
+            queues[name] = self.string(value, f"queues.{name}",
+                                       "the event type its messages become, such as sqs.Orders")
+        return queues
 
     # --- files ---------------------------------------------------------------------------------
 

@@ -117,6 +117,8 @@ class Manifest:
     `env` is the project-wide environment with every `${VAR}` resolved: the `.env` file's
     variables, then the manifest's top-level `env` (which wins). `env_file` is the absolute path of
     the `.env` file read, or None. `allow_hosts` are the `allow_hosts:` entries, as written.
+    `queues` maps an SQS queue name to the event type a message a handler sends to it becomes
+    (`queues:`; SAM and Serverless projects get theirs from their queue resources).
     """
 
     path: str
@@ -130,6 +132,7 @@ class Manifest:
     allow_hosts: tuple[str, ...] = ()
     env_file: str | None = None
     triggers: tuple[TriggerSpec, ...] = ()
+    queues: dict[str, str] = field(default_factory=dict)
 
     def function(self, name: str) -> FunctionSpec | None:
         for spec in self.functions:

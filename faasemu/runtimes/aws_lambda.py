@@ -544,11 +544,59 @@ def message_group_id(event: dict[str, Any], path: str) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+# CloudEvent extension attributes an SQS send carries to its consumer's records (delivery/sqs_api.py
+# writes them; docs/delivery.md#sqs-sends-become-events): the queue's name, the sender's message
+# attributes (their JSON, as SendMessage's request had them), MessageGroupId and MessageDeduplicationId.
+SQS_QUEUE, SQS_ATTRIBUTES, SQS_GROUP, SQS_DEDUP = "sqsqueue", "sqsattributes", "sqsgroup", "sqsdedup"
+
+
+def message_attributes_md5(attributes: dict[str, Any]) -> str:
+    """MD5OfMessageAttributes, by the algorithm the SQS developer guide documents ("Calculating the MD5
+    message digest for message attributes"): attributes sorted by name; each is its name, its data
+    type (each a 4-byte big-endian length and UTF-8 bytes), a transport byte (1 for String and
+    Number, 2 for Binary) and its value (length and bytes). `attributes` are in SendMessage's form
+    (`{"DataType": ..., "StringValue" | "BinaryValue": ...}`), a BinaryValue base64 text as in JSON."""
+    import hashlib
+
+    digest = hashlib.md5(usedforsecurity=False)
+
+    def put(data: bytes) -> None:
+        digest.update(len(data).to_bytes(4, "big") + data)
+
+    for name in sorted(attributes):
+        value = attributes[name]
+        kind = str(value.get("DataType", ""))
+        put(name.encode())
+        put(kind.encode())
+        if kind.startswith("Binary"):
+            digest.update(b"\x02")
+            put(base64.b64decode(value.get("BinaryValue") or ""))
+        else:
+            digest.update(b"\x01")
+            put(str(value.get("StringValue", "")).encode())
+    return digest.hexdigest()
+
+
+def record_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """SendMessage's MessageAttributes as a Lambda SQS record writes them (camelCase, empty lists)."""
+    shown: dict[str, Any] = {}
+    for name, value in attributes.items():
+        entry: dict[str, Any] = {}
+        if "StringValue" in value:
+            entry["stringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            entry["binaryValue"] = value["BinaryValue"]
+        shown[name] = {**entry, "stringListValues": [], "binaryListValues": [], "dataType": value.get("DataType")}
+    return shown
+
+
 def sqs_record(delivery: Delivery, spec: FunctionSpec, sequence: int | None = None) -> dict[str, Any]:
     """One SQS record: messageId is the event id, receiptHandle new on every receive, the receive count
     the attempt. A function with `order_key` reads a FIFO queue (`<name>.fifo`): its records also carry
     MessageGroupId, SequenceNumber (from `sequence`, the event's position; 1 when unknown, as in
-    `faasemu invoke`) and MessageDeduplicationId (the event id), as SQS FIFO gives them."""
+    `faasemu invoke`) and MessageDeduplicationId (the event id), as SQS FIFO gives them. An event a
+    handler sent with SendMessage (the `sqs*` extensions above) names its queue, and carries the
+    sender's message attributes, group id and deduplication id, as the queue would have kept them."""
     import hashlib
 
     ce = delivery.event
@@ -558,26 +606,39 @@ def sqs_record(delivery: Delivery, spec: FunctionSpec, sequence: int | None = No
     digest = hashlib.sha256(f"{per_attempt}\0{ce['id']}".encode()).digest()
     sent = str(int(event_time(ce).timestamp() * 1000))
     attributes = {"ApproximateReceiveCount": str(delivery.attempt), "SentTimestamp": sent}
-    queue = spec.name
+    queue = str(ce.get(SQS_QUEUE) or spec.name)
     if spec.order_key:
-        queue += ".fifo"
+        queue += "" if queue.endswith(".fifo") else ".fifo"
         attributes["SequenceNumber"] = str(FIFO_SEQUENCE_BASE + (1 if sequence is None else sequence))
         attributes["MessageGroupId"] = message_group_id(ce, spec.order_key)
     attributes["SenderId"] = "AIDAFAASEMUSENDER0000"
     if spec.order_key:
-        attributes["MessageDeduplicationId"] = str(ce["id"])
+        attributes["MessageDeduplicationId"] = str(ce.get(SQS_DEDUP) or ce["id"])
     attributes["ApproximateFirstReceiveTimestamp"] = sent
-    return {
+    sent_attributes = _sent_attributes(ce)
+    record: dict[str, Any] = {
         "messageId": ce["id"],
         "receiptHandle": "AQEB" + base64.b64encode(digest * 3).decode(),  # new on every receive
         "body": text,
         "attributes": attributes,
-        "messageAttributes": {},
+        "messageAttributes": record_attributes(sent_attributes),
         "md5OfBody": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": f"arn:aws:sqs:{aws_region}:{ACCOUNT}:{queue}",
         "awsRegion": aws_region,
     }
+    if sent_attributes:
+        record["md5OfMessageAttributes"] = message_attributes_md5(sent_attributes)
+    return record
+
+
+def _sent_attributes(event: dict[str, Any]) -> dict[str, Any]:
+    """The message attributes an SQS send carried (the `sqsattributes` extension's JSON), else none."""
+    try:
+        value = json.loads(str(event.get(SQS_ATTRIBUTES) or "{}"))
+    except ValueError:
+        return {}
+    return {name: entry for name, entry in value.items() if isinstance(entry, dict)} if isinstance(value, dict) else {}
 
 
 class InvalidBatchResponse(LambdaFault):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faasemu.events.model import event_time
@@ -37,7 +37,10 @@ def _number(*parts: object) -> str:
 
 
 def _time(event: dict[str, Any]) -> str:
-    when = event_time(event).astimezone(UTC)
+    return _format(event_time(event).astimezone(UTC))
+
+
+def _format(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
@@ -93,3 +96,181 @@ def storage_event(event: dict[str, Any]) -> dict[str, Any]:
         "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}", "subject": f"objects/{name}",
         "time": created, "datacontenttype": "application/json", "data": resource,
     }
+
+
+# --- Firestore ------------------------------------------------------------------------------------------------
+# A document change as Eventarc delivers it (docs/delivery.md#google-event-sources): the CloudEvent
+# attributes Firestore sets (source the database, subject `documents/<path>`, and the extensions location,
+# project, database, namespace, document) and `DocumentEventData` (google/events/cloud/firestore/v1/data.proto:
+# value, oldValue, updateMask). Firestore sends the data as protobuf (`application/protobuf`) unless the
+# trigger asks for JSON (`--event-data-content-type=application/json`): both forms are built here, the
+# protobuf by hand from the JSON form, so the runtimes layer needs no protobuf library.
+
+FIRESTORE_KINDS = ("written", "created", "updated", "deleted")
+FIRESTORE_PREFIX = "google.cloud.firestore.document.v1."
+FIRESTORE_SCHEMA = "https://github.com/googleapis/google-cloudevents/blob/main/proto/google/events/cloud/firestore/v1/data.proto"
+FIRESTORE_DATABASE = "(default)"
+
+
+class FirestoreInputError(ValueError):
+    """A document path or document data a Firestore event cannot have."""
+
+
+def firestore_value(value: Any) -> dict[str, Any]:
+    """A JSON value as a Firestore `Value` in proto3 JSON form (an integer is `integerValue`, as text)."""
+    if value is None:
+        return {"nullValue": "NULL_VALUE"}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"integerValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [firestore_value(item) for item in value]} if value else {}}
+    if isinstance(value, dict):
+        return {"mapValue": {"fields": {str(k): firestore_value(v) for k, v in value.items()}} if value else {}}
+    raise FirestoreInputError(f"a document field cannot hold {type(value).__name__}")
+
+
+def firestore_document_path(path: str) -> str:
+    """`users/ada` (a collection and a document id, nested as deep as wanted): an even number of segments."""
+    parts = path.strip("/").split("/")
+    if len(parts) % 2 or not all(parts):
+        raise FirestoreInputError(f"document path {path!r} must be collection/document (an even number of "
+                                  "non-empty segments, as users/ada or users/ada/orders/o-1)")
+    return "/".join(parts)
+
+
+def firestore_event(event: dict[str, Any], document: str, kind: str = "written", protobuf: bool = False,
+                    location: str = "nam5") -> dict[str, Any]:
+    """The Eventarc CloudEvent of a change to `document`, from a faasemu event whose data is the document's
+    fields (an object), or `{"old": {...}, "new": {...}}` for both sides of an update (`{"old": ...}`
+    alone: a delete). `kind` is written, created, updated or deleted; `protobuf` gives the data as
+    Firestore sends it by default (`data_base64` of the serialized `DocumentEventData`)."""
+    kind = kind.removeprefix(FIRESTORE_PREFIX)
+    if kind not in FIRESTORE_KINDS:
+        raise FirestoreInputError(f"Firestore event kind {kind!r}: one of {', '.join(FIRESTORE_KINDS)}")
+    path = firestore_document_path(document)
+    given = event.get("data")
+    if isinstance(given, dict) and given and set(given) <= {"old", "new"}:
+        old, new = given.get("old"), given.get("new")
+    else:
+        old, new = None, given if given is not None else {}
+    for side, fields in (("new", new), ("old", old)):
+        if fields is not None and not isinstance(fields, dict):
+            raise FirestoreInputError(f"the document's {side} fields must be a JSON object, "
+                                      f"not {type(fields).__name__}")
+    if kind == "created":
+        old = None
+    elif kind == "deleted":
+        old, new = (old if old is not None else new), None
+    elif kind == "updated" and old is None:
+        old = {}
+    when = event_time(event).astimezone(UTC)
+    now, earlier = _format(when), _format(when - timedelta(hours=1))  # an old version: written an hour before
+    name = f"projects/{PROJECT}/databases/{FIRESTORE_DATABASE}/documents/{path}"
+    data: dict[str, Any] = {}
+    if new is not None:
+        data["value"] = _document(name, new, earlier if old is not None else now, now)
+    if old is not None:
+        data["oldValue"] = _document(name, old, earlier, earlier)
+    if new is not None and old is not None:
+        changed = sorted(key for key in {*new, *old} if new.get(key, _MISSING) != old.get(key, _MISSING))
+        data["updateMask"] = {"fieldPaths": changed}
+    digest = hashlib.sha256(f"firestore\0{event['id']}\0{path}\0{kind}".encode()).hexdigest()
+    cloudevent: dict[str, Any] = {
+        "specversion": "1.0", "id": f"{digest[:8]}-{digest[8:12]}-7{digest[13:16]}-{digest[16:20]}-{digest[20:32]}",
+        "source": f"//firestore.googleapis.com/projects/{PROJECT}/databases/{FIRESTORE_DATABASE}",
+        "type": FIRESTORE_PREFIX + kind, "subject": f"documents/{path}", "time": now,
+        "dataschema": FIRESTORE_SCHEMA, "location": location, "project": PROJECT, "database": FIRESTORE_DATABASE,
+        "namespace": "(default)", "document": path,
+    }
+    if protobuf:
+        cloudevent["datacontenttype"] = "application/protobuf"
+        cloudevent["data_base64"] = base64.b64encode(document_event_protobuf(data)).decode()
+    else:
+        cloudevent["datacontenttype"] = "application/json"
+        cloudevent["data"] = data
+    return cloudevent
+
+
+_MISSING = object()
+
+
+def _document(name: str, fields: dict[str, Any], created: str, updated: str) -> dict[str, Any]:
+    document: dict[str, Any] = {"name": name}
+    if fields:
+        document["fields"] = {str(key): firestore_value(value) for key, value in fields.items()}
+    return {**document, "createTime": created, "updateTime": updated}
+
+
+# Protobuf's wire format (protobuf.dev/programming-guides/encoding): a key is (field number << 3) | wire type.
+def _varint(number: int) -> bytes:
+    number &= (1 << 64) - 1  # a negative int64 is its two's complement: ten bytes
+    out = bytearray()
+    while True:
+        low, number = number & 0x7F, number >> 7
+        out.append(low | (0x80 if number else 0))
+        if not number:
+            return bytes(out)
+
+
+def _key(field: int, wire: int) -> bytes:
+    return _varint(field << 3 | wire)
+
+
+def _bytes(field: int, payload: bytes) -> bytes:
+    return _key(field, 2) + _varint(len(payload)) + payload
+
+
+def _timestamp(text: str) -> bytes:
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    seconds, nanos = int(when.timestamp()), when.microsecond * 1000
+    return (_key(1, 0) + _varint(seconds) if seconds else b"") + (_key(2, 0) + _varint(nanos) if nanos else b"")
+
+
+def _fields(field: int, fields: dict[str, Any]) -> bytes:
+    """A `map<string, Value>`: one entry message (key 1, value 2) per field."""
+    return b"".join(_bytes(field, _bytes(1, key.encode()) + _bytes(2, _value(value)))
+                    for key, value in fields.items())
+
+
+def _value(value: dict[str, Any]) -> bytes:
+    """A Firestore `Value` from its JSON form (`firestore_value`): the oneof's field numbers of data.proto."""
+    import struct
+
+    (kind, item), = value.items()
+    if kind == "nullValue":
+        return _key(11, 0) + _varint(0)
+    if kind == "booleanValue":
+        return _key(1, 0) + _varint(1 if item else 0)
+    if kind == "integerValue":
+        return _key(2, 0) + _varint(int(item))
+    if kind == "doubleValue":
+        return _key(3, 1) + struct.pack("<d", float(item))
+    if kind == "stringValue":
+        return _bytes(17, str(item).encode())
+    if kind == "arrayValue":
+        return _bytes(9, b"".join(_bytes(1, _value(entry)) for entry in item.get("values", [])))
+    if kind == "mapValue":
+        return _bytes(6, _fields(1, item.get("fields", {})))
+    raise FirestoreInputError(f"no protobuf form for a {kind}")
+
+
+def document_event_protobuf(data: dict[str, Any]) -> bytes:
+    """`DocumentEventData` serialized: value 1, old_value 2 (Documents: name 1, fields 2, create_time 3,
+    update_time 4), update_mask 3 (field_paths 1)."""
+    out = b""
+    for number, side in ((1, "value"), (2, "oldValue")):
+        document = data.get(side)
+        if document is not None:
+            out += _bytes(number, _bytes(1, document["name"].encode()) + _fields(2, document.get("fields", {}))
+                          + _bytes(3, _timestamp(document["createTime"]))
+                          + _bytes(4, _timestamp(document["updateTime"])))
+    mask = data.get("updateMask")
+    if mask is not None:
+        out += _bytes(3, b"".join(_bytes(1, path.encode()) for path in mask["fieldPaths"]))
+    return out

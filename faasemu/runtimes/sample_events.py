@@ -38,6 +38,8 @@ class EventOptions:
     path: str = "/orders"
     region: str = aws_lambda.DEFAULT_REGION
     now: float = 0.0  # seconds since the epoch; 0: the current time
+    document: str = "users/ada"  # firestore: the document's path
+    protobuf: bool = False  # firestore: the data as Firestore sends it by default (application/protobuf)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,21 @@ def storage(options: EventOptions) -> Generated:
     return Generated(google_sources.storage_event(event), event)
 
 
+def firestore(options: EventOptions) -> Generated:
+    """A Firestore document change through Eventarc (`google.cloud.firestore.document.v1.written`; `--type
+    created|updated|deleted` for the others): --document is the path, --data its fields or
+    `{"old": {...}, "new": {...}}`. The data is JSON (a trigger's `--event-data-content-type=application/json`)
+    unless `protobuf`, Firestore's default. The CloudEvent is delivered as it is (posted, or in an events file)."""
+    given = _cloudevent(options)
+    if options.data is None:
+        given["data"] = {"name": "Ada Lovelace", "visits": 1}
+    kind = options.type.removeprefix(google_sources.FIRESTORE_PREFIX)
+    event = google_sources.firestore_event(given, options.document,
+                                           kind if kind in google_sources.FIRESTORE_KINDS else "written",
+                                           options.protobuf)
+    return Generated(event, event)
+
+
 def eventgrid(options: EventOptions) -> Generated:
     """An Event Grid event (Event Grid schema), as the `azure` runtime gives an Event Grid trigger."""
     event = {**_cloudevent(options), "source": f"/subscriptions/{_AZURE_SUBSCRIPTION}/resourceGroups/rg/providers/"
@@ -200,6 +217,7 @@ GENERATORS: dict[str, tuple[Callable[[EventOptions], Generated], str]] = {
     "schedule": (_source("schedule", _schedule_data), "an EventBridge scheduled event (event_source: schedule)"),
     "pubsub": (pubsub, "a Pub/Sub message as Eventarc delivers it to a Cloud Function (gcf, event_source: pubsub)"),
     "storage": (storage, "a Cloud Storage object finalized, through Eventarc (gcf, event_source: storage)"),
+    "firestore": (firestore, "a Firestore document written, through Eventarc (gcf; --document, --protobuf)"),
     "eventgrid": (eventgrid, "an Azure Event Grid event (azure, event_source: eventgrid)"),
     "blob": (blob, "an Azure Blob Storage BlobCreated event, through Event Grid (azure, event_source: eventgrid)"),
     "queue": (queue, "an Azure Storage Queue message and its trigger metadata (azure, event_source: queue)"),

@@ -23,7 +23,10 @@ from faasemu.delivery.admission import refusal
 from faasemu.delivery.bus import Bus, ingress_answer
 from faasemu.delivery.effects import EffectLog
 from faasemu.delivery.eventlog import events_json
+from faasemu.delivery.sqs_api import JSON_TYPE as SQS_JSON_TYPE
+from faasemu.delivery.sqs_api import SqsApi, SqsError, error_answer
 from faasemu.events.ingress import IngressError, parse_ingress
+from faasemu.events.model import normalize, utc_now
 from faasemu.project.hosts import HostGuard
 from faasemu.runtimes.base import ASYNC_HTTP_TYPE, HttpRequest, HttpResponse
 from faasemu.server.dashboard import Dashboard
@@ -83,6 +86,7 @@ class Gateway:
         self.refused_hosts: set[str] = set()  # each refused Host is logged once
         self._shut_down = False
         self.effects = EffectLog()
+        self.sqs_api = SqsApi({}, "")  # its queues are the manifest's at each request (a reload may change them)
         self.dashboard = Dashboard(self) if ui else None  # faasemu/server/dashboard.py; off with `up --no-ui`
         self.admin = Starlette(routes=self.admin_routes())
 
@@ -95,6 +99,8 @@ class Gateway:
             Route("/_faasemu/bus/wake", self.wake, methods=["POST"]),
             Route("/_faasemu/sink", self.list_sink, methods=["GET"]),
             Route("/_faasemu/sink/{name:path}", self.sink, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/_faasemu/sqs", self.sqs, methods=["POST"]),
+            Route("/_faasemu/sqs/{rest:path}", self.sqs, methods=["POST"]),
             *LambdaApi(self).routes(),  # faasemu/server/lambda_api.py: Invoke, ListFunctions, GetFunction ...
             *(self.dashboard.routes() if self.dashboard is not None else []),
         ]
@@ -271,6 +277,35 @@ class Gateway:
         note = f"{answer.note}  {_short(call.body)}" if answer.note else _short(call.body)
         self.supervisor.console.invocation("sink", f"{call.method} {call.name}", answer.status, 0.0, note=note)
         return JSONResponse(answer.payload, status_code=answer.status, headers=answer.headers)
+
+    async def sqs(self, request: Request) -> Response:
+        """The SQS stand-in (delivery/sqs_api.py): each message sent is published as the event its queue
+        names, as a POST to the events URL would be (docs/delivery.md#sqs-sends-become-events)."""
+        body = await self._body(request)
+        api = self.sqs_api
+        api.queues = dict(self.supervisor.manifest.queues)
+        api.endpoint = f"{request.url.scheme}://{request.headers.get('host', '127.0.0.1')}/_faasemu/sqs"
+        if body is None:
+            answer = error_answer(SqsError("InvalidParameterValue", "InvalidParameterValue",
+                                           "the request is larger than 6 MB; nothing was sent"))
+        else:
+            answer = api.handle(request.headers.get("x-amz-target"), request.headers.get("content-type"), body)
+        if answer.events:
+            now = utc_now()
+            events = [normalize(event, default_id=message_id, default_time=now)
+                      for event, message_id in zip(answer.events, answer.message_ids)]
+            functions = [pool.spec for pool in self.supervisor.pools.values()]
+            refused = next(filter(None, (refusal(event, functions) for event in events)), None)  # admission.py
+            if refused:
+                answer = error_answer(SqsError("InvalidMessageContents", "InvalidMessageContents",
+                                               refused + "; nothing was sent"))
+            else:
+                await self.bus.publish(events, "sqs")
+                for event in events:
+                    self.supervisor.console.invocation("sqs", f"SendMessage {event['sqsqueue']}", 200, 0.0,
+                                                       note=f"-> {event['type']}  {_short(event.get('data'))}")
+        return Response(json.dumps(answer.payload), status_code=answer.status, headers=answer.headers,
+                        media_type=SQS_JSON_TYPE)
 
     async def list_sink(self, request: Request) -> Response:
         effects = self.effects

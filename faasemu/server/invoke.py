@@ -133,8 +133,8 @@ def run_invoke(options: InvokeOptions) -> int:
         change = manual_change(trigger, parse_json(raw, origin) or {}, options.op, datetime.now(UTC),
                                kind=manifest.state.kind)
     console = Console(file=sys.stderr)
-    with LocalEffectServer() as effects, open_project_state(manifest) as state:
-        env = faasemu_env(state.location, *effect_urls(effects.base_url))
+    with LocalEffectServer(manifest.queues) as effects, open_project_state(manifest) as state:
+        env = faasemu_env(state.location, *effect_urls(effects.base_url), queues=bool(manifest.queues))
         # attached: the handler's output goes straight to stderr and breakpoint() gets the terminal
         pool = FunctionPool(spec, manifest.root, env, _StderrObserver(console), Watchdog(), attached=True)
         if trigger is not None and change is not None:

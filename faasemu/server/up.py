@@ -98,7 +98,7 @@ def project_env(manifest: Manifest, base_url: str, state: str | None = None) -> 
     (docs/runtime-contract.md#the-supervisor-side-half-runtime). `state`: where the state is, when the
     caller opened it (project/state.py `open_project_state`)."""
     location = state if state is not None else ensure_project_state(manifest)
-    return faasemu_env(location, *effect_urls(f"{base_url}/_faasemu"))
+    return faasemu_env(location, *effect_urls(f"{base_url}/_faasemu"), queues=bool(manifest.queues))
 
 
 def events_db_path(manifest: Manifest) -> str:

@@ -86,7 +86,9 @@ def reproduce_command(result: CampaignResult, function: str, invocation: dict[st
 EMIT_HINT = ("give each emitted event a deterministic id derived from its input (e.g. \"invoice-\" + the event id) "
              "and a fixed source: an event emitted without an id gets a new one from the broker on every call "
              "(EventBridge PutEvents), so a retry emits a second event, which consumers that deduplicate on "
-             "(source, id) cannot recognise.")
+             "(source, id) cannot recognise. A message sent to an SQS queue has no id of its own "
+             "(docs/delivery.md#sqs-sends-become-events): send to a FIFO queue with a MessageDeduplicationId "
+             "derived from the input, or have the consumer deduplicate on a business key in the body.")
 RETRY_HINT = ("the outcome changed with the attempt that succeeded: a value that is new on every attempt (SQS "
               "receiptHandle, a request or invocation id) reached the state. Deduplicate on the event's stable id "
               "(EventBridge id, SQS messageId, CloudEvent id) instead.")

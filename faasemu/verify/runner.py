@@ -113,7 +113,7 @@ class Runner:
         self.lane_count = max(1, lanes or os.cpu_count() or 1)
         self.specs: dict[str, FunctionSpec] = {spec.name: spec for spec in manifest.functions}
         self.used_functions = functions_of(self.refs)
-        self.effects = LocalEffectServer()
+        self.effects = LocalEffectServer(manifest.queues)
         self.watchdog = Watchdog()
         self.lanes: list[Lane] = []
         self.base = ""
@@ -787,7 +787,8 @@ class Runner:
         spec = self.specs[name]
         worker = lane.spares.pop() if lane.spares else await WorkerProcess.spawn(self.manifest.root, self.output.append)
         env = handler_environment(load_runtime(spec.runtime).environment(spec, self.manifest.root), spec.env,
-                                  faasemu_env(lane.state_path, lane.sink_url, lane.events_url))
+                                  faasemu_env(lane.state_path, lane.sink_url, lane.events_url,
+                                              queues=bool(self.manifest.queues)))
         try:
             await worker.load(spec.to_wire(), self.manifest.root, env, max(LOAD_TIMEOUT, spec.timeout))
         except LoadFailed as exc:

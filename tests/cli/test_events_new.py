@@ -5,6 +5,7 @@ file gives the handler the same message. Real `faasemu` processes."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,51 @@ def test_google_events_parse_with_googles_own_types(kind: str) -> None:
     else:
         found = StorageObjectData.from_json(json.dumps(envelope.data))
         assert (found.bucket, found.name, envelope["subject"]) == ("photos", "a b.jpg", "objects/a b.jpg")
+
+
+def test_firestore_events_parse_with_googles_own_types_in_both_encodings() -> None:
+    """A Firestore change as Eventarc sends it: google-events' `DocumentEventData` reads the JSON form strictly
+    (an unknown field fails) and deserializes the protobuf form (Firestore's default) to the same message."""
+    from cloudevents.v1.http import from_dict
+    from google.events.cloud.firestore_v1 import DocumentEventData
+
+    change = {"old": {"name": "Ada", "visits": 1, "tags": ["a"]},
+              "new": {"name": "Ada", "visits": 2, "score": -1.5, "tags": [], "address": {"city": "London"},
+                      "deleted": None, "admin": False}}
+    args = ("firestore", "--data", json.dumps(change), "--document", "users/ada/orders/o-1", "--type", "updated")
+    event = new(*args)
+    envelope = from_dict(event)
+    assert envelope["type"] == "google.cloud.firestore.document.v1.updated"
+    assert (envelope["subject"], envelope["document"]) == ("documents/users/ada/orders/o-1", "users/ada/orders/o-1")
+    assert envelope["source"] == "//firestore.googleapis.com/projects/faasemu-local/databases/(default)"
+    assert {envelope["database"], envelope["namespace"]} == {"(default)"} and envelope["location"]
+    data = DocumentEventData.from_json(json.dumps(envelope.data))
+    assert data.value.name.endswith("/documents/users/ada/orders/o-1")
+    fields = data.value.fields
+    assert fields["visits"].integer_value == 2 and fields["score"].double_value == -1.5
+    assert fields["address"].map_value.fields["city"].string_value == "London" and not fields["admin"].boolean_value
+    assert "deleted" in fields and fields["deleted"]._pb.WhichOneof("value_type") == "null_value"
+    assert data.old_value.fields["visits"].integer_value == 1
+    assert sorted(data.update_mask.field_paths) == ["address", "admin", "deleted", "score", "tags", "visits"]
+    assert data.old_value.update_time.timestamp() < data.value.update_time.timestamp()
+    binary = new(*args, "--protobuf")
+    assert binary["datacontenttype"] == "application/protobuf" and "data" not in binary
+    decoded = DocumentEventData.deserialize(base64.b64decode(binary["data_base64"]))
+    assert decoded.value.update_time.strftime("%Y-%m-%dT%H:%M:%S") == binary["time"][:19]
+    for message in (decoded, data):  # two commands, two times: the rest must be the same message
+        for document in (message.value, message.old_value):
+            document.create_time, document.update_time = None, None
+    assert decoded == data and decoded.value.fields["score"].double_value == -1.5
+    created = DocumentEventData.from_json(json.dumps(new("firestore", "--data", '{"n": 1}')["data"]))
+    assert created.value.fields["n"].integer_value == 1 and not created.old_value.name and not created.update_mask
+    deleted = new("firestore", "--type", "deleted", "--protobuf", "--data", '{"n": 1}')
+    gone = DocumentEventData.deserialize(base64.b64decode(deleted["data_base64"]))
+    assert gone.old_value.fields["n"].integer_value == 1 and not gone.value.name
+
+
+def test_firestore_refuses_a_collection_path() -> None:
+    result = run_cli("events", "new", "firestore", "--document", "users")
+    assert result.returncode == 2 and "document path 'users' must be collection/document" in result.stderr
 
 
 def test_azure_events_are_what_the_azure_runtime_delivers() -> None:

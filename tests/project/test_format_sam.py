@@ -237,3 +237,48 @@ def test_a_missing_custom_manifest_is_not_replaced_by_the_template(tmp_path: Pat
     project(tmp_path / "app")
     with pytest.raises(ManifestError, match="no such file"):
         load_manifest(tmp_path / "app" / "custom.yaml", {})
+
+
+def test_every_queue_is_in_queues_and_the_printed_manifest(tmp_path: Path) -> None:
+    """docs/delivery.md#sqs-sends-become-events: the name a send uses -> the type its reader subscribes to."""
+    template = TEMPLATE.replace("""      UploadBucket:
+        Type: AWS::S3::Bucket
+""", """      UploadBucket:
+        Type: AWS::S3::Bucket
+      Unnamed:
+        Type: AWS::SQS::Queue
+      Payments:
+        Type: AWS::SQS::Queue
+        Properties:
+          FifoQueue: true
+      PaymentWorker:
+        Type: AWS::Serverless::Function
+        Properties:
+          CodeUri: hello_world/
+          Handler: app.worker
+          Environment:
+            Variables:
+              UNNAMED_URL: !Ref Unnamed
+          Events:
+            Payments:
+              Type: SQS
+              Properties:
+                Queue: !GetAtt Payments.Arn
+            Legacy:
+              Type: SQS
+              Properties:
+                Queue: arn:aws:sqs:us-east-1:123456789012:legacy
+""")
+    root = tmp_path / "sam-app"
+    manifest = load_manifest(project(root, template), {})
+    assert manifest.queues == {"orders": "sqs.OrdersQueue", "sam-app-Unnamed": "sqs.Unnamed",
+                               "sam-app-Payments.fifo": "sqs.Payments", "legacy": "sqs.legacy"}
+    payments = manifest.function("payment-worker")
+    assert payments is not None and payments.order_key == "sqsgroup"  # a FIFO queue: ordered per group
+    assert payments.env["UNNAMED_URL"] == "https://sqs.us-east-1.amazonaws.com/123456789012/sam-app-Unnamed"
+    worker = manifest.function("order-worker")
+    assert worker is not None and worker.order_key is None
+    text = manifest_text(str(root / "faasemu.yaml"), {})
+    assert '\nqueues:' in text and '\n  "sam-app-Payments.fifo": "sqs.Payments"' in text, text
+    (root / "faasemu.yaml").write_text(text)  # the printed manifest is a faasemu.yaml with the same queues
+    assert load_manifest(root / "faasemu.yaml", {}).queues == manifest.queues

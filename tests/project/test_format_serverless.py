@@ -159,3 +159,33 @@ def test_errors_name_the_serverless_line(tmp_path: Path, change: tuple[str, str]
     assert caught.value.file.endswith("serverless.yml")
     assert caught.value.line == line, str(caught.value)
     assert expected in caught.value.detail, str(caught.value)
+
+
+def test_resource_queues_and_literal_arns_are_in_queues(tmp_path: Path) -> None:
+    service = SERVICE.replace("""        OrdersQueue:
+          Type: AWS::SQS::Queue
+""", """        OrdersQueue:
+          Type: AWS::SQS::Queue
+        Named:
+          Type: AWS::SQS::Queue
+          Properties:
+            QueueName: ${self:service}-named
+""").replace("""      placed:
+        handler: handler.worker
+""", """      legacy:
+        handler: handler.worker
+        events:
+          - sqs: arn:aws:sqs:us-east-1:123456789012:legacy
+      payments:
+        handler: handler.worker
+        events:
+          - sqs: arn:aws:sqs:us-east-1:123456789012:payments.fifo
+      placed:
+        handler: handler.worker
+""")
+    manifest = load_manifest(project(tmp_path, service), {})
+    assert manifest.queues == {"orders-api-dev-OrdersQueue": "sqs.OrdersQueue", "orders-api-named": "sqs.Named",
+                               "legacy": "sqs.legacy", "payments.fifo": "sqs.payments.fifo"}
+    legacy, payments = manifest.function("legacy"), manifest.function("payments")
+    assert legacy is not None and legacy.events == ("sqs.legacy",) and legacy.order_key is None
+    assert payments is not None and payments.order_key == "sqsgroup"  # a FIFO queue: ordered per group

@@ -147,6 +147,7 @@ class Function:
     env: list[tuple[str, str, int, str]] = field(default_factory=list)  # (name, faasemu text, line, where)
     runtime: str = "aws-lambda"  # the faasemu runtime the platform's files are written for
     template: Field | None = None  # openfaas: python3-http, python3-flask or python3
+    order_key: Field | None = None  # a FIFO queue's consumer: `sqsgroup`, the MessageGroupId a send carried
     file: str | None = None  # the file its lines are in, when not the translated one (Azure's function.json)
 
 
@@ -175,8 +176,10 @@ def escape(text: str) -> str:
     return text.replace("$", "$$")
 
 
-def emit(kind: str, source: str, name: str, functions: list[Function], *, env_file: bool) -> Translation:
-    """The faasemu.yaml text of `functions`, with the map from its lines back to the original's."""
+def emit(kind: str, source: str, name: str, functions: list[Function], *, env_file: bool,
+         queues: Mapping[str, Field] | None = None) -> Translation:
+    """The faasemu.yaml text of `functions`, with the map from its lines back to the original's.
+    `queues`: SQS queue name -> (the event type its messages become, line, key), for `queues:`."""
     out = [f"# faasemu.yaml for {os.path.basename(source)} ({kind}), as `faasemu manifest` prints it.",
            "# Save it as faasemu.yaml beside the original to add faasemu's own keys (state, order_key ...).",
            f"name: {render(name)}"]
@@ -201,7 +204,8 @@ def emit(kind: str, source: str, name: str, functions: list[Function], *, env_fi
         value, line, where = fn.handler
         put(f"    handler: {render(value)}", line, where)
         put(f"    runtime: {fn.runtime}", line, where)
-        for key in ("timeout", "memory", "concurrency", "retries", "payload", "event_source", "template"):
+        for key in ("timeout", "memory", "concurrency", "retries", "payload", "event_source", "template",
+                    "order_key"):
             found: Field | None = getattr(fn, key)
             if found is not None:
                 put(f"    {key}: {render(found[0])}", found[1], found[2])
@@ -222,6 +226,11 @@ def emit(kind: str, source: str, name: str, functions: list[Function], *, env_fi
             put("    env:", fn.env[0][2], fn.env[0][3])
             for variable, text, line, where in fn.env:
                 put(f"      {variable}: {render(text)}", line, where)
+    if queues:
+        current[0] = None
+        put("queues:  # SQS queues: a message a handler sends to one becomes this event (docs/delivery.md)")
+        for queue, (event_type, line, where) in queues.items():
+            put(f"  {render(queue)}: {render(event_type)}", line, where)
     return Translation(kind, source, "\n".join(out) + "\n", lines, {fn.name: fn.line for fn in functions}, files)
 
 

@@ -7,7 +7,9 @@ payload 1.0), HttpApi (payload 2.0), SQS, SNS, EventBridgeRule, CloudWatchEvent,
 ScheduleV2, S3, DynamoDB, Kinesis. Intrinsic functions are resolved where CloudFormation's answer
 is known without deploying (docs: README "Existing projects"); any other, in a value faasemu
 reads, is an error naming the file, the line and the intrinsic. Values faasemu does not read
-(Policies, Outputs ...) are never resolved, so their intrinsics never matter.
+(Policies, Outputs ...) are never resolved, so their intrinsics never matter. Every AWS::SQS::Queue
+goes into the manifest's `queues:`, so a handler's send to it reaches its reader
+(docs/delivery.md#sqs-sends-become-events).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from faasemu.project.platforms import PLATFORMS
 
 KIND = "AWS SAM"
 REGION, ACCOUNT = "us-east-1", "123456789012"  # the pseudo parameters' values here, as in the Lambda runtime
-RESOLVED = ("!Ref to a parameter with a Default, a pseudo parameter or a named queue, topic, table or bucket; "
-            "!Sub; !GetAtt of a named queue, topic, table or bucket; !Join; !Select; !FindInMap")
+RESOLVED = ("!Ref to a parameter with a Default, a pseudo parameter, a queue or a named topic, table or bucket; "
+            "!Sub; !GetAtt of a queue or a named topic, table or bucket; !Join; !Select; !FindInMap")
 EVENT_TYPES = ("Api", "HttpApi", "SQS", "SNS", "EventBridgeRule", "CloudWatchEvent", "Schedule", "ScheduleV2",
                "S3", "DynamoDB", "Kinesis")
 _PYTHON = re.compile(r"python3\.\d+")
@@ -49,6 +51,7 @@ class _Template(Reader):
         self.resources: dict[str, Item] = {}
         self.resource_lines: dict[str, int] = {}
         self.depth = 0
+        self.literal_queues: dict[str, tuple[int, str]] = {}  # queues SQS events name by ARN: name -> (line, key)
 
     # --- the template ----------------------------------------------------------------------------
 
@@ -81,7 +84,22 @@ class _Template(Reader):
                 self.fail(fn.line, f"{fn.where} and {seen[fn.name].where} (line {seen[fn.name].line}) both become "
                                    f"the faasemu function '{fn.name}'; rename one")
             seen[fn.name] = fn
-        return emit(KIND, self.file, self.stack, functions, env_file=False)
+        return emit(KIND, self.file, self.stack, functions, env_file=False, queues=self.queues())
+
+    def queues(self) -> dict[str, tuple[str, int, str]]:
+        """Every AWS::SQS::Queue, and every queue an SQS event names by ARN: its name -> the event type its
+        consumer subscribes to, so a handler's SendMessage to it reaches that consumer
+        (docs/delivery.md#sqs-sends-become-events)."""
+        queues: dict[str, tuple[str, int, str]] = {}
+        for logical, resource in self.resources.items():
+            kind = resource.get("Type")
+            if kind is not None and kind.value == "AWS::SQS::Queue":
+                line = self.resource_lines.get(logical, resource.line)
+                name = self.physical(logical, line, f"Resources.{logical}", logical)[1]
+                queues[name] = (f"sqs.{logical}", line, f"Resources.{logical}")
+        for name, (line, where) in self.literal_queues.items():
+            queues.setdefault(name, (f"sqs.{name}", line, where))
+        return queues
 
     def function(self, logical: str, resource: Item, defaults: Item | None) -> Function:
         where = f"Resources.{logical}"
@@ -207,6 +225,10 @@ class _Template(Reader):
             if kind == "SQS":
                 queue = self.source(need("Queue"), f"{shown}.Properties.Queue")
                 fn.events.append((f"sqs.{queue}", line, f"{shown}.Properties.Queue"))
+                if queue not in self.resources:
+                    self.literal_queues.setdefault(queue, (line, f"{shown}.Properties.Queue"))
+                if self.fifo(queue):  # its records come in order per MessageGroupId (docs/delivery.md)
+                    fn.order_key = ("sqsgroup", line, f"{shown}.Properties.Queue")
                 shapes.append(("sqs", line, f"{shown} (SQS)"))
                 size_item = props.get("BatchSize")
                 size = self.scalar(size_item, f"{shown}.Properties.BatchSize") if size_item is not None else 10
@@ -245,6 +267,17 @@ class _Template(Reader):
                 self.fail(line, f"{shown}.Type: {kind} events are not translated; faasemu reads "
                                 f"{', '.join(EVENT_TYPES)} (write a faasemu.yaml for others)")
         self.settle(fn, shapes, payloads)
+
+    def fifo(self, queue: str) -> bool:
+        """Whether the queue an SQS event reads (a logical id, or the name an ARN ends with) is FIFO."""
+        if queue not in self.resources:
+            return queue.endswith(".fifo")
+        props = self.resources[queue].get("Properties")
+        flag = props.get("FifoQueue") if props is not None else None
+        named = props.get("QueueName") if props is not None else None
+        return (flag is not None and str(self.scalar(flag, f"Resources.{queue}.Properties.FifoQueue")).lower() == "true"
+                ) or (named is not None and str(self.scalar(named, f"Resources.{queue}.Properties.QueueName"))
+                      .endswith(".fifo"))
 
     def patterns(self, props: Item, name: str, where: str) -> list[str]:
         """EventBridge's `detail-type` values as event types (a `prefix` match as a glob); otherwise
@@ -345,6 +378,13 @@ class _Template(Reader):
         prop = NAME_PROPERTIES.get(kind)
         props = resource.get("Properties")
         named = props.get(prop) if prop and props is not None else None
+        if named is None and kind == "AWS::SQS::Queue":
+            # CloudFormation names it `<stack>-<LogicalId>-<random>`; only faasemu's SQS stand-in ever sees
+            # this URL (AWS_ENDPOINT_URL_SQS), so a stable local name without the random part serves.
+            fifo = props is not None and props.get("FifoQueue") is not None and str(
+                self.scalar(props.value["FifoQueue"], f"Resources.{logical}.Properties.FifoQueue")).lower() == "true"
+            name = re.sub(r"[^A-Za-z0-9_-]", "-", f"{self.stack}-{logical}")[: 75 if fifo else 80]
+            return kind, name + (".fifo" if fifo else "")
         if named is None:
             hint = f"give {logical} a {prop}" if prop else "write the value it stands for"
             self.fail(line, f"{where}: {shown} ({kind}) is named by CloudFormation when it deploys, so its value is "

@@ -3,11 +3,13 @@
 Read: `provider` (name aws, runtime python3.x, timeout, memorySize, environment, stage, region,
 httpApi.payload), `functions.<name>` (handler `path/module.fn`, runtime, timeout, memorySize,
 environment, reservedConcurrency, maximumRetryAttempts), events http (REST, payload 1.0),
-httpApi (payload 2.0), sqs, sns, eventBridge, schedule, s3, stream. Unset timeout and memorySize
-get the framework's own defaults, 6 s and 1024 MB, as a deployed function would. Variables resolve
-as the framework resolves them offline: `${env:X}`, `${self:a.b}`, `${opt:...}` (no command-line
-options here, so its fallback), `${sls:stage}` (provider.stage, else dev), `${aws:region}`,
-`${aws:accountId}`, with `, fallback` chains; any other source is an error naming its line.
+httpApi (payload 2.0), sqs, sns, eventBridge, schedule, s3, stream; `resources.Resources` queues and
+the queues sqs events name by ARN go into `queues:` (docs/delivery.md#sqs-sends-become-events). Unset
+timeout and memorySize get the framework's own defaults, 6 s and 1024 MB, as a deployed function
+would. Variables resolve as the framework resolves them offline: `${env:X}`, `${self:a.b}`,
+`${opt:...}` (no command-line options here, so its fallback), `${sls:stage}` (provider.stage, else
+dev), `${aws:region}`, `${aws:accountId}`, with `, fallback` chains; any other source is an error
+naming its line.
 In `environment` values, `${env:X}` stays a reference (`${X}`, `${X:-default}`), so `faasemu
 manifest` prints no secret a shell variable holds.
 """
@@ -43,6 +45,8 @@ class _Service(Reader):
         self.environ = environ
         self.doc = Item({}, 1)
         self.resources: dict[str, Item] = {}
+        self.resource_lines: dict[str, int] = {}
+        self.literal_queues: dict[str, tuple[int, str]] = {}  # queues sqs events name by ARN: name -> (line, key)
         self.depth = 0
 
     def translate(self, text: str) -> Translation:
@@ -64,6 +68,7 @@ class _Service(Reader):
         found = self.resolve(resources, "resources").get("Resources") if resources is not None else None
         if found is not None and isinstance(found.value, dict):
             self.resources = found.value
+            self.resource_lines = found.keys
         functions_item = self.doc.get("functions")
         if functions_item is None:
             self.fail(None, "no functions; add functions: {hello: {handler: handler.hello}}")
@@ -80,7 +85,45 @@ class _Service(Reader):
             seen[fn.name] = fn
             functions.append(fn)
         dotenv = self.doc.get("useDotenv")
-        return emit(KIND, self.file, name, functions, env_file=dotenv is not None and dotenv.value is True)
+        return emit(KIND, self.file, name, functions, env_file=dotenv is not None and dotenv.value is True,
+                    queues=self.queues(name))
+
+    def fifo(self, queue: str) -> bool:
+        """Whether the queue an sqs event reads (a logical id, or the name an ARN ends with) is FIFO."""
+        if queue not in self.resources:
+            return queue.endswith(".fifo")
+        where = f"resources.Resources.{queue}.Properties"
+        props = self.resolve(self.resources[queue].get("Properties") or Item({}, 0), where)
+        flag, named = props.get("FifoQueue"), props.get("QueueName")
+        return (flag is not None and str(self.resolve(flag, f"{where}.FifoQueue").value).lower() == "true") or (
+            named is not None and self.text(named, f"{where}.QueueName").endswith(".fifo"))
+
+    def queues(self, service: str) -> dict[str, tuple[str, int, str]]:
+        """`resources.Resources` queues (a QueueName, else `<service>-<stage>-<LogicalId>`: CloudFormation's
+        name without its random part, which only faasemu's SQS stand-in sees) and the queues sqs events
+        name by ARN: name -> the event type its consumer subscribes to (docs/delivery.md#sqs-sends-become-events)."""
+        queues: dict[str, tuple[str, int, str]] = {}
+        for logical, resource in self.resources.items():
+            kind = resource.get("Type")
+            if kind is None or self.resolve(kind, f"resources.Resources.{logical}.Type").value != "AWS::SQS::Queue":
+                continue
+            where = f"resources.Resources.{logical}"
+            line = self.resource_lines.get(logical, resource.line)
+            props = self.resolve(resource.get("Properties") or Item({}, line), f"{where}.Properties")
+            named = props.get("QueueName")
+            fifo = props.get("FifoQueue")
+            if named is not None:
+                queue = self.text(named, f"{where}.Properties.QueueName")
+            else:
+                stage = self.text(self.stage(line, where), "provider.stage")
+                flag = fifo is not None and str(
+                    self.resolve(fifo, f"{where}.Properties.FifoQueue").value).lower() == "true"
+                queue = re.sub(r"[^A-Za-z0-9_-]", "-", f"{service}-{stage}-{logical}")[: 75 if flag else 80] + (
+                    ".fifo" if flag else "")
+            queues[queue] = (f"sqs.{logical}", line, where)
+        for queue, (line, where) in self.literal_queues.items():
+            queues.setdefault(queue, (f"sqs.{queue}", line, where))
+        return queues
 
     # --- functions -------------------------------------------------------------------------------
 
@@ -162,7 +205,12 @@ class _Service(Reader):
                 arn = settings.get("arn") if settings.value else body
                 if arn is None:
                     self.fail(body.line, f"{shown}: needs arn (the queue's ARN, or !GetAtt Queue.Arn)")
-                fn.events.append((f"sqs.{self.source(arn, f'{shown}.arn')}", line, shown))
+                queue = self.source(arn, f"{shown}.arn")
+                fn.events.append((f"sqs.{queue}", line, shown))
+                if queue not in self.resources:
+                    self.literal_queues.setdefault(queue, (line, shown))
+                if self.fifo(queue):  # its records come in order per MessageGroupId (docs/delivery.md)
+                    fn.order_key = ("sqsgroup", line, shown)
                 shapes.append(("sqs", line, f"{shown}"))
                 size = settings.get("batchSize")
                 fn.batch_size = (self.resolve(size, shown).value, size.line, f"{shown}.batchSize") if size is not None \
