@@ -137,8 +137,10 @@ def fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
 class Server:
     """A server subprocess on a free loopback port, its output in files under `log_dir`."""
 
-    def __init__(self, name: str, argv: Callable[[int], list[str]], log_dir: str, cwd: str | None = None) -> None:
+    def __init__(self, name: str, argv: Callable[[int], list[str]], log_dir: str, cwd: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
+        self.env = env
         self.argv = argv
         self.log_dir = log_dir
         self.cwd = cwd
@@ -158,7 +160,8 @@ class Server:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.spawned = time.perf_counter()
             self.proc = subprocess.Popen(self.argv(self.port), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                         cwd=self.cwd, start_new_session=True)
+                                         cwd=self.cwd, start_new_session=True,
+                                         env=None if self.env is None else {**os.environ, **self.env})
         self.stop_ms = None
 
     @property
@@ -246,9 +249,10 @@ def baseline_server(log_dir: str) -> Server:
     return Server("baseline", lambda port: [sys.executable, BASELINE_APP, "--port", str(port)], log_dir)
 
 
-def faasemu_server(name: str, manifest: str, log_dir: str) -> Server:
+def faasemu_server(name: str, manifest: str, log_dir: str, env: dict[str, str] | None = None) -> Server:
     # Default console output (per-invocation lines on), reload on: `faasemu up` as a user runs it.
-    return Server(name, lambda port: [*faasemu_command(), "up", "-f", manifest, "--port", str(port)], log_dir)
+    return Server(name, lambda port: [*faasemu_command(), "up", "-f", manifest, "--port", str(port)], log_dir,
+                  env=env)
 
 
 # -- wrk -----------------------------------------------------------------------------------------
@@ -344,6 +348,9 @@ def phase_throughput(log_dir: str, rounds: int, short: float, long: float) -> di
         faasemu_server("faasemu c=2", MANIFEST_C2, log_dir),
         # Runs alongside c=2, so in a copy of the project (two `up` never share one .faasemu/).
         faasemu_server("faasemu c=1", os.path.join(project_copy(), os.path.basename(MANIFEST_C1)), log_dir),
+        # the same as c=2 without pipelining (docs/architecture.md#pipelining): what it gains, in this run
+        faasemu_server("faasemu c=2 nopipe", os.path.join(project_copy(), os.path.basename(MANIFEST_C2)), log_dir,
+                       env={"FAASEMU_PIPELINE": "0"}),
     ]
     configs = [(1, 1, short), (2, 32, long)]
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {s.name: {c: [] for _, c, _ in configs} for s in servers}
@@ -567,6 +574,9 @@ def report(results: dict[str, Any]) -> str:
                     f"{fmt(s['ratio'], 2, 'x'):>8}{s['non2xx']:>9}{s['socket_errors']:>9}")
         r = tp["summary"]["faasemu c=2"][32]["ratio"]
         add(f"  faasemu (concurrency 2) / baseline at 32 connections: {fmt(r, 2, 'x')} (target >= 0.60x)")
+        off = tp["summary"].get("faasemu c=2 nopipe", {}).get(32, {}).get("ratio")
+        if r and off:
+            add(f"  without pipelining (FAASEMU_PIPELINE=0): {fmt(off, 2, 'x')}; pipelining gains {fmt(r / off, 2, 'x')}")
         for name, console in tp.get("consoles", {}).items():
             add(f"  {name}: console file {console['bytes'] / 1e6:.1f} MB, {console['invocation_lines']:,} invocation "
                 f"lines for {console['requests_measured']:,} measured requests (+ checks and warm-up); statuses "

@@ -16,6 +16,12 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# pytest-xdist's workers (the README's `pytest` runs in parallel) inherit COLUMNS=80 and LINES=24 from
+# its pseudo terminal: faasemu's console then wraps at 80 columns instead of using its 200 off a terminal
+# (faasemu/project/console.py), which the tests' expected lines assume, in this process and in the
+# CLI processes it starts with its environment.
+for _variable in ("COLUMNS", "LINES"):
+    os.environ.pop(_variable, None)
 
 
 def free_port() -> int:
@@ -139,7 +145,7 @@ def postgres_binaries():
     """PostgreSQL's programs (`PgBinaries`), or a skip that says why; a failure when $CI is set, since CI
     installs PostgreSQL (.ci/run) and a PostgreSQL test skipped there would pass without having run."""
     from faasemu.project.errors import PostgresMissing
-    from faasemu.project.postgres import find_binaries
+    from faasemu.project.postgres_binaries import find_binaries
 
     try:
         return find_binaries()

@@ -93,7 +93,7 @@ class Supervisor:
     async def invoke_http(self, name: str, request: HttpRequest) -> tuple[HttpResponse, Outcome]:
         pool = self.pools[name]
         outcome = await pool.call({"op": "http", "req": request.to_wire(), "inv": {"request_id": "", "deadline": 0.0}},
-                                  request.body)
+                                  request.body, pipelinable=True)
         if outcome.kind in ("ok", "error") and "res" in outcome.reply:
             response = HttpResponse.from_wire(outcome.reply["res"], outcome.body)
         else:

@@ -235,6 +235,8 @@ class Worker:
         if op == "batch":
             return self.batch(message), b""
         inv = Invocation.from_wire(message["inv"])
+        if "timeout" in message["inv"]:  # relative: a pipelined request's clock starts now, not when it was sent
+            inv.deadline = time.time() + message["inv"]["timeout"]
         if not inv.request_id:  # HTTP calls: made here, off the supervisor's busy core
             inv.request_id = new_request_id()
         reply: dict[str, Any] = {"op": "done", "id": message.get("id"), "ok": True}

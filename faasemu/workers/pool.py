@@ -23,10 +23,16 @@ from faasemu.project.failures import WorkerError, format_error
 from faasemu.project.spec import FunctionSpec
 from faasemu.runtimes.contract import Runtime, load_runtime
 from faasemu.workers import forkserver
-from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
+from faasemu.workers.process import LoadFailed, NotStarted, WorkerDied, WorkerProcess, WorkerTimeout
 
 OutcomeKind = Literal["ok", "error", "timeout", "crash", "oom", "unavailable"]
 LOAD_TIMEOUT = 10.0  # Lambda's init phase limit; a handler's own timeout applies once it runs
+# Pipelining (docs/architecture.md#pipelining): a freed worker takes up to PIPELINE_DEPTH queued HTTP
+# requests at once when each of the function's last FAST_SAMPLES invocations took under FAST_MS.
+# FAASEMU_PIPELINE=0 turns it off (benchmarks measure both ways in one run).
+PIPELINE_DEPTH = 1 if os.environ.get("FAASEMU_PIPELINE") == "0" else 8
+FAST_SAMPLES = 16
+FAST_MS = 2.0
 
 
 def load_deadline(spec: FunctionSpec) -> float:
@@ -176,6 +182,10 @@ class FunctionPool:
         self._extra = 0  # workers lent beyond `concurrency`, or being found for a `lend`
         self._lent: set[WorkerProcess] = set()
         self._held: set[WorkerProcess] = set()  # held or lent, not yet passed to `call` or given back
+        self._pipelinable: set[asyncio.Future[WorkerProcess]] = set()  # waiters that may share a worker
+        self._sharing: dict[WorkerProcess, int] = {}  # a worker's callers beyond the first (pipelined)
+        self._recent: deque[float] = deque(maxlen=FAST_SAMPLES)  # the last invocations' durations, ms
+        self.pipelined = 0  # calls sent to a worker behind another one, since the start (`status`)
 
     # -- environment -----------------------------------------------------------------------------
 
@@ -186,46 +196,72 @@ class FunctionPool:
     # -- invoking --------------------------------------------------------------------------------
 
     async def call(self, header: dict[str, Any], body: bytes = b"", timeout: float | None = None,
-                   *, worker: WorkerProcess | None = None) -> Outcome:
+                   *, worker: WorkerProcess | None = None, pipelinable: bool = False) -> Outcome:
         """Run one operation on a worker of this function; never raises for what the handler did.
-        `worker`: one this caller holds already (`hold`, `lend`), handed back when the call ends."""
+        `worker`: one this caller holds already (`hold`, `lend`), handed back when the call ends.
+        `pipelinable`: the call may share a worker with other queued calls (docs/architecture.md#pipelining);
+        one that the worker never began (the one before it failed) is queued again, within its timeout."""
         timeout = self.spec.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
-        if worker is not None:
-            self._held.discard(worker)
-        else:
+        queued_until = loop.time() + timeout
+        held = worker
+        while True:
+            if held is not None:
+                self._held.discard(held)
+                worker, held = held, None
+            else:
+                try:
+                    worker = await self._acquire(queued_until, pipelinable and not self.attached)
+                except Unavailable as exc:
+                    return Outcome("unavailable", error=exc.error, message=format_error(exc.error))
+                except QueueTimeout:
+                    return Outcome("timeout",
+                                   message=f"Task timed out after {timeout:.2f} seconds waiting for a worker")
             try:
-                worker = await self._acquire(loop.time() + timeout)
-            except Unavailable as exc:
-                return Outcome("unavailable", error=exc.error, message=format_error(exc.error))
-            except QueueTimeout:
-                return Outcome("timeout", message=f"Task timed out after {timeout:.2f} seconds waiting for a worker")
+                return await self._run(worker, header, body, timeout)
+            except NotStarted:
+                continue  # never began: back in the queue, as if it had not been handed out
+
+    async def _run(self, worker: WorkerProcess, header: dict[str, Any], body: bytes, timeout: float) -> Outcome:
         cold_ms = self._cold.pop(worker, None)
         if "inv" in header:
             header["inv"]["deadline"] = time.time() + timeout
+            header["inv"]["timeout"] = timeout  # the worker's own clock: a pipelined call starts later
         self.watchdog.track(worker, self.spec.memory)
         started = time.perf_counter()
         try:
             reply, out = await worker.request(header, body, timeout, watched=True)
+        except NotStarted:
+            raise
         except WorkerTimeout:
+            self._recent.clear()  # slow now: no pipelining until it is fast again
             return Outcome("timeout", ms=_ms(started), cold_ms=cold_ms,
                            message=f"Task timed out after {timeout:.2f} seconds")
         except WorkerDied as exc:
+            self._recent.clear()
             if worker.kill_reason == "oom":
                 return Outcome("oom", ms=_ms(started), cold_ms=cold_ms,
                                message=f"Runtime exited: memory limit of {self.spec.memory} MB exceeded")
             return Outcome("crash", ms=_ms(started), cold_ms=cold_ms, message=f"Runtime exited: {exc}")
         except asyncio.CancelledError:
-            worker.kill("cancelled")  # its answer can no longer be delivered; never reuse it mid-request
+            if worker.in_flight <= 1:  # its answer can no longer be delivered; never reuse it mid-request
+                worker.kill("cancelled")  # (pipelined: its answer is read and dropped, the others go on)
             raise
         finally:
-            self.watchdog.untrack(worker)
             self._release(worker)
         if "modules" in reply:
             self.modules.update(reply["modules"])
+        ms = _ms(started)
+        self._recent.append(reply.get("ms", ms))
         kind: OutcomeKind = "ok" if reply.get("ok") else "error"
         error = WorkerError.from_wire(reply["error"]) if reply.get("error") else None
-        return Outcome(kind, reply, out, _ms(started), cold_ms, error)
+        return Outcome(kind, reply, out, ms, cold_ms, error)
+
+    def _fast(self) -> bool:
+        """Whether queued calls may share a worker: every one of the last FAST_SAMPLES took under
+        FAST_MS in the worker, so one waiting behind another waits little."""
+        recent = self._recent
+        return len(recent) == FAST_SAMPLES and max(recent) < FAST_MS
 
     async def hold(self, timeout: float) -> WorkerProcess:
         """A loaded worker, reserved for the caller's next `call(worker=...)` (or `give_back`).
@@ -273,7 +309,7 @@ class FunctionPool:
             self._held.discard(worker)
             self._release(worker)
 
-    async def _acquire(self, deadline: float) -> WorkerProcess:
+    async def _acquire(self, deadline: float, pipelinable: bool = False) -> WorkerProcess:
         if self.broken is not None:
             raise Unavailable(self.broken)
         if self.closing:
@@ -288,6 +324,8 @@ class FunctionPool:
         future: asyncio.Future[WorkerProcess] = loop.create_future()
         self.waiters.append(future)
         self._deadlines[future] = deadline
+        if pipelinable:
+            self._pipelinable.add(future)
         self._grow()
         self._hand_out()
         if not future.done():
@@ -300,6 +338,7 @@ class FunctionPool:
             raise
         finally:
             self._deadlines.pop(future, None)
+            self._pipelinable.discard(future)
 
     def expire_waiters(self, now: float) -> bool:
         """Fail queued requests whose timeout passed; returns whether any are still queued."""
@@ -415,9 +454,33 @@ class FunctionPool:
                 continue
             self.busy.add(worker)
             future.set_result(worker)
+            if PIPELINE_DEPTH > 1 and future in self._pipelinable and self.waiters and self._fast():
+                self._share(worker)
         self._grow()
 
+    def _share(self, worker: WorkerProcess) -> None:
+        """Hand `worker` also to the next queued pipelinable calls, up to PIPELINE_DEPTH in all: they
+        are sent together and answered in order (docs/architecture.md#pipelining)."""
+        shared = 0
+        while self.waiters and shared < PIPELINE_DEPTH - 1 and self.waiters[0] in self._pipelinable:
+            future = self.waiters.popleft()
+            if future.done():
+                continue
+            future.set_result(worker)
+            shared += 1
+        if shared:
+            self._sharing[worker] = self._sharing.get(worker, 0) + shared
+            self.pipelined += shared
+
     def _release(self, worker: WorkerProcess) -> None:
+        sharing = self._sharing.get(worker, 0)
+        if sharing:  # pipelined calls of this worker still running: it stays busy
+            if sharing == 1:
+                del self._sharing[worker]
+            else:
+                self._sharing[worker] = sharing - 1
+            return
+        self.watchdog.untrack(worker)
         if worker in self.busy:
             self.busy.discard(worker)
             if not self._current(worker):
@@ -529,6 +592,7 @@ class FunctionPool:
         return {
             "workers": {"idle": len(self.idle), "busy": len(self.busy), "starting": self.starting},
             "queued": sum(1 for f in self.waiters if not f.done()),
+            "pipelined": self.pipelined,
             "generation": self.generation,
             "error": None if self.broken is None else self.broken.to_wire(),
         }

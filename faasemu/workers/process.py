@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -39,6 +40,11 @@ class WorkerTimeout(Exception):
     """The request ran past its deadline."""
 
 
+class NotStarted(WorkerDied):
+    """A pipelined request the worker never began: the one before it timed out, crashed or ran out of
+    memory. Nothing of it ran, so the pool queues it again (docs/architecture.md#pipelining)."""
+
+
 class LoadFailed(Exception):
     """The function could not be loaded; `error` is the worker's description (type, message, where)."""
 
@@ -48,19 +54,34 @@ class LoadFailed(Exception):
 
 
 class _Channel(asyncio.Protocol):
-    """Frames from the worker; resolves the one pending request.
+    """Frames from the worker; resolves the pending requests in the order they were sent.
 
-    A batch streams `item` frames before its final answer: they go to `on_item` (and restart the
-    timeout), so a worker that dies mid-batch tells exactly which deliveries completed.
+    Usually one request is pending. Pipelined ones (the pool's, docs/architecture.md#pipelining) wait
+    in `waiting` behind it: the worker reads and answers frames in order, so each answer is the
+    oldest request's. A batch streams `item` frames before its final answer: they go to `on_item`
+    (and restart the timeout), so a worker that dies mid-batch tells exactly which deliveries completed.
     """
 
     def __init__(self) -> None:
         self.reader = wire.FrameReader()
-        self.pending: asyncio.Future[wire.Frame] | None = None
+        self.waiting: deque[tuple[asyncio.Future[wire.Frame], float]] = deque()  # (answer, timeout) in order
         self.on_item: Callable[[dict[str, Any]], None] | None = None
         self.on_paused: Callable[[], None] | None = None
+        self.on_answer: Callable[[], None] | None = None  # the head answered: the next one's clock starts
         self.transport: asyncio.Transport | None = None
         self.closed = False
+
+    @property
+    def pending(self) -> asyncio.Future[wire.Frame] | None:
+        """The request the worker is running (the oldest unanswered one)."""
+        return self.waiting[0][0] if self.waiting else None
+
+    def fail(self, head: BaseException) -> None:
+        """Fail every unanswered request: the running one with `head`, those behind it as NotStarted."""
+        waiting, self.waiting = self.waiting, deque()
+        for number, (future, _) in enumerate(waiting):
+            if not future.done():
+                future.set_exception(head if number == 0 else NotStarted("the worker ended before this request began"))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a Unix stream connection: always a Transport
@@ -78,15 +99,16 @@ class _Channel(asyncio.Protocol):
                 if self.on_item is not None:
                     self.on_item(frame[0])
                 continue
-            pending, self.pending = self.pending, None
-            if pending is not None and not pending.done():
-                pending.set_result(frame)
+            if self.waiting:
+                future, _ = self.waiting.popleft()
+                if not future.done():  # a cancelled caller's answer is read and dropped: the order holds
+                    future.set_result(frame)
+                if self.waiting and self.on_answer is not None:
+                    self.on_answer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        pending, self.pending = self.pending, None
-        if pending is not None and not pending.done():
-            pending.set_exception(WorkerDied("worker exited"))
+        self.fail(WorkerDied("worker exited"))
 
 
 class _Output(asyncio.SubprocessProtocol):
@@ -192,7 +214,9 @@ class WorkerProcess:
         self.ready_modules: list[str] = []
         self.deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._outbox: list[bytes] = []  # pipelined frames written together on the loop's next turn
         channel.on_paused = self._paused
+        channel.on_answer = self._next_started
 
     @classmethod
     async def spawn(cls, root: str, output: OutputSink, env: dict[str, str] | None = None,
@@ -298,7 +322,9 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return self.transport.get_returncode() is None and not self.channel.closed
+        """Running and reachable. False as soon as it is killed: its exit is reported later, and a
+        killed worker must never be handed to the next request meanwhile."""
+        return self.kill_reason is None and self.transport.get_returncode() is None and not self.channel.closed
 
     @property
     def exit_description(self) -> str:
@@ -345,16 +371,26 @@ class WorkerProcess:
         Otherwise a timer enforces it. A batch whose item timer is reset on each item is unwatched.
         With `on_item`, each streamed `item` frame is passed to it and restarts the `timeout`
         (which then bounds one item of a batch, not the whole batch).
+
+        Watched requests may be pipelined: sent while earlier ones are unanswered (the pool does it
+        for a fast function's queued HTTP requests, pool.py `_hand_out`). Each waits its turn in the
+        worker; its `timeout` starts when the one before it is answered, and it raises NotStarted if
+        the worker ends before its turn. Frames sent in one turn of the loop go in one write.
         """
         if not self.alive:
             raise WorkerDied(self.exit_description)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[wire.Frame] = loop.create_future()
-        self.channel.pending = future
-        assert self.channel.transport is not None
-        self.deadline = loop.time() + timeout
-        timer = None if watched else loop.call_later(timeout, self.expire)  # unwatched: e.g. loading
-        self._timer = timer
+        channel = self.channel
+        assert channel.transport is not None
+        first = not channel.waiting
+        assert first or (watched and on_item is None), "only watched requests are pipelined"
+        channel.waiting.append((future, timeout))
+        timer = None
+        if first:
+            self.deadline = loop.time() + timeout
+            timer = None if watched else loop.call_later(timeout, self.expire)  # unwatched: e.g. loading
+            self._timer = timer
         if on_item is not None:
             def item_arrived(item: dict[str, Any]) -> None:
                 nonlocal timer
@@ -364,19 +400,44 @@ class WorkerProcess:
                     timer = self._timer = loop.call_later(timeout, self.expire)
                 on_item(item)
 
-            self.channel.on_item = item_arrived
-        self.channel.transport.write(wire.encode(header, body))
+            channel.on_item = item_arrived
+        frame = wire.encode(header, body)
+        if first and not self._outbox:
+            channel.transport.write(frame)
+        else:
+            if not self._outbox:
+                loop.call_soon(self._flush)
+            self._outbox.append(frame)
         try:
             return await future
+        except NotStarted:
+            raise
         except WorkerDied:
             await self.wait_exited()
             raise WorkerDied(self.exit_description) from None
         finally:
             if timer is not None:
                 timer.cancel()
-            self._timer = None
-            self.deadline = None
-            self.channel.on_item = None
+                self._timer = None
+            if not channel.waiting:
+                self.deadline = None
+            channel.on_item = None if on_item is not None else channel.on_item
+
+    def _flush(self) -> None:
+        frames, self._outbox = self._outbox, []
+        transport = self.channel.transport
+        if frames and transport is not None and not transport.is_closing():
+            transport.writelines(frames)
+
+    def _next_started(self) -> None:
+        """The worker answered the oldest request and is starting the next one: its clock starts now."""
+        if self.channel.waiting and self.deadline is not None:
+            self.deadline = asyncio.get_running_loop().time() + self.channel.waiting[0][1]
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not answered (more than one when pipelined)."""
+        return len(self.channel.waiting)
 
     def _paused(self) -> None:
         """The handler stopped at a breakpoint: the request in flight has no deadline any more."""
@@ -386,12 +447,10 @@ class WorkerProcess:
         self.deadline = None
 
     def expire(self) -> None:
-        """The deadline passed: kill the worker and fail the request in flight with WorkerTimeout."""
-        future = self.channel.pending
+        """The deadline passed: kill the worker and fail the request in flight with WorkerTimeout (and
+        any pipelined behind it with NotStarted: they never began)."""
         self.kill("timeout")
-        if future is not None and not future.done():
-            self.channel.pending = None
-            future.set_exception(WorkerTimeout())
+        self.channel.fail(WorkerTimeout())
 
     def kill(self, reason: str = "stopped") -> None:
         if self.kill_reason is None:
