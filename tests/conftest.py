@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -171,7 +172,7 @@ def postgres_env(postgres_cache: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def postgres_project(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, postgres_binaries) -> Iterator[Path]:
+def postgres_project(tmp_path: Path, postgres_binaries) -> Iterator[Path]:
     """`tmp_path`, made reachable by the server's account: run by root (as CI is), faasemu runs PostgreSQL as
     `postgres` or `nobody`, which must pass through every folder above `.faasemu/` (faasemu refuses, saying so,
     when it cannot). pytest makes its temporary folders 0700; this adds o+x (traverse, not list) to them.
@@ -179,14 +180,14 @@ def postgres_project(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, p
     from faasemu.project.postgres import PrivateCluster
 
     if os.geteuid() == 0:
-        top = tmp_path_factory.getbasetemp().parent
-        folder = tmp_path
-        while True:
+        # up to the system's temporary folder: pytest's own folders above the test's are 0700 too, and
+        # there are more of them under pytest-xdist (/tmp/pytest-of-root/pytest-N/popen-gwK/...)
+        top = Path(tempfile.gettempdir()).resolve()
+        folder = tmp_path.resolve()
+        while folder != top and folder.parent != folder:
             mode = folder.stat().st_mode
             if not mode & 0o001:
                 folder.chmod((mode & 0o7777) | 0o001)
-            if folder == top or folder.parent == folder:
-                break
             folder = folder.parent
     yield tmp_path
     for pidfile in tmp_path.rglob("postmaster.pid"):
