@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,10 +26,28 @@ for _variable in ("COLUMNS", "LINES"):
     os.environ.pop(_variable, None)
 
 
+# Ports for the servers tests start. `bind(0)` then close can hand the same port to two servers started
+# one after the other (the first has not bound it yet), and to another pytest-xdist worker: so each worker
+# hands out ports of its own block, once each, checked free, below Linux's ephemeral range (32768-60999,
+# where bind(0) and outgoing connections take theirs) and above Ray's worker ports (10002-19999). Each run
+# starts at a random place in its block, so that two runs at once (two checkouts) seldom meet.
+PORT_BASE, PORT_BLOCK = 20000, 3000
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+_block = PORT_BASE + PORT_BLOCK * (int(_worker) % 4 if _worker.isdigit() else 0)
+_start = random.randrange(PORT_BLOCK)
+_ports = iter([_block + (_start + step) % PORT_BLOCK for step in range(PORT_BLOCK)])
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port no other server of this test run was given, free now."""
+    for port in _ports:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port left in this worker's block of {PORT_BLOCK}")
 
 
 def write_project(root: Path, files: dict[str, str]) -> Path:
