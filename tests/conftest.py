@@ -149,7 +149,7 @@ def run_server() -> Iterator:
 
 
 def run_cli(*args: str, cwd: Path | None = None, input: bytes | None = None,
-            timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+            timeout: float = 180, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `faasemu ARGS` as a user would, capturing stdout and stderr as text (`env`: instead of os.environ)."""
     return subprocess.run(
         [sys.executable, "-m", "faasemu", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,

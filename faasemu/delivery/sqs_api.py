@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from faasemu.runtimes.aws_lambda import (
-    ACCOUNT,
+from faasemu.runtimes.aws_common import ACCOUNT
+from faasemu.runtimes.aws_sqs import (
     FIFO_SEQUENCE_BASE,
     SQS_ATTRIBUTES,
     SQS_DEDUP,
@@ -79,7 +79,7 @@ def body_md5(body: str) -> str:
 def event_data(body: str) -> dict[str, Any]:
     """The event's data for a message body: parsed JSON when the body is exactly what `json.dumps`
     writes for it (the usual `MessageBody=json.dumps(order)`), else the text as `text/plain`. Either
-    way the consumer's `record["body"]` is the very string that was sent (runtimes/aws_lambda.py
+    way the consumer's `record["body"]` is the very string that was sent (runtimes/aws_common.py
     `event_payload` writes JSON data back with `json.dumps`, and text as it is)."""
     try:
         value = json.loads(body)

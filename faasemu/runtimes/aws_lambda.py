@@ -1,10 +1,13 @@
-"""AWS Lambda: `fn(event, context)`, API Gateway / Function URL payloads, and the runtime's error JSON.
+"""AWS Lambda: `fn(event, context)`, the sandbox's environment, the runtime's error JSON, and the
+event each event source sends (`build_event`).
 
 Runs inside workers, so standard library only. Every conversion is a pure function of its inputs
-(time comes in as a clock callable or a timestamp), mirroring two real components: the Python
-runtime interface client (awslambdaric: context, marshalling, error JSON) and API Gateway
-(request events, interpreting the function's answer). hashlib and decimal are imported where
-used: at module level they would add 3.5 ms to every worker start.
+(time comes in as a clock callable or a timestamp), mirroring the Python runtime interface client
+(awslambdaric: context, marshalling, error JSON). The components in front of the runtime have
+modules of their own, which this one's Adapter and `build_event` call: API Gateway's events and
+answers (aws_apigw.py), SQS's records and batch responses (aws_sqs.py), the other event sources
+(aws_sources.py); what they share is aws_common.py. hashlib and decimal are imported where used:
+at module level they would add 3.5 ms to every worker start.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import os
 import sys
 import time
 import traceback
-import urllib.parse
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -26,30 +28,28 @@ from faasemu.events.model import event_time
 from faasemu.project.spec import FunctionSpec, HttpTrigger
 from faasemu.runtimes import aws_sources
 from faasemu.runtimes.adapter import BaseAdapter, handler_frames
+from faasemu.runtimes.aws_apigw import (
+    JSON_HEADERS,
+    build_v1_event,
+    build_v2_event,
+    gateway_error,
+    response_v1,
+    response_v2,
+    route_key,
+)
+from faasemu.runtimes.aws_common import ACCOUNT, JSON_KINDS, LambdaFault, event_payload, order_value, region
+from faasemu.runtimes.aws_sqs import batch_failures, delivers_batches, sqs_record
 from faasemu.runtimes.base import Delivery, HttpRequest, HttpResponse, Invocation
 from faasemu.runtimes.contract import Runtime
 
 Clock = Callable[[], float]
-JSON_HEADERS = [("content-type", "application/json")]
-ACCOUNT = "000000000000"  # a fixed fake account id, as in AWS's documentation examples
-DEFAULT_REGION = "us-east-1"
 INVOKE_EVENT_TYPE = "aws.lambda.invoke"  # the CloudEvent type of an Invoke API `Event` invocation, queued on the bus
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _THIS_FILE = os.path.abspath(__file__)
-# Bodies of these types travel as text; anything else is base64 (see `encode_body`).
-_TEXT_TYPES = ("application/json", "application/javascript", "application/xml", "application/yaml",
-               "application/graphql", "application/x-yaml")
 _LOAD_ERROR_TYPES = {
     "SyntaxError": "Runtime.UserCodeSyntaxError", "IndentationError": "Runtime.UserCodeSyntaxError",
     "TabError": "Runtime.UserCodeSyntaxError", "ImportError": "Runtime.ImportModuleError",
     "ModuleNotFoundError": "Runtime.ImportModuleError", "EntryPointError": "Runtime.HandlerNotFound",
 }
-
-
-class LambdaFault(Exception):
-    """An error the runtime itself reports (awslambdaric's FaultException): its type is not a class name."""
-
-    error_type = "Runtime.Unknown"
 
 
 class MarshalError(LambdaFault):
@@ -152,10 +152,6 @@ def request_id(spec: FunctionSpec, seed: int, event: dict[str, Any], copy: int, 
 def _is_uuid(text: str) -> bool:
     parts = text.split("-")
     return [len(p) for p in parts] == [8, 4, 4, 4, 12] and all(c in "0123456789abcdef" for c in "".join(parts))
-
-
-def region(spec: FunctionSpec) -> str:
-    return spec.env.get("AWS_REGION") or DEFAULT_REGION
 
 
 def function_arn(spec: FunctionSpec) -> str:
@@ -300,228 +296,13 @@ def error_response(exc: BaseException, inv: Invocation, payload: str = "v2") -> 
     HTTP API (format 2.0) answers 500 `{"message":"Internal Server Error"}`; REST API (1.0) 502
     `{"message": "Internal server error"}`. The error itself goes to the console and `x-faasemu-error`."""
     error = error_payload(exc, inv)
-    response = _gateway_error(502, "Internal server error") if payload == "v1" else _gateway_error(
+    response = gateway_error(502, "Internal server error") if payload == "v1" else gateway_error(
         500, "Internal Server Error")
     response.headers.append(("x-faasemu-error", error_header(f"{error['errorType']}: {error['errorMessage']}")))
     return response
 
 
-# -- HTTP requests (API Gateway) -------------------------------------------------------------------
-
-
-def encode_body(request: HttpRequest) -> tuple[str | None, bool]:
-    """The body as API Gateway passes it: (text or base64, isBase64Encoded); None when empty.
-
-    Our rule, after HTTP API and Function URLs: text/*, JSON, XML, JavaScript, YAML and GraphQL
-    (and `+json`/`+xml`) bodies pass as text; every other type is base64, including form posts
-    (a quirk that breaks `parse_qs(event["body"])` there, so it does here). Without a
-    content-type, valid UTF-8 passes as text. Undecodable bytes are always base64.
-    """
-    if not request.body:
-        return None, False
-    mime = (request.header("content-type") or "").split(";")[0].strip().lower()
-    textual = not mime or mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
-    if textual:
-        try:
-            return request.body.decode("utf-8"), False
-        except UnicodeDecodeError:
-            pass
-    return base64.b64encode(request.body).decode("ascii"), True
-
-
-def _query_pairs(query: str) -> list[tuple[str, str]]:
-    return urllib.parse.parse_qsl(query, keep_blank_values=True)
-
-
-def _clf_time(ms: int) -> str:
-    """`12/Mar/2020:19:03:58 +0000`, with English month names whatever the locale."""
-    t = time.gmtime(ms / 1000)
-    return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
-
-
-def _domain(request: HttpRequest) -> str:
-    host = request.header("host") or request.host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # without the port, as API Gateway
-
-
-def route_key(spec: FunctionSpec, request: HttpRequest) -> str:
-    """`GET /orders/{id}`; `ANY /path` when the trigger takes every method; `$default` without a route."""
-    if not request.route:
-        return "$default"
-    trigger = next((t for t in spec.http if t.path == request.route), None)
-    method = "ANY" if trigger is not None and not trigger.methods else request.method
-    return f"{method} {request.route}"
-
-
-def build_v2_event(request: HttpRequest, request_id: str, key: str) -> dict[str, Any]:
-    """Payload format 2.0 (HTTP API, Function URLs). Repeated headers and query values are
-    comma-joined; `cookie` headers move to `cookies`; empty parts are omitted, not null."""
-    headers: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in request.headers:
-        if name == "cookie":
-            cookies.extend(part for part in value.split("; ") if part)
-        else:
-            headers[name] = f"{headers[name]},{value}" if name in headers else value
-    domain = _domain(request)
-    event: dict[str, Any] = {"version": "2.0", "routeKey": key, "rawPath": request.path,
-                             "rawQueryString": request.query}
-    if cookies:
-        event["cookies"] = cookies
-    event["headers"] = headers
-    query: dict[str, str] = {}
-    for name, value in _query_pairs(request.query):
-        query[name] = f"{query[name]},{value}" if name in query else value
-    if query:
-        event["queryStringParameters"] = query
-    event["requestContext"] = {
-        "accountId": ACCOUNT, "apiId": "faasemu", "domainName": domain, "domainPrefix": domain.split(".")[0],
-        "http": {"method": request.method, "path": request.path, "protocol": "HTTP/1.1",
-                 "sourceIp": request.source_ip, "userAgent": headers.get("user-agent", "")},
-        "requestId": request_id, "routeKey": key, "stage": "$default",
-        "time": _clf_time(request.time_ms), "timeEpoch": request.time_ms,
-    }
-    body, is_base64 = encode_body(request)
-    if body is not None:
-        event["body"] = body
-    if request.path_params:
-        event["pathParameters"] = dict(request.path_params)
-    event["isBase64Encoded"] = is_base64
-    return event
-
-
-def build_v1_event(request: HttpRequest, request_id: str) -> dict[str, Any]:
-    """Payload format 1.0 (REST API proxy integration): single- and multi-value maps, null when empty."""
-    headers: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in request.headers:
-        headers[name] = value  # the last value wins, as API Gateway documents
-        multi_headers.setdefault(name, []).append(value)
-    query: dict[str, str] = {}
-    multi_query: dict[str, list[str]] = {}
-    for name, value in _query_pairs(request.query):
-        query[name] = value
-        multi_query.setdefault(name, []).append(value)
-    resource = request.route or request.path
-    body, is_base64 = encode_body(request)
-    return {
-        "resource": resource, "path": request.path, "httpMethod": request.method,
-        "headers": headers or None, "multiValueHeaders": multi_headers or None,
-        "queryStringParameters": query or None, "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": dict(request.path_params) or None, "stageVariables": None,
-        "requestContext": {
-            "accountId": ACCOUNT, "apiId": "faasemu", "domainName": _domain(request),
-            "domainPrefix": _domain(request).split(".")[0], "extendedRequestId": request_id,
-            "httpMethod": request.method, "path": request.path, "protocol": "HTTP/1.1",
-            "requestId": request_id, "requestTime": _clf_time(request.time_ms),
-            "requestTimeEpoch": request.time_ms, "resourceId": None, "resourcePath": resource, "stage": "$default",
-            "identity": {"accessKey": None, "accountId": None, "caller": None, "cognitoIdentityId": None,
-                         "cognitoIdentityPoolId": None, "sourceIp": request.source_ip, "user": None,
-                         "userAgent": headers.get("user-agent"), "userArn": None},
-        },
-        "body": body, "isBase64Encoded": is_base64,
-    }
-
-
-# -- HTTP responses (API Gateway reading the marshalled result) ----------------------------------
-
-
-def _gateway_error(status: int, message: str) -> HttpResponse:
-    # HTTP API's own errors (500) are written `{"message":"..."}`, REST API's (502) `{"message": "..."}`.
-    separators = (",", ":") if status == 500 else (", ", ": ")
-    return HttpResponse(status, list(JSON_HEADERS), json.dumps({"message": message}, separators=separators).encode())
-
-
-def _structured(result: dict[str, Any], multi: bool) -> HttpResponse | None:
-    """A `statusCode` response, or None when API Gateway would call it malformed."""
-    status, body = result.get("statusCode"), result.get("body")
-    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        return None
-    if body is not None and not isinstance(body, str):
-        return None  # "Lambda body contains the wrong type for field body"
-    headers = [(str(k), _header_value(v)) for k, v in (result.get("headers") or {}).items()]
-    if multi:  # v1 only: format 2.0 has no multiValueHeaders in its response either
-        for name, values in (result.get("multiValueHeaders") or {}).items():
-            headers.extend((str(name), _header_value(v)) for v in values
-                           if (str(name), _header_value(v)) not in headers)
-    else:
-        headers.extend(("set-cookie", str(cookie)) for cookie in result.get("cookies") or ())
-    if not any(name.lower() == "content-type" for name, _ in headers):
-        # Neither API sends an empty content-type; both default to JSON, as sam local does too.
-        headers.append(("content-type", "application/json"))
-    raw = (body or "").encode()
-    if result.get("isBase64Encoded") and body:
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except ValueError:
-            return None
-    return HttpResponse(status, headers, raw)
-
-
-def _header_value(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, bool) else str(value)
-
-
-def response_v2(payload: bytes) -> HttpResponse:
-    """HTTP API format 2.0: a dict with `statusCode` is the response; any other JSON value is a
-    200 `application/json` whose body is that JSON text (so a returned str keeps its quotes)."""
-    try:
-        result = json.loads(payload)
-    except ValueError:
-        return _gateway_error(500, "Internal Server Error")
-    if isinstance(result, dict) and "statusCode" in result:
-        return _structured(result, multi=False) or _gateway_error(500, "Internal Server Error")
-    return HttpResponse(200, list(JSON_HEADERS), payload)
-
-
-def response_v1(payload: bytes) -> HttpResponse:
-    """REST API: only a dict with `statusCode` is valid; anything else is API Gateway's own 502."""
-    try:
-        result = json.loads(payload)
-    except ValueError:
-        result = None
-    if isinstance(result, dict) and "statusCode" in result:
-        response = _structured(result, multi=True)
-        if response is not None:
-            return response
-    return _gateway_error(502, "Internal server error")
-
-
-# -- events -------------------------------------------------------------------------------------
-
-
-def event_payload(event: dict[str, Any]) -> tuple[Any, str]:
-    """(data as a JSON value, its text as a sender would have written it) for a CloudEvent.
-
-    `data_base64` is decoded: its text is the message; its value is that text parsed as JSON when
-    it parses, else the text. A str `data` that is not declared JSON is sent as is, not quoted.
-    """
-    if "data_base64" in event:
-        text = base64.b64decode(event["data_base64"]).decode("utf-8", errors="replace")
-        try:
-            return json.loads(text), text
-        except ValueError:
-            return text, text
-    data = event.get("data")
-    mime = str(event.get("datacontenttype") or "application/json")
-    if isinstance(data, str) and "json" not in mime:
-        return data, data
-    return data, json.dumps(data)
-
-
-FIFO_SEQUENCE_BASE = 10**19  # SequenceNumber: 20 decimal digits, increasing with the position
-
-
-def order_value(event: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path (`data.order`) of a CloudEvent, or None where there is none.
-    `data` is the decoded payload (also for `data_base64`). Written here, not taken from
-    chaos/model.py, because runtimes sit below chaos (docs/architecture.md#layers)."""
-    value: Any = {**event, "data": event_payload(event)[0]} if "data" in event or "data_base64" in event else event
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
+# -- events: one per event source (SQS's records: aws_sqs.py; S3, DynamoDB, Kinesis, schedules: aws_sources.py)
 
 
 def partition_key(event: dict[str, Any], spec: FunctionSpec) -> str:
@@ -532,180 +313,6 @@ def partition_key(event: dict[str, Any], spec: FunctionSpec) -> str:
         if value is not None:
             return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return str(event.get("subject") or event["id"])
-
-
-def message_group_id(event: dict[str, Any], path: str) -> str:
-    """A FIFO record's MessageGroupId: the order key's value as text (a string as is, anything else as
-    JSON). A FIFO queue refuses a message without a group id, so an event with no value at the path
-    is its own group: its id (it is then ordered with nothing else, as the chaos model treats it)."""
-    value = order_value(event, path)
-    if value is None:
-        return str(event["id"])
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-
-
-# CloudEvent extension attributes an SQS send carries to its consumer's records (delivery/sqs_api.py
-# writes them; docs/delivery.md#sqs-sends-become-events): the queue's name, the sender's message
-# attributes (their JSON, as SendMessage's request had them), MessageGroupId and MessageDeduplicationId.
-SQS_QUEUE, SQS_ATTRIBUTES, SQS_GROUP, SQS_DEDUP = "sqsqueue", "sqsattributes", "sqsgroup", "sqsdedup"
-
-
-def message_attributes_md5(attributes: dict[str, Any]) -> str:
-    """MD5OfMessageAttributes, by the algorithm the SQS developer guide documents ("Calculating the MD5
-    message digest for message attributes"): attributes sorted by name; each is its name, its data
-    type (each a 4-byte big-endian length and UTF-8 bytes), a transport byte (1 for String and
-    Number, 2 for Binary) and its value (length and bytes). `attributes` are in SendMessage's form
-    (`{"DataType": ..., "StringValue" | "BinaryValue": ...}`), a BinaryValue base64 text as in JSON."""
-    import hashlib
-
-    digest = hashlib.md5(usedforsecurity=False)
-
-    def put(data: bytes) -> None:
-        digest.update(len(data).to_bytes(4, "big") + data)
-
-    for name in sorted(attributes):
-        value = attributes[name]
-        kind = str(value.get("DataType", ""))
-        put(name.encode())
-        put(kind.encode())
-        if kind.startswith("Binary"):
-            digest.update(b"\x02")
-            put(base64.b64decode(value.get("BinaryValue") or ""))
-        else:
-            digest.update(b"\x01")
-            put(str(value.get("StringValue", "")).encode())
-    return digest.hexdigest()
-
-
-def record_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
-    """SendMessage's MessageAttributes as a Lambda SQS record writes them (camelCase, empty lists)."""
-    shown: dict[str, Any] = {}
-    for name, value in attributes.items():
-        entry: dict[str, Any] = {}
-        if "StringValue" in value:
-            entry["stringValue"] = value["StringValue"]
-        if "BinaryValue" in value:
-            entry["binaryValue"] = value["BinaryValue"]
-        shown[name] = {**entry, "stringListValues": [], "binaryListValues": [], "dataType": value.get("DataType")}
-    return shown
-
-
-def sqs_record(delivery: Delivery, spec: FunctionSpec, sequence: int | None = None) -> dict[str, Any]:
-    """One SQS record: messageId is the event id, receiptHandle new on every receive, the receive count
-    the attempt. A function with `order_key` reads a FIFO queue (`<name>.fifo`): its records also carry
-    MessageGroupId, SequenceNumber (from `sequence`, the event's position; 1 when unknown, as in
-    `faasemu invoke`) and MessageDeduplicationId (the event id), as SQS FIFO gives them. An event a
-    handler sent with SendMessage (the `sqs*` extensions above) names its queue, and carries the
-    sender's message attributes, group id and deduplication id, as the queue would have kept them."""
-    import hashlib
-
-    ce = delivery.event
-    _, text = event_payload(ce)
-    aws_region = region(spec)
-    per_attempt = delivery.attempt_id or f"{ce['id']}/{delivery.attempt}"
-    digest = hashlib.sha256(f"{per_attempt}\0{ce['id']}".encode()).digest()
-    sent = str(int(event_time(ce).timestamp() * 1000))
-    attributes = {"ApproximateReceiveCount": str(delivery.attempt), "SentTimestamp": sent}
-    queue = str(ce.get(SQS_QUEUE) or spec.name)
-    if spec.order_key:
-        queue += "" if queue.endswith(".fifo") else ".fifo"
-        attributes["SequenceNumber"] = str(FIFO_SEQUENCE_BASE + (1 if sequence is None else sequence))
-        attributes["MessageGroupId"] = message_group_id(ce, spec.order_key)
-    attributes["SenderId"] = "AIDAFAASEMUSENDER0000"
-    if spec.order_key:
-        attributes["MessageDeduplicationId"] = str(ce.get(SQS_DEDUP) or ce["id"])
-    attributes["ApproximateFirstReceiveTimestamp"] = sent
-    sent_attributes = _sent_attributes(ce)
-    record: dict[str, Any] = {
-        "messageId": ce["id"],
-        "receiptHandle": "AQEB" + base64.b64encode(digest * 3).decode(),  # new on every receive
-        "body": text,
-        "attributes": attributes,
-        "messageAttributes": record_attributes(sent_attributes),
-        "md5OfBody": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{aws_region}:{ACCOUNT}:{queue}",
-        "awsRegion": aws_region,
-    }
-    if sent_attributes:
-        record["md5OfMessageAttributes"] = message_attributes_md5(sent_attributes)
-    return record
-
-
-def _sent_attributes(event: dict[str, Any]) -> dict[str, Any]:
-    """The message attributes an SQS send carried (the `sqsattributes` extension's JSON), else none."""
-    try:
-        value = json.loads(str(event.get(SQS_ATTRIBUTES) or "{}"))
-    except ValueError:
-        return {}
-    return {name: entry for name, entry in value.items() if isinstance(entry, dict)} if isinstance(value, dict) else {}
-
-
-class InvalidBatchResponse(LambdaFault):
-    """A `batchItemFailures` answer Lambda cannot read: it then treats the whole batch as failed."""
-
-    error_type = "InvalidBatchResponse"
-
-
-def batch_failures(result: Any, message_ids: Sequence[str]) -> list[int]:
-    """The positions of the records a ReportBatchItemFailures answer names as failed.
-
-    AWS's rules (Lambda developer guide, "Handling errors for an SQS event source", success and
-    failure conditions): None, `{}`, an object without `batchItemFailures`, a null or empty list mean
-    every record succeeded; the whole batch failed (InvalidBatchResponse) when the answer is not a
-    JSON object, `batchItemFailures` is not a list, or an entry lacks a non-empty string
-    `itemIdentifier` or names a messageId that is not in the batch.
-    """
-    failing = "Lambda treats the whole batch as failed"
-    if result is None:
-        return []
-    if not isinstance(result, dict):
-        raise InvalidBatchResponse(
-            f"the handler returned {_json_kind(result)}, not an object like "
-            f'{{"batchItemFailures": [{{"itemIdentifier": "<messageId>"}}]}} (report_batch_item_failures is on); '
-            f"{failing}")
-    failures = result.get("batchItemFailures")
-    if failures is None:
-        return []
-    if not isinstance(failures, list):
-        raise InvalidBatchResponse(f"batchItemFailures is {_json_kind(failures)}, not a list of "
-                                   f'{{"itemIdentifier": "<messageId>"}}; {failing}')
-    positions: list[int] = []
-    for number, entry in enumerate(failures):
-        where = f"batchItemFailures[{number}]"
-        if not isinstance(entry, dict) or "itemIdentifier" not in entry:
-            found = f"keys {', '.join(map(str, entry))}" if isinstance(entry, dict) and entry else _json_kind(entry)
-            raise InvalidBatchResponse(f"{where} has no itemIdentifier (found {found}); {failing}")
-        identifier = entry["itemIdentifier"]
-        if not isinstance(identifier, str) or not identifier:
-            raise InvalidBatchResponse(f"{where}.itemIdentifier is {_json_kind(identifier)}, not a messageId of the "
-                                       f"batch; {failing}")
-        if identifier not in message_ids:
-            raise InvalidBatchResponse(f"{where}.itemIdentifier {identifier!r} is not a messageId of this batch "
-                                       f"({', '.join(message_ids)}); {failing}")
-        position = list(message_ids).index(identifier)
-        if position not in positions:
-            positions.append(position)
-    return sorted(positions)
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return "an empty string" if not value else f"a string ({value[:40]!r})"
-    if isinstance(value, dict):
-        return "a JSON object"
-    return f"a JSON {_JSON_KINDS.get(type(value), type(value).__name__)}"
-
-
-def delivers_batches(spec: FunctionSpec) -> bool:
-    """Whether the bus and `replay` deliver this function's events as SQS batches (the worker's
-    `records` operation): an SQS event source with a batch size above 1, partial batch responses,
-    or a FIFO queue (`order_key`, whose records carry positions). Otherwise one record per
-    invocation, exactly as before batches existed."""
-    return spec.options.get("event_source", "eventbridge") == "sqs" and (
-        spec.batch_size > 1 or spec.report_batch_item_failures or spec.order_key is not None)
 
 
 def build_event(source: str, delivery: Delivery | Sequence[Delivery], spec: FunctionSpec,
@@ -774,7 +381,7 @@ def refuse_event(spec: FunctionSpec, event: dict[str, Any]) -> str | None:
         data = "undecodable base64"
     if data is None or isinstance(data, dict):
         return None
-    found = f"a JSON {_JSON_KINDS.get(type(data), type(data).__name__)}"
+    found = f"a JSON {JSON_KINDS.get(type(data), type(data).__name__)}"
     mime = str(event.get("datacontenttype") or "application/json")
     if isinstance(data, str) and ("data_base64" in event or "json" not in mime):
         found = f"text ({mime})"
@@ -785,7 +392,9 @@ def refuse_event(spec: FunctionSpec, event: dict[str, Any]) -> str | None:
 
 
 _NOT_EVENTBRIDGE = (INVOKE_EVENT_TYPE, "faasemu.http.request")
-_JSON_KINDS = {str: "string", list: "list", int: "number", float: "number", bool: "boolean"}
+
+
+# -- the Invoke API's log tail (`LogType: Tail`) ----------------------------------------------------
 
 
 class LogTail:

@@ -31,7 +31,7 @@ import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
-ACCOUNT = "000000000000"  # the fake account of aws_lambda.ACCOUNT, which imports this module
+from faasemu.runtimes.aws_common import ACCOUNT
 
 
 def _digest(*parts: object) -> str:

@@ -43,7 +43,7 @@ from faasemu.events import model as events
 from faasemu.project.spec import FunctionSpec, HttpTrigger
 from faasemu.runtimes import google_sources
 from faasemu.runtimes.adapter import BaseAdapter, describe_module
-from faasemu.runtimes.aws_lambda import order_value
+from faasemu.runtimes.aws_common import order_value
 from faasemu.runtimes.base import Delivery, DeliveryFailed, EntryPointError, HttpRequest, HttpResponse, Invocation
 from faasemu.runtimes.contract import Runtime
 from faasemu.runtimes.drivers import AsgiExchange, HandlerLoop, run_wsgi

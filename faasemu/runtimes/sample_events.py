@@ -1,11 +1,11 @@
 """PURE: `faasemu events new TYPE`, realistic platform events to start a test or an events file from
 (as `sam local generate-event` prints them).
 
-Every shape comes from the runtime that delivers it (runtimes/aws_lambda.py, aws_sources.py: SQS,
-SNS, EventBridge, S3, DynamoDB Streams, Kinesis, schedules, API Gateway's two payload formats), so
-what this prints is exactly what a handler receives from `faasemu up`. Each generator also gives the
-CloudEvent that `faasemu up`/`replay` turns into that shape, when there is one (`--jsonl` appends it
-to an events file). docs/delivery.md#event-generators. In the
+Every shape comes from the runtime that delivers it (runtimes/aws_lambda.py, aws_sqs.py,
+aws_sources.py, aws_apigw.py: SQS, SNS, EventBridge, S3, DynamoDB Streams, Kinesis, schedules, API
+Gateway's two payload formats), so what this prints is exactly what a handler receives from
+`faasemu up`. Each generator also gives the CloudEvent that `faasemu up`/`replay` turns into that
+shape, when there is one (`--jsonl` appends it to an events file). docs/delivery.md#event-generators. In the
 runtimes layer: it builds events with the aws-lambda runtime's own builders.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faasemu.project.spec import FunctionSpec
-from faasemu.runtimes import aws_lambda, azure, google_sources
+from faasemu.runtimes import aws_apigw, aws_common, aws_lambda, azure, google_sources
 from faasemu.runtimes.base import Delivery, HttpRequest
 
 
@@ -36,7 +36,7 @@ class EventOptions:
     size: int = 1024
     method: str = "POST"
     path: str = "/orders"
-    region: str = aws_lambda.DEFAULT_REGION
+    region: str = aws_common.DEFAULT_REGION
     now: float = 0.0  # seconds since the epoch; 0: the current time
     document: str = "users/ada"  # firestore: the document's path
     protobuf: bool = False  # firestore: the data as Firestore sends it by default (application/protobuf)
@@ -95,12 +95,12 @@ def _request_id(options: EventOptions) -> str:
 
 
 def apigw_v1(options: EventOptions) -> Generated:
-    return Generated(aws_lambda.build_v1_event(_request(options), _request_id(options)), None)
+    return Generated(aws_apigw.build_v1_event(_request(options), _request_id(options)), None)
 
 
 def apigw_v2(options: EventOptions) -> Generated:
     request = _request(options)
-    return Generated(aws_lambda.build_v2_event(request, _request_id(options), f"{request.method} {request.path}"),
+    return Generated(aws_apigw.build_v2_event(request, _request_id(options), f"{request.method} {request.path}"),
                      None)
 
 

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from faasemu.project.spec import FunctionSpec
-from faasemu.runtimes import aws_lambda
+from faasemu.runtimes import aws_common, aws_lambda
 from faasemu.runtimes.base import Invocation, new_request_id
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class LambdaApi:
         """The Lambda function named in the path, or the error Lambda gives for it."""
         name = function_name(given)
         pool = self.gateway.supervisor.pools.get(name)
-        arn = f"arn:aws:lambda:{aws_lambda.DEFAULT_REGION}:{aws_lambda.ACCOUNT}:function:{name}"
+        arn = f"arn:aws:lambda:{aws_common.DEFAULT_REGION}:{aws_common.ACCOUNT}:function:{name}"
         if pool is None:
             return None, error(404, "ResourceNotFoundException", f"Function not found: {arn}")
         if pool.spec.runtime != "aws-lambda":
@@ -110,7 +110,7 @@ class LambdaApi:
             "FunctionName": spec.name,
             "FunctionArn": aws_lambda.function_arn(spec),
             "Runtime": f"python{sys.version_info.major}.{sys.version_info.minor}",
-            "Role": f"arn:aws:iam::{aws_lambda.ACCOUNT}:role/faasemu",
+            "Role": f"arn:aws:iam::{aws_common.ACCOUNT}:role/faasemu",
             "Handler": aws_lambda.handler_setting(spec, root),
             "CodeSize": len(code),
             "Description": "",
@@ -166,7 +166,7 @@ class LambdaApi:
         pool = supervisor.pools.get(name)
         if pool is None:
             return error(404, "ResourceNotFoundException",
-                         f"Function not found: arn:aws:lambda:{aws_lambda.DEFAULT_REGION}:{aws_lambda.ACCOUNT}"
+                         f"Function not found: arn:aws:lambda:{aws_common.DEFAULT_REGION}:{aws_common.ACCOUNT}"
                          f":function:{name}")
         if not pool.adapter_module.capabilities.raw_invocation:
             routes = ", ".join(t.path for t in pool.adapter_module.http_routes(pool.spec)) or "none"

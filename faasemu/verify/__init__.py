@@ -1,2 +1,3 @@
 """The verification campaign behind `faasemu chaos`: a pure core (comparing, shrinking,
-classifying, planning probes) and one I/O module, `runner.py`, that executes schedules."""
+classifying, planning probes) and the I/O modules that execute schedules: `runner.py` (local lanes,
+with `lanes.py` and `perturbed.py`) and `cluster.py` (lanes on Ray actors)."""

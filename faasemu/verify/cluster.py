@@ -32,8 +32,9 @@ from typing import Any, TypeVar
 from faasemu.chaos.model import DeliveryRef
 from faasemu.project.errors import FaasemuError, UsageError
 from faasemu.project.spec import Manifest
+from faasemu.verify.lanes import LoadProblem
 from faasemu.verify.model import Candidate, RunResult
-from faasemu.verify.runner import LoadProblem, Runner
+from faasemu.verify.runner import Runner
 
 T = TypeVar("T")
 AUTO = "auto"

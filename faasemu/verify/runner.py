@@ -1,11 +1,13 @@
-"""Executing schedules for the campaign: the only I/O in `verify/`.
+"""Executing schedules for the campaign: with cluster.py, and lanes.py and perturbed.py (split from
+this module), the only I/O in `verify/`.
 
-A *lane* is one slot that runs one candidate at a time: its own state file (on a RAM filesystem
-when there is one, reset by copying a template), its own effect-sink URLs, and fresh worker
-processes per run, so user modules are imported after the run's FAASEMU_* variables are set.
+A *lane* (lanes.py) is one slot that runs one candidate at a time: its own state file (on a RAM
+filesystem when there is one, reset by copying a template), its own effect-sink URLs, and fresh
+worker processes per run, so user modules are imported after the run's FAASEMU_* variables are set.
 Lanes run in parallel, one per core. Workers are pre-started while the lane is busy (holding
 faasemu's code only, never a user module), and each run ships whole stretches of its schedule,
-consecutive deliveries to one function, in a single message.
+consecutive deliveries to one function, in a single message. A crash part-way and an overlapping
+pair need more than a message: their mechanics are perturbed.py's, what their attempts mean is here.
 
 Cascades (docs/verification.md#cascades): the traced baseline attributes each emitted event to the
 delivery that emitted it and appends a downstream delivery per subscriber (a FIFO broker); later
@@ -16,28 +18,25 @@ new events (a new id from a copy, more emissions) onward after the static schedu
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from faasemu.chaos.model import APPLY_CHANGE, DeliveryRef, Step, apply, order_value
 from faasemu.delivery.effects import EffectLog, LocalEffectServer
 from faasemu.delivery.policy import Attempts, Decision, attempt_id, decide, source_copy
 from faasemu.events.subscriptions import subscribers
-from faasemu.project import stepcounter
 from faasemu.project.capture import ChangeError, NoMatchingRow, parse_change
 from faasemu.project.environment import faasemu_env, handler_environment
 from faasemu.project.errors import InputFileError, UsageError
-from faasemu.project.failures import WorkerError
 from faasemu.project.paths import ProjectPaths
 from faasemu.project.spec import FunctionSpec, Manifest
 from faasemu.runtimes.contract import load_runtime
 from faasemu.runtimes.request_ids import invocation_id
+from faasemu.verify import perturbed
 from faasemu.verify.cascade import (
     EMITTED_TIME,
     CascadeRun,
@@ -48,6 +47,7 @@ from faasemu.verify.cascade import (
     read_emitted,
     record_effect,
 )
+from faasemu.verify.lanes import Lane, LoadProblem, close_lane, kill_spares, load_worker, open_lane, ram_folder, top_up
 from faasemu.verify.model import Candidate, Effects, RunResult, SinkEffect, Snapshot
 from faasemu.verify.stores import folder as dir_state
 from faasemu.verify.stores import hooks as hook_state
@@ -55,40 +55,11 @@ from faasemu.verify.stores import postgres as postgres_state
 from faasemu.verify.stores import sqlite as sqlite_state
 from faasemu.verify.triggers import captured_events, is_trigger_event, webhook_item, webhook_retries
 from faasemu.workers.pool import Watchdog
-from faasemu.workers.process import LoadFailed, WorkerDied, WorkerProcess, WorkerTimeout
+from faasemu.workers.process import WorkerDied, WorkerProcess, WorkerTimeout
 
-LOAD_TIMEOUT = 30.0
 MAX_DEPTH = 10  # cascades: an event emitted by a delivery this deep is not delivered onward
 MAX_DOWNSTREAM = 10_000  # cascades: downstream deliveries at most, in the baseline and per run for new events
 NEW = 1 << 40  # indices of a run's new events' deliveries: never a baseline index
-
-
-def ram_folder() -> str | None:
-    """A RAM filesystem for lanes: a commit costs ~0.4 ms there against ~2 ms on disk."""
-    candidate = "/dev/shm"
-    return candidate if os.path.isdir(candidate) and os.access(candidate, os.W_OK) else None
-
-
-@dataclass
-class Lane:
-    id: str
-    folder: str
-    state_path: str
-    sink_url: str
-    events_url: str
-    counter_path: str = ""  # the step counter the worker and the sink share (project/stepcounter.py)
-    gate_path: str = ""  # the lock file that releases an overlapping pair together
-    spares: list[WorkerProcess] = field(default_factory=list)
-    topping_up: asyncio.Task[None] | None = None
-    cascade: CascadeRun | None = None  # the running candidate's emitted events, when cascades are on
-
-
-@dataclass
-class LoadProblem:
-    """A function whose handler cannot load: every delivery to it is `unavailable`."""
-
-    function: str
-    error: WorkerError
 
 
 class Runner:
@@ -151,15 +122,7 @@ class Runner:
                 self.capture = capture_postgres
         self._free = asyncio.Queue()
         for number in range(self.lane_count):
-            folder = os.path.join(self.base, f"lane-{number}")
-            os.makedirs(folder)
-            state_path = os.path.join(folder, "state" if state.kind == "dir" else "state.db")
-            sink, events = self.effects.add_lane(f"lane{number}")
-            lane = Lane(f"lane{number}", folder, state_path, sink, events,
-                        os.path.join(folder, "steps.counter"), os.path.join(folder, "overlap.gate"))
-            stepcounter.create(lane.counter_path)
-            with open(lane.gate_path, "wb"):
-                pass
+            lane = open_lane(self.base, number, state.kind, self.effects)
             self.lanes.append(lane)
             self._free.put_nowait(lane)
             self._top_up(lane)
@@ -176,11 +139,7 @@ class Runner:
 
     async def close(self) -> None:
         for lane in self.lanes:
-            if lane.topping_up is not None:
-                lane.topping_up.cancel()  # and awaited: a worker it was starting is stopped, not left behind
-                await asyncio.gather(lane.topping_up, return_exceptions=True)
-            await asyncio.gather(*(w.terminate() for w in lane.spares), return_exceptions=True)
-            lane.spares.clear()
+            await close_lane(lane)
         self.watchdog.stop()
         self.effects.__exit__(None, None, None)
         if self.databases is not None:
@@ -190,27 +149,16 @@ class Runner:
     def discard(self) -> None:
         """Remove the lanes' folders and kill leftover workers (after an interrupted campaign)."""
         for lane in self.lanes:
-            for worker in lane.spares:
-                worker.kill("shutdown")
+            kill_spares(lane)
         if self.databases is not None:
             self.databases.close()
         if self.base:
             shutil.rmtree(self.base, ignore_errors=True)
 
     def _top_up(self, lane: Lane) -> None:
-        """Pre-start generic workers for the lane's next run while this one executes."""
-        if lane.topping_up is not None and not lane.topping_up.done():
-            return
-
+        """Pre-start generic workers for the lane's next run while this one executes: one per function used."""
         runtimes = sorted({self.specs[name].runtime for name in self.used_functions})
-
-        async def spawn() -> None:
-            while len(lane.spares) < len(self.used_functions):
-                # a fork server started with these runtimes has their SDKs imported already (workers/forkserver.py)
-                worker = await WorkerProcess.spawn(self.manifest.root, self.output.append, preload=runtimes)
-                lane.spares.append(worker)
-
-        lane.topping_up = asyncio.get_running_loop().create_task(spawn())
+        top_up(lane, self.manifest.root, lambda: len(self.used_functions), runtimes, self.output.append)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -678,24 +626,14 @@ class Runner:
         event = self._event(lane, step.ref)
         item = {**self._item(lane, spec, step, attempts.next(event["id"], name)),
                 "steps": lane.counter_path, "crash_after": step.crash_after}
-        self.effects.arm(lane.id, lane.counter_path, worker.pid, crash_after=step.crash_after)
-        self.watchdog.track(worker, spec.memory)
-        try:
-            await worker.request({"op": "batch", "timeout": spec.timeout, "items": [item]}, b"", spec.timeout + 1.0)
-        except (WorkerTimeout, WorkerDied):
-            pass
-        finally:
-            self.watchdog.untrack(worker)
-            self.effects.disarm(lane.id)
-            await worker.terminate()
+        await perturbed.crash(lane, worker, item, step.crash_after, spec, self.watchdog, self.effects)
         self._emitted(lane, step, item["attempt"])
         outcomes.append("crash*")
 
     async def _overlap(self, lane: Lane, workers: dict[str, WorkerProcess], others: dict[str, WorkerProcess],
                        first: Step, second: Step, attempts: Attempts, outcomes: list[str]) -> None:
-        """A delivery and its copy started together on two warm instances, released by one signal:
-        both workers wait on the lane's gate file (a shared lock the runner holds exclusively) and
-        say so; once both wait, the runner lets go. What follows each attempt is the policy's, as in
+        """A delivery and its copy started together on two warm instances, released by one signal
+        (`perturbed.together`: the lane's gate file). What follows each attempt is the policy's, as in
         `_ship` (a retry of either runs afterwards, on its own instance)."""
         name = first.ref.function
         spec = self.specs[name]
@@ -710,43 +648,7 @@ class Runner:
         event_id = self._event(lane, first.ref)["id"]
         items = [{**self._item(lane, spec, step, attempts.next(event_id, name)), "gate": lane.gate_path}
                  for step in (first, second)]
-        reports: list[list[dict[str, Any]]] = [[], []]
-        waiting = asyncio.Event()
-        gated = [0]
-
-        def on_item(number: int) -> Any:
-            def seen(frame: dict[str, Any]) -> None:
-                if frame.get("op") == "gated":
-                    gated[0] += 1
-                    if gated[0] == 2:
-                        waiting.set()
-                else:
-                    reports[number].append(frame)
-            return seen
-
-        gate = os.open(lane.gate_path, os.O_RDWR)
-        try:
-            fcntl.flock(gate, fcntl.LOCK_EX)
-            for worker in pair:
-                self.watchdog.track(worker, spec.memory)
-            tasks = [asyncio.ensure_future(worker.request({"op": "batch", "timeout": spec.timeout, "items": [item]},
-                                                          b"", spec.timeout + 1.0, on_item=on_item(number)))
-                     for number, (worker, item) in enumerate(zip(pair, items))]
-            released = asyncio.ensure_future(waiting.wait())
-            try:
-                await asyncio.wait([released, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            except BaseException:  # cancelled (an interrupted campaign): leave nothing running or tracked
-                for task in tasks:
-                    task.cancel()
-                for worker in pair:
-                    self.watchdog.untrack(worker)
-                raise
-            finally:
-                released.cancel()
-        finally:
-            fcntl.flock(gate, fcntl.LOCK_UN)
-            os.close(gate)
-        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        answers, reports = await perturbed.together(lane, pair, items, spec, self.watchdog)
         if lane.cascade is not None:
             # The two copies post to one URL: the original is taken to have emitted the first half
             # of what arrived, its copy the rest (they run the same code on the same event).
@@ -784,23 +686,8 @@ class Runner:
         outcomes.extend(slot or "unavailable" for slot in slots)
 
     async def _load(self, lane: Lane, name: str) -> WorkerProcess | None:
-        spec = self.specs[name]
-        worker = lane.spares.pop() if lane.spares else await WorkerProcess.spawn(self.manifest.root, self.output.append)
-        env = handler_environment(load_runtime(spec.runtime).environment(spec, self.manifest.root), spec.env,
-                                  faasemu_env(lane.state_path, lane.sink_url, lane.events_url,
-                                              queues=bool(self.manifest.queues)))
-        try:
-            await worker.load(spec.to_wire(), self.manifest.root, env, max(LOAD_TIMEOUT, spec.timeout))
-        except LoadFailed as exc:
-            self.load_problems[name] = LoadProblem(name, exc.error)
-            await worker.terminate()
-            return None
-        except (WorkerDied, WorkerTimeout) as exc:
-            self.load_problems[name] = LoadProblem(
-                name, WorkerError("Runtime.ExitError", str(exc) or "the worker ended while loading"))
-            await worker.terminate()
-            return None
-        return worker
+        """The function loaded in a fresh worker of the lane, or None (recorded in `load_problems`)."""
+        return await load_worker(lane, self.specs[name], self.manifest, self.output.append, self.load_problems)
 
     # -- state and effects -----------------------------------------------------------------------
 

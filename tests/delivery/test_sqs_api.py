@@ -1,6 +1,6 @@
 """The SQS stand-in (delivery/sqs_api.py, docs/delivery.md#sqs-sends-become-events): real boto3 clients
 against a real LocalEffectServer, the MD5s against the values AWS publishes for its own examples, and
-the consumer's record (runtimes/aws_lambda.py `sqs_record`) read back by Powertools' SQS model."""
+the consumer's record (runtimes/aws_sqs.py `sqs_record`) read back by Powertools' SQS model."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from faasemu.delivery.effects import LocalEffectServer
 from faasemu.delivery.sqs_api import SqsApi, event_data
 from faasemu.events.model import normalize
 from faasemu.project.spec import FunctionSpec
-from faasemu.runtimes.aws_lambda import build_event, message_attributes_md5
+from faasemu.runtimes.aws_lambda import build_event
+from faasemu.runtimes.aws_sqs import message_attributes_md5
 from faasemu.runtimes.base import Delivery
 
 QUEUES = {"orders": "sqs.OrdersQueue", "payments.fifo": "sqs.PaymentsQueue"}

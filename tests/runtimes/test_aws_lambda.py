@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from faasemu.runtimes import aws_apigw as apigw
 from faasemu.runtimes import aws_lambda as aws
 from faasemu.runtimes.base import FAILURE_KINDS, Delivery, EntryPointError, HttpRequest, Invocation
 from faasemu.project.spec import FunctionSpec, HttpTrigger
@@ -69,7 +70,7 @@ def echo(event: Any, context: Any) -> Any:
 
 
 def test_v2_event_shape() -> None:
-    event = aws.build_v2_event(request(), "req-1", "GET /orders/{id}")
+    event = apigw.build_v2_event(request(), "req-1", "GET /orders/{id}")
     assert event["version"] == "2.0"
     assert event["routeKey"] == "GET /orders/{id}"
     assert event["rawPath"] == "/orders/42"
@@ -88,16 +89,16 @@ def test_v2_event_shape() -> None:
 
 
 def test_v2_event_omits_what_is_absent() -> None:
-    event = aws.build_v2_event(request(query="", headers=[], path_params={}), "r", "$default")
+    event = apigw.build_v2_event(request(query="", headers=[], path_params={}), "r", "$default")
     assert "cookies" not in event and "queryStringParameters" not in event and "pathParameters" not in event
     assert event["headers"] == {} and event["requestContext"]["http"]["userAgent"] == ""
 
 
 def test_route_key() -> None:
     spec = make_spec()
-    assert aws.route_key(spec, request()) == "GET /orders/{id}"
-    assert aws.route_key(spec, request(method="PUT", route="/any/{rest+}")) == "ANY /any/{rest+}"
-    assert aws.route_key(spec, request(route="")) == "$default"
+    assert apigw.route_key(spec, request()) == "GET /orders/{id}"
+    assert apigw.route_key(spec, request(method="PUT", route="/any/{rest+}")) == "ANY /any/{rest+}"
+    assert apigw.route_key(spec, request(route="")) == "$default"
 
 
 @pytest.mark.parametrize(
@@ -115,17 +116,17 @@ def test_route_key() -> None:
 )
 def test_body_encoding(content_type: str | None, body: bytes, expected: tuple[str, bool]) -> None:
     headers = [("content-type", content_type)] if content_type else []
-    assert aws.encode_body(HttpRequest("POST", "/", headers=headers, body=body)) == expected
+    assert apigw.encode_body(HttpRequest("POST", "/", headers=headers, body=body)) == expected
 
 
 def test_v2_binary_body_is_base64() -> None:
     req = request(method="POST", body=b"\x00\x01\xff", headers=[("content-type", "image/png")])
-    event = aws.build_v2_event(req, "r", "POST /x")
+    event = apigw.build_v2_event(req, "r", "POST /x")
     assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == b"\x00\x01\xff"
 
 
 def test_v1_event_shape() -> None:
-    event = aws.build_v1_event(request(method="POST", body=b'{"n": 1}'), "req-1")
+    event = apigw.build_v1_event(request(method="POST", body=b'{"n": 1}'), "req-1")
     assert event["resource"] == "/orders/{id}" and event["path"] == "/orders/42" and event["httpMethod"] == "POST"
     assert event["headers"]["x-tag"] == "two"  # the last value wins
     assert event["multiValueHeaders"]["x-tag"] == ["one", "two"]
@@ -141,7 +142,7 @@ def test_v1_event_shape() -> None:
 
 
 def test_v1_event_nulls() -> None:
-    event = aws.build_v1_event(request(query="", path_params={}), "r")
+    event = apigw.build_v1_event(request(query="", path_params={}), "r")
     assert event["queryStringParameters"] is None and event["multiValueQueryStringParameters"] is None
     assert event["pathParameters"] is None and event["body"] is None
 

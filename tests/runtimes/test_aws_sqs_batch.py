@@ -10,6 +10,7 @@ import pytest
 
 from faasemu.project.spec import FunctionSpec
 from faasemu.runtimes import aws_lambda as aws
+from faasemu.runtimes import aws_sqs as sqs
 from faasemu.runtimes.adapter import NoBatchDelivery
 from faasemu.runtimes.base import Delivery, Invocation
 from faasemu.runtimes.contract import load_runtime
@@ -95,17 +96,17 @@ def test_fifo_group_id_reads_base64_data_and_nested_paths() -> None:
 
     encoded = {**event("z"), "data_base64": base64.b64encode(json.dumps({"k": {"g": "deep"}}).encode()).decode()}
     del encoded["data"]
-    assert aws.message_group_id(encoded, "data.k.g") == "deep"
-    assert aws.message_group_id(event("y", order={"b": 1, "a": 2}), "data.order") == '{"a": 2, "b": 1}'
-    assert aws.message_group_id(event("x"), "source") == "test"
+    assert sqs.message_group_id(encoded, "data.k.g") == "deep"
+    assert sqs.message_group_id(event("y", order={"b": 1, "a": 2}), "data.order") == '{"a": 2, "b": 1}'
+    assert sqs.message_group_id(event("x"), "source") == "test"
 
 
 def test_which_functions_take_batches() -> None:
-    assert not aws.delivers_batches(spec())  # batch_size 1 and nothing else: one record per invocation
-    assert aws.delivers_batches(spec(batch_size=3))
-    assert aws.delivers_batches(spec(report_batch_item_failures=True))
-    assert aws.delivers_batches(spec(order_key="data.order"))
-    assert not aws.delivers_batches(spec(batch_size=3, options={"event_source": "eventbridge"}))
+    assert not sqs.delivers_batches(spec())  # batch_size 1 and nothing else: one record per invocation
+    assert sqs.delivers_batches(spec(batch_size=3))
+    assert sqs.delivers_batches(spec(report_batch_item_failures=True))
+    assert sqs.delivers_batches(spec(order_key="data.order"))
+    assert not sqs.delivers_batches(spec(batch_size=3, options={"event_source": "eventbridge"}))
     assert load_runtime("aws-lambda").delivers_batches(spec(batch_size=2))
     assert not load_runtime("gcf").delivers_batches(spec(batch_size=2, options={}))
 
@@ -118,12 +119,12 @@ IDS = ["a", "b", "c"]
 @pytest.mark.parametrize("answer", [None, {}, {"batchItemFailures": []}, {"batchItemFailures": None},
                                     {"statusCode": 200}])
 def test_answers_that_mean_every_record_succeeded(answer: Any) -> None:
-    assert aws.batch_failures(answer, IDS) == []
+    assert sqs.batch_failures(answer, IDS) == []
 
 
 def test_named_records_failed_in_batch_order() -> None:
     answer = {"batchItemFailures": [{"itemIdentifier": "c"}, {"itemIdentifier": "a"}, {"itemIdentifier": "c"}]}
-    assert aws.batch_failures(answer, IDS) == [0, 2]
+    assert sqs.batch_failures(answer, IDS) == [0, 2]
 
 
 @pytest.mark.parametrize(("answer", "says"), [
@@ -139,8 +140,8 @@ def test_named_records_failed_in_batch_order() -> None:
     ({"batchItemFailures": [{"itemIdentifier": "zzz"}]}, r"'zzz' is not a messageId of this batch \(a, b, c\)"),
 ])
 def test_malformed_answers_fail_the_whole_batch_and_say_why(answer: Any, says: str) -> None:
-    with pytest.raises(aws.InvalidBatchResponse, match=says) as caught:
-        aws.batch_failures(answer, IDS)
+    with pytest.raises(sqs.InvalidBatchResponse, match=says) as caught:
+        sqs.batch_failures(answer, IDS)
     assert "Lambda treats the whole batch as failed" in str(caught.value)
 
 
@@ -173,7 +174,7 @@ def test_deliver_batch_raises_what_the_handler_raised_and_malformed_answers() ->
 
     with pytest.raises(RuntimeError, match="poison"):
         adapter(boom, batch_size=2).deliver_batch(deliveries("a", "b"), inv())
-    with pytest.raises(aws.InvalidBatchResponse, match="not a messageId"):
+    with pytest.raises(sqs.InvalidBatchResponse, match="not a messageId"):
         adapter(lambda evt, ctx: {"batchItemFailures": [{"itemIdentifier": "x"}]}, batch_size=2,
                 report_batch_item_failures=True).deliver_batch(deliveries("a", "b"), inv())
 
@@ -185,7 +186,7 @@ def test_deliver_batch_passes_positions_to_fifo_records() -> None:
         seen.extend(r["attributes"]["SequenceNumber"] for r in evt["Records"])
 
     adapter(handle, order_key="data.order").deliver_batch(deliveries("a", "b"), inv(), [3, 9])
-    assert [int(n) - aws.FIFO_SEQUENCE_BASE for n in seen] == [3, 9]
+    assert [int(n) - sqs.FIFO_SEQUENCE_BASE for n in seen] == [3, 9]
 
 
 def test_platforms_without_batches_say_so() -> None:

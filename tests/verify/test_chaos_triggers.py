@@ -27,7 +27,7 @@ def copy_sample(root: Path) -> Path:
 
 def campaign(root: Path, manifest: str, env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
     result = run_cli("chaos", "-f", manifest, "changes.jsonl", "--runs", "3", "--seed", "11", "--json", "report.json",
-                     cwd=root, env=env)
+                     cwd=root, env=env, timeout=240)  # ~20 s each alone; a loaded 2-core machine can triple it
     assert result.returncode == 1, result.stdout + result.stderr
     return json.loads((root / "report.json").read_text()), result.stdout
 
