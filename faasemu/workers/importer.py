@@ -154,11 +154,13 @@ class ProjectModules:
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
         self.own_package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-        self.seen: set[str] = set(sys.modules)
+        self.seen: set[str] = set(sys.modules.copy())
         self.files: set[str] = set()
 
     def current(self) -> list[str]:
-        for name, module in list(sys.modules.items()):
+        # a C-level copy: a finalizer run by the garbage collector mid-iteration (a "coroutine was never
+        # awaited" warning) may import modules, and a Python-level iteration would then fail
+        for name, module in sys.modules.copy().items():
             if name in self.seen:
                 continue
             self.seen.add(name)
