@@ -192,6 +192,10 @@ def _reap(control: socket.socket, children: set[int], *, block: bool) -> None:
         if pid == 0:
             return
         children.discard(pid)
+        try:  # what the worker left running in its session ends with it (a worker that ended at its EOF
+            os.killpg(pid, signal.SIGKILL)  # before the stop, say): never os.kill, the pid may be reused
+        except (ProcessLookupError, PermissionError):
+            pass
         _send(control, {"op": "exited", "pid": pid, "status": os.waitstatus_to_exitcode(status)})
 
 
