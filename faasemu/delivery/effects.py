@@ -29,6 +29,7 @@ from faasemu.project.stepcounter import StepCounter
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255  # Stripe's limit
+SHUTDOWN_POLL = 0.05  # seconds between the effect server's checks for a shutdown
 
 
 def parse_body(body: bytes) -> Any:
@@ -291,7 +292,10 @@ class LocalEffectServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="faasemu-effects", daemon=True)
+        # polled every 50 ms, not socketserver's 0.5 s: shutdown() waits for the next poll, and every
+        # `invoke`, `replay` and campaign ends with one
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL,),
+                                       name="faasemu-effects", daemon=True)
 
     @property
     def log(self) -> EffectLog:

@@ -45,6 +45,9 @@ class Lane:
     spares: list[WorkerProcess] = field(default_factory=list)
     topping_up: asyncio.Task[None] | None = None
     cascade: CascadeRun | None = None  # the running candidate's emitted events, when cascades are on
+    loads: int = 0  # workers the running candidate has loaded so far (second instances and cold starts count)
+    needed: int = 0  # the most any of the lane's recent runs loaded: the spares to keep ready
+    runtimes: list[str] = field(default_factory=list)  # what its spares preload: a worker made at need does too
 
 
 @dataclass
@@ -73,6 +76,7 @@ def top_up(lane: Lane, root: str, wanted: Callable[[], int], runtimes: list[str]
            output: Callable[[str], None]) -> None:
     """Pre-start generic workers for the lane's next run while this one executes, until it has
     `wanted()` spares (read on every spawn: discovery may add functions while it runs)."""
+    lane.runtimes = runtimes
     if lane.topping_up is not None and not lane.topping_up.done():
         return
 
@@ -89,7 +93,10 @@ async def load_worker(lane: Lane, spec: FunctionSpec, manifest: Manifest, output
                       problems: dict[str, LoadProblem]) -> WorkerProcess | None:
     """A worker with the function loaded under the lane's state and URLs (a spare when there is one),
     or None: why it cannot load is then in `problems` and the worker stopped."""
-    worker = lane.spares.pop() if lane.spares else await WorkerProcess.spawn(manifest.root, output)
+    lane.loads += 1
+    # made at need: from the spares' fork server (another preload would start, and stop, a second one)
+    worker = lane.spares.pop() if lane.spares else await WorkerProcess.spawn(manifest.root, output,
+                                                                             preload=lane.runtimes)
     env = handler_environment(load_runtime(spec.runtime).environment(spec, manifest.root), spec.env,
                               faasemu_env(lane.state_path, lane.sink_url, lane.events_url,
                                           queues=bool(manifest.queues)))

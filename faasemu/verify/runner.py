@@ -62,6 +62,9 @@ MAX_DOWNSTREAM = 10_000  # cascades: downstream deliveries at most, in the basel
 NEW = 1 << 40  # indices of a run's new events' deliveries: never a baseline index
 
 
+SPARES_LIMIT = 8  # the most spare workers a lane keeps ready
+
+
 class Runner:
     """Runs candidates (schedules) against fresh state and returns their snapshots and effects."""
 
@@ -156,9 +159,11 @@ class Runner:
             shutil.rmtree(self.base, ignore_errors=True)
 
     def _top_up(self, lane: Lane) -> None:
-        """Pre-start generic workers for the lane's next run while this one executes: one per function used."""
+        """Pre-start generic workers for the lane's next run while this one executes: one per function
+        used, or as many as its recent runs loaded (second instances, cold starts after crashes)."""
         runtimes = sorted({self.specs[name].runtime for name in self.used_functions})
-        top_up(lane, self.manifest.root, lambda: len(self.used_functions), runtimes, self.output.append)
+        top_up(lane, self.manifest.root, lambda: max(len(self.used_functions), lane.needed), runtimes,
+               self.output.append)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -201,6 +206,7 @@ class Runner:
         cascade = CascadeRun(discover) if discover or self.cascades else None
         lane.cascade = cascade
         await self._reset(lane)
+        lane.loads = 0
         self.effects.take(lane.id)
         workers: dict[str, WorkerProcess] = {}
         others: dict[str, WorkerProcess] = {}
@@ -265,6 +271,9 @@ class Runner:
         finally:
             await asyncio.gather(*(w.terminate() for w in [*workers.values(), *others.values()]),
                                  return_exceptions=True)
+            # spares for as many workers as the lane's recent runs loaded (a second instance or a cold
+            # start after a crash waits for a fork otherwise), decaying by one a run, bounded
+            lane.needed = min(max(lane.loads, lane.needed - 1), SPARES_LIMIT)
             self._top_up(lane)
             lane.cascade = None
         self.runs += 1
