@@ -386,18 +386,14 @@ class WorkerProcess:
         first = not channel.waiting
         assert first or (watched and on_item is None), "only watched requests are pipelined"
         channel.waiting.append((future, timeout))
-        timer = None
+        timed = first and not watched  # unwatched (loading, a campaign's batch): a timer of its own
         if first:
             self.deadline = loop.time() + timeout
-            timer = None if watched else loop.call_later(timeout, self.expire)  # unwatched: e.g. loading
-            self._timer = timer
+            if timed:
+                self._timer = loop.call_at(self.deadline, self._deadline_reached)
         if on_item is not None:
             def item_arrived(item: dict[str, Any]) -> None:
-                nonlocal timer
-                self.deadline = loop.time() + timeout
-                if timer is not None:
-                    timer.cancel()
-                    timer = self._timer = loop.call_later(timeout, self.expire)
+                self.deadline = loop.time() + timeout  # the timer, when it fires, reads the moved deadline
                 on_item(item)
 
             channel.on_item = item_arrived
@@ -416,12 +412,24 @@ class WorkerProcess:
             await self.wait_exited()
             raise WorkerDied(self.exit_description) from None
         finally:
-            if timer is not None:
-                timer.cancel()
+            if timed and self._timer is not None:
+                self._timer.cancel()
                 self._timer = None
             if not channel.waiting:
                 self.deadline = None
             channel.on_item = None if on_item is not None else channel.on_item
+
+    def _deadline_reached(self) -> None:
+        """An unwatched request's timer: expire, or wait on if an item moved the deadline meanwhile
+        (moving it costs a batch item one assignment, not a timer cancelled and made again)."""
+        self._timer = None
+        if self.deadline is None:  # paused at a breakpoint, or answered
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.deadline:
+            self._timer = loop.call_at(self.deadline, self._deadline_reached)
+        else:
+            self.expire()
 
     def _flush(self) -> None:
         frames, self._outbox = self._outbox, []
