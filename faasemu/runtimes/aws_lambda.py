@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -131,8 +132,6 @@ def request_id(spec: FunctionSpec, seed: int, event: dict[str, Any], copy: int, 
     receive is a new invocation, so there the id follows the attempt. An `Event` invocation keeps the
     request id the Invoke API answered with (the event's id).
     """
-    import hashlib
-
     event_id = str(event.get("id"))
     if event.get("type") == INVOKE_EVENT_TYPE:
         if copy == 0 and _is_uuid(event_id):
@@ -142,11 +141,19 @@ def request_id(spec: FunctionSpec, seed: int, event: dict[str, Any], copy: int, 
         key = f"attempt\0{attempt}"
     else:
         key = f"copy\0{copy}"
-    digest = hashlib.sha256(f"{seed}\0{spec.name}\0{event_id}\0{key}".encode()).digest()
+    return _uuid_of(f"{seed}\0{spec.name}\0{event_id}\0{key}")
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a campaign asks the same deliveries' ids in every run
+def _uuid_of(text: str) -> str:
+    """A version-4 UUID from the sha256 of `text`."""
+    import hashlib
+
+    digest = hashlib.sha256(text.encode()).digest()
     value = int.from_bytes(digest[:16], "big")
     value = (value & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)  # version 4, RFC variant
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    hexed = f"{value:032x}"
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
 
 
 def _is_uuid(text: str) -> bool:

@@ -8,6 +8,7 @@ otherwise the id is the per-attempt value (docs/delivery.md#ids).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from faasemu.runtimes.contract import Runtime
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a campaign asks the same attempts' ids in every run
 def attempt_value(seed: int, function: str, event_id: str, attempt: int) -> str:
     """sha256 of (seed, function, event id, attempt), 16 hex digits: the attempt id, defined here once because
     runtimes (below the delivery layer) need it for their default request id; `delivery/policy.py` gives
