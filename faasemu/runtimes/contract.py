@@ -139,9 +139,15 @@ class Runtime:
 
 
 def load_runtime(runtime: str) -> Runtime:
-    """The platform module's `RUNTIME`. Runtime modules import only the standard library at module level."""
-    import importlib
+    """The platform module's `RUNTIME`. Runtime modules import only the standard library at module level.
+    Kept once found: the ingress and the campaign runner ask it for every event."""
+    contract = _LOADED.get(runtime)
+    if contract is None:
+        import importlib
 
-    module = importlib.import_module(PLATFORMS[runtime].module)
-    contract: Runtime = module.RUNTIME
+        module = importlib.import_module(PLATFORMS[runtime].module)
+        contract = _LOADED[runtime] = module.RUNTIME
     return contract
+
+
+_LOADED: dict[str, Runtime] = {}
