@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -11,11 +12,15 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from faasemu.workers.process import WorkerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 # pytest-xdist's workers (the README's `pytest` runs in parallel) inherit COLUMNS=80 and LINES=24 from
@@ -57,6 +62,25 @@ def write_project(root: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
     return root / "faasemu.yaml"
+
+
+@contextlib.asynccontextmanager
+async def loaded_worker(root: Path, function: str) -> AsyncIterator[WorkerProcess]:
+    """A real worker with the manifest's `function` loaded, as the campaign runner's `_load` does it."""
+    from faasemu.project.environment import handler_environment  # imported here, as by the helpers below
+    from faasemu.project.manifest import load_manifest
+    from faasemu.runtimes.contract import load_runtime
+    from faasemu.workers.process import WorkerProcess
+
+    spec = load_manifest(root / "faasemu.yaml").function(function)
+    assert spec is not None
+    worker = await WorkerProcess.spawn(str(root), lambda line: None)
+    try:
+        env = handler_environment(load_runtime(spec.runtime).environment(spec, str(root)), spec.env, {})
+        await worker.load(spec.to_wire(), str(root), env, 10.0)
+        yield worker
+    finally:
+        await worker.terminate()
 
 
 def arrivals(root: Path) -> list[str]:

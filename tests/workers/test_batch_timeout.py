@@ -10,15 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from conftest import write_project
+from conftest import loaded_worker, write_project
 
-from faasemu.project.environment import handler_environment
-from faasemu.project.manifest import load_manifest
-from faasemu.runtimes.contract import load_runtime
 from faasemu.workers.process import WorkerProcess, WorkerTimeout
 
 MANIFEST = """\
@@ -39,18 +35,9 @@ def handler(event, context):
 """
 
 
-@contextlib.asynccontextmanager
-async def loaded(root: Path) -> AsyncIterator[WorkerProcess]:
+def loaded(root: Path) -> contextlib.AbstractAsyncContextManager[WorkerProcess]:
     write_project(root, {"faasemu.yaml": MANIFEST, "app.py": APP})
-    spec = load_manifest(root / "faasemu.yaml").function("napper")
-    assert spec is not None
-    worker = await WorkerProcess.spawn(str(root), lambda line: None)
-    try:
-        env = handler_environment(load_runtime(spec.runtime).environment(spec, str(root)), spec.env, {})
-        await worker.load(spec.to_wire(), str(root), env, 10.0)
-        yield worker
-    finally:
-        await worker.terminate()
+    return loaded_worker(root, "napper")
 
 
 def nap(index: int, seconds: float) -> dict[str, Any]:

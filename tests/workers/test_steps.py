@@ -11,17 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_project
+from conftest import loaded_worker, write_project
 
 from faasemu.project import stepcounter
-from faasemu.project.environment import handler_environment
-from faasemu.project.manifest import load_manifest
-from faasemu.runtimes.contract import load_runtime
 from faasemu.workers.process import WorkerDied, WorkerProcess
 from faasemu.workers.steps import written_table
 
@@ -177,18 +173,9 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@contextlib.asynccontextmanager
-async def loaded(root: Path, function: str) -> AsyncIterator[WorkerProcess]:
+def loaded(root: Path, function: str) -> contextlib.AbstractAsyncContextManager[WorkerProcess]:
     """A real worker with `function` loaded, as the campaign runner's `_load` does it."""
-    spec = load_manifest(root / "faasemu.yaml").function(function.replace("_", "-"))
-    assert spec is not None
-    worker = await WorkerProcess.spawn(str(root), lambda line: None)
-    try:
-        env = handler_environment(load_runtime(spec.runtime).environment(spec, str(root)), spec.env, {})
-        await worker.load(spec.to_wire(), str(root), env, 10.0)
-        yield worker
-    finally:
-        await worker.terminate()
+    return loaded_worker(root, function.replace("_", "-"))
 
 
 def item(root: Path, order: str = "o1", **fields: Any) -> dict[str, Any]:
