@@ -34,11 +34,13 @@ for _variable in ("COLUMNS", "LINES"):
 # Ports for the servers tests start. `bind(0)` then close can hand the same port to two servers started
 # one after the other (the first has not bound it yet), and to another pytest-xdist worker: so each worker
 # hands out ports of its own block, once each, checked free, below Linux's ephemeral range (32768-60999,
-# where bind(0) and outgoing connections take theirs) and above Ray's worker ports (10002-19999). Each run
-# starts at a random place in its block, so that two runs at once (two checkouts) seldom meet.
-PORT_BASE, PORT_BLOCK = 20000, 3000
+# where bind(0) and outgoing connections take theirs), above Ray's worker ports (10002-19999) and around
+# the ports its Client proxy gives each job's server (23000-23999: one handed to a test's server between
+# the proxy's check and its bind failed the cluster test in CI). Each run starts at a random place in its
+# block, so that two runs at once (two checkouts) seldom meet.
+PORT_BLOCKS, PORT_BLOCK = (20000, 24000, 26000, 28000), 2000
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-_block = PORT_BASE + PORT_BLOCK * (int(_worker) % 4 if _worker.isdigit() else 0)
+_block = PORT_BLOCKS[int(_worker) % len(PORT_BLOCKS) if _worker.isdigit() else 0]
 _start = random.randrange(PORT_BLOCK)
 _ports = iter([_block + (_start + step) % PORT_BLOCK for step in range(PORT_BLOCK)])
 
